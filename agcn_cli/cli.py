@@ -116,16 +116,16 @@ def _int_list(text: str | None, option: str) -> tuple[int, ...] | None:
 def preprocess(
     raw_dir: Annotated[Path, typer.Argument(help="Folder of NTU .skeleton files.")],
     out_dir: Annotated[Path, typer.Argument(help="Folder to write train.h5 and test.h5 into.")],
-    benchmark: Annotated[
-        str, typer.Option(help="ntu60-xsub | ntu60-xview | ntu120-xsub | ntu120-xset")
-    ] = "ntu60-xsub",
+    benchmark: Annotated[str, typer.Option(help="ntu60-xsub | ntu60-xview | ntu120-xsub | ntu120-xset")] = "ntu60-xsub",
     recipe: Annotated[
         str, typer.Option(help="mmaction2 (pyskl denoising, default) | 2s-agcn (the original scripts)")
     ] = "mmaction2",
     missing_list: Annotated[
         Path | None, typer.Option(help="Samples to exclude (default: the benchmark's missing-skeleton list).")
     ] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Fail on the first bad file instead of skipping it.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail on the first bad file instead of skipping it.")
+    ] = False,
     workers: WorkersOpt = 0,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,

@@ -201,7 +201,9 @@ def summarize(path: Path) -> dict:
         streams = [s for s in STREAM_DATASETS if s in f]
     frames = meta["num_frames"]
     labels = meta["label"]
-    summary = {k: attrs[k] for k in ("benchmark", "split", "layout", "recipe", "normalized", "num_classes") if k in attrs}
+    summary = {
+        k: attrs[k] for k in ("benchmark", "split", "layout", "recipe", "normalized", "num_classes") if k in attrs
+    }
     summary.update(
         samples=int(len(frames)),
         frames_total=int(frames.sum()),

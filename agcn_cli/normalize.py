@@ -1,6 +1,11 @@
-"""The 2s-AGCN pre-normalisation (`data_gen/preprocess.py` of lshiwjx/2s-AGCN), vectorised.
+"""Pre-normalisation of 3D (and 2D) skeletons: the 2s-AGCN recipe and MMAction2's transforms.
 
-It runs once, at preprocessing time, on each sample in person-major layout (M, T, V, C):
+All functions work channel-last on one sample, `(M, T, V, C)` (persons, frames, joints,
+channels), the layout of both references; transpose `(C, T, V, M)` data with
+`x.transpose(3, 1, 2, 0)` before and after.
+
+## 2s-AGCN (`pre_normalize_2sagcn`)
+lshiwjx/2s-AGCN `data_gen/preprocess.py`, run once at preprocessing time:
 1. pad: a person whose first frame is empty has its non-empty frames moved to the start;
    then trailing empty frames are filled by repeating the person's frames from the start;
 2. centre: subtract joint `origin` of person 0 *in every frame* from every non-zero joint;
@@ -8,45 +13,166 @@ It runs once, at preprocessing time, on each sample in person-major layout (M, T
 4. then so that joint x_axis[1] -> x_axis[0] (left -> right shoulder) is parallel to +x.
 "Empty" follows the reference exactly: a sum of coordinates equal to zero. Values are float32
 as in the reference (which normalises a float32 array and rotates through float64).
-"""
 
-import math
+## MMAction2 (`pre_normalize_3d`, `pre_normalize_2d`), applied at load time
+
+`pre_normalize_3d` (MMAction2 `PreNormalize3D`, adapted there from 2s-AGCN):
+
+1. An all-zero sample is returned unchanged.
+2. Only frames where the main person is present are kept (a frame counts as empty when
+   every value is within 1e-8 of zero, `np.isclose(x, 0)`). With two persons the main one
+   is the person present in more frames (person 0 on a tie); if that is person 1 the two
+   are swapped. So T can shrink, also inside the sequence, not only at its ends.
+3. `align_center`: subtract the origin joint of the main person at (new) frame 0 from every
+   joint that is not all zero (zero joints stay zero). The origin is joint 1 (spine middle)
+   for 25-joint skeletons and the last joint otherwise, as in the reference.
+4. `align_spine`: rotate so that `x[zaxis[1]] - x[zaxis[0]]` of the main person at frame 0
+   points along +z; rotation axis `v x z`, angle from `angle_between`.
+5. `align_shoulder`: then rotate so that `x[xaxis[0]] - x[xaxis[1]]` (right shoulder minus
+   left shoulder for NTU, i.e. the vector from joint 4 to joint 8) points along +x.
+
+`rotation_matrix` returns the identity when the axis is (nearly) zero or the angle tiny
+(both below 1e-6, summed absolute value for the axis), and `angle_between` returns 0 when
+either vector sums to below 1e-6 in absolute value. A consequence kept from the reference: a
+vector exactly opposite to the target gives a zero cross product, so no rotation at all.
+
+Dtypes: the reference subtracts the centre in the input dtype and rotates with a float64
+matrix, so it returns float64 (its `PoseDecode` casts to float32 later). Here the same steps
+run in the same precisions and the result is cast back to the input's floating dtype.
+"""
 
 import numpy as np
 
+from .errors import AgcnError
 
-def rotation_matrix(axis: np.ndarray, theta: float) -> np.ndarray:
-    """(3, 3) matrix of the rotation by `theta` about `axis` (identity for tiny axis/angle)."""
-    axis = np.asarray(axis)
-    if np.abs(axis).sum() < 1e-6 or np.abs(theta) < 1e-6:
-        return np.eye(3)
-    axis = axis / math.sqrt(np.dot(axis, axis))
-    # Euler-Rodrigues parameters; this sign convention rotates vectors counter-clockwise.
-    a = math.cos(theta / 2.0)
-    b, c, d = -axis * math.sin(theta / 2.0)
-    return np.array(
-        [
-            [a * a + b * b - c * c - d * d, 2 * (b * c + a * d), 2 * (b * d - a * c)],
-            [2 * (b * c - a * d), a * a + c * c - b * b - d * d, 2 * (c * d + a * b)],
-            [2 * (b * d + a * c), 2 * (c * d - a * b), a * a + d * d - b * b - c * c],
-        ]
-    )
+_SMALL = 1e-6  # the reference's threshold for a "zero" axis, vector or angle
+_UNIT_Z = np.array([0.0, 0.0, 1.0])
+_UNIT_X = np.array([1.0, 0.0, 0.0])
 
 
 def angle_between(v1: np.ndarray, v2: np.ndarray) -> float:
-    """Angle in radians between two vectors (0 when either is tiny)."""
-    v1, v2 = np.asarray(v1), np.asarray(v2)
-    if np.abs(v1).sum() < 1e-6 or np.abs(v2).sum() < 1e-6:
+    """Angle in radians between two vectors; 0 if either has an absolute sum below 1e-6."""
+    v1, v2 = np.asarray(v1, dtype=np.float64), np.asarray(v2, dtype=np.float64)
+    if np.abs(v1).sum() < _SMALL or np.abs(v2).sum() < _SMALL:
         return 0.0
-    u1 = v1 / np.linalg.norm(v1)
-    u2 = v2 / np.linalg.norm(v2)
-    return float(np.arccos(np.clip(np.dot(u1, u2), -1.0, 1.0)))
+    cos = np.dot(v1 / np.linalg.norm(v1), v2 / np.linalg.norm(v2))
+    return float(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
-def align_matrix(vector: np.ndarray, target: tuple[float, float, float]) -> np.ndarray:
-    """The rotation that turns `vector` parallel to `target`."""
-    target_arr = np.asarray(target, dtype=np.float64)
-    return rotation_matrix(np.cross(vector, target_arr), angle_between(vector, target_arr))
+def rotation_matrix(axis: np.ndarray, theta: float) -> np.ndarray:
+    """(3, 3) counterclockwise rotation by `theta` about `axis` (right-hand rule); p' = R @ p.
+
+    Identity when the axis has an absolute sum below 1e-6 or |theta| < 1e-6.
+    """
+    axis = np.asarray(axis, dtype=np.float64)
+    if np.abs(axis).sum() < _SMALL or abs(theta) < _SMALL:
+        return np.eye(3)
+    k = axis / np.linalg.norm(axis)
+    cross = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    # Rodrigues' formula; the same matrix as the reference's Euler-Rodrigues parameters.
+    return np.cos(theta) * np.eye(3) + np.sin(theta) * cross + (1.0 - np.cos(theta)) * np.outer(k, k)
+
+
+def align_matrix(vector: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Rotation taking `vector` onto the direction of `target` (identity in degenerate cases)."""
+    return rotation_matrix(np.cross(vector, target), angle_between(vector, target))
+
+
+def pre_normalize_3d(
+    keypoint: np.ndarray,
+    *,
+    zaxis: tuple[int, int] = (0, 1),
+    xaxis: tuple[int, int] = (8, 4),
+    origin: int | None = None,
+    align_center: bool = True,
+    align_spine: bool = True,
+    align_shoulder: bool = True,
+) -> np.ndarray:
+    """MMAction2 `PreNormalize3D` on one sample (M, T, V, 3) -> (M, T', V, 3), T' <= T.
+
+    M must be 1 or 2. `origin=None` picks joint 1 for 25 joints, else the last joint.
+    """
+    kp = np.asarray(keypoint)
+    if kp.ndim != 4 or kp.shape[-1] != 3:
+        raise AgcnError(f"expected 3D keypoints of shape (M, T, V, 3), got {kp.shape}")
+    m, _, v, _ = kp.shape
+    if m not in (1, 2):
+        raise AgcnError(f"3D pre-normalisation handles 1 or 2 persons, got {m}")
+    out_dtype = kp.dtype if np.issubdtype(kp.dtype, np.floating) else np.dtype(np.float32)
+    if kp.sum() == 0:
+        return kp.astype(out_dtype)
+
+    present = ~np.all(np.isclose(kp, 0), axis=(2, 3))  # (M, T)
+    main = 1 if m == 2 and present[0].sum() < present[1].sum() else 0
+    if not present[main].any():  # values all within 1e-8 of zero; the reference fails here
+        return kp.astype(out_dtype)
+    sk = kp[:, present[main]]
+    if main == 1:
+        sk = sk[::-1]
+
+    if align_center:
+        center = sk[0, 0, (1 if v == 25 else v - 1) if origin is None else origin].copy()
+        sk = (sk - center) * np.any(sk != 0, axis=-1, keepdims=True)
+
+    rot = np.eye(3)
+    if align_spine:
+        rot = align_matrix(sk[0, 0, zaxis[1]] - sk[0, 0, zaxis[0]], _UNIT_Z)
+    if align_shoulder:
+        shoulders = rot @ (sk[0, 0, xaxis[0]].astype(np.float64) - sk[0, 0, xaxis[1]])
+        rot = align_matrix(shoulders, _UNIT_X) @ rot
+    if align_spine or align_shoulder:
+        sk = np.einsum("mtvc,kc->mtvk", sk.astype(np.float64), rot)
+    return sk.astype(out_dtype)
+
+
+PRENORM_2D_MODES = ("fix", "auto")
+
+
+def pre_normalize_2d(
+    keypoint: np.ndarray,
+    img_shape: tuple[int, int] = (1080, 1920),
+    *,
+    score: np.ndarray | None = None,
+    threshold: float = 0.0,
+    mode: str = "fix",
+) -> np.ndarray:
+    """MMAction2 `PreNormalize2D`: pixel coordinates (..., 2 or 3) to [-1, 1]; float32 copy.
+
+    `img_shape` is (height, width). A third channel (or `score`, appended as one) is a
+    detection score: it is kept, and x, y of joints scoring <= `threshold` are set to 0.
+    mode "fix" maps the image box to [-1, 1]; "auto" maps the box around the scored joints,
+    if it is wider and taller than 10 pixels.
+    """
+    if mode not in PRENORM_2D_MODES:
+        raise AgcnError(f"unknown 2D normalisation mode {mode!r}; choose one of: {', '.join(PRENORM_2D_MODES)}")
+    kp = np.array(keypoint, dtype=np.float32)
+    if score is not None:
+        kp = np.concatenate([kp, np.asarray(score, dtype=np.float32)[..., None]], axis=-1)
+    if kp.shape[-1] not in (2, 3):
+        raise AgcnError(f"expected 2D keypoints (..., 2) or (..., 3) with a score, got {kp.shape}")
+    keep = kp[..., 2] > threshold if kp.shape[-1] == 3 else None
+    x, y = kp[..., 0], kp[..., 1]  # views into kp
+
+    if mode == "fix":
+        h, w = float(img_shape[0]), float(img_shape[1])  # Python floats keep the arithmetic in float32
+        x[...] = (x - w / 2) / (w / 2)
+        y[...] = (y - h / 2) / (h / 2)
+    else:
+        if keep is None:
+            box = (x.max(), x.min(), y.max(), y.min())
+        elif keep.any():
+            box = (x[keep].max(), x[keep].min(), y[keep].max(), y[keep].min())
+        else:
+            box = (0, 0, 0, 0)
+        x_max, x_min, y_max, y_min = box
+        if x_max - x_min > 10 and y_max - y_min > 10:
+            x[...] = (x - (x_max + x_min) / 2) / (x_max - x_min) * 2
+            y[...] = (y - (y_max + y_min) / 2) / (y_max - y_min) * 2
+
+    if keep is not None:
+        x[~keep] = 0
+        y[~keep] = 0
+    return kp
 
 
 def pad_empty_frames(sample: np.ndarray) -> np.ndarray:

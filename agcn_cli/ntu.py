@@ -169,7 +169,9 @@ def _raise_bad_joint_line(lines: list[str], blocks: list[int], path: Path):
             try:
                 [float(v) for v in values[:3]]
             except ValueError:
-                raise SkeletonError(f"{path}: line {i + 1}: non-numeric joint value in {lines[i].strip()[:60]!r}") from None
+                raise SkeletonError(
+                    f"{path}: line {i + 1}: non-numeric joint value in {lines[i].strip()[:60]!r}"
+                ) from None
             if len(values) < 3:
                 raise SkeletonError(f"{path}: line {i + 1}: joint line has {len(values)} values, expected 12")
     raise SkeletonError(f"{path}: malformed joint lines")

@@ -37,7 +37,9 @@ def _read_sequence(path):
                 body["numJoint"] = int(f.readline())
                 body["jointInfo"] = []
                 for _ in range(body["numJoint"]):
-                    body["jointInfo"].append({k: float(v) for k, v in zip(joint_keys, f.readline().split(), strict=False)})
+                    body["jointInfo"].append(
+                        {k: float(v) for k, v in zip(joint_keys, f.readline().split(), strict=False)}
+                    )
                 frame["bodyInfo"].append(body)
             seq["frameInfo"].append(frame)
     return seq
@@ -175,8 +177,11 @@ def _parse_bodies(path):
 def _spread_denoising(items):
     for item in items:
         kpt = item["kpt"]
-        valid = [i for i in range(kpt.shape[0])
-                 if kpt[i, :, 0].max() - kpt[i, :, 0].min() <= 0.8 * (kpt[i, :, 1].max() - kpt[i, :, 1].min())]  # fmt: skip
+        valid = []
+        for i in range(kpt.shape[0]):
+            x, y = kpt[i, :, 0], kpt[i, :, 1]
+            if x.max() - x.min() <= 0.8 * (y.max() - y.min()):
+                valid.append(i)
         if len(valid) == kpt.shape[0]:
             item["flag"] = True
             continue

@@ -72,7 +72,11 @@ def test_bad_files_skipped_and_listed_or_strict(raw_dir, tmp_path):
     (raw_dir / "not_an_ntu_name.skeleton").write_text("1\r\n0\r\n")
     report = _run(raw_dir, tmp_path / "out")
     reasons = dict(report.skipped)
-    assert set(reasons) == {"S001C001P001R001A009.skeleton", "S001C001P001R001A010.skeleton", "not_an_ntu_name.skeleton"}
+    assert set(reasons) == {
+        "S001C001P001R001A009.skeleton",
+        "S001C001P001R001A010.skeleton",
+        "not_an_ntu_name.skeleton",
+    }
     assert "empty file" in reasons["S001C001P001R001A009.skeleton"]
     assert "truncated" in reasons["S001C001P001R001A010.skeleton"]
     assert report.splits["train"].samples == 12

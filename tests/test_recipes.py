@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-from benchmarks.reference_preprocess import ref_2sagcn_sample, ref_mmaction2_sample
 from skeleton_writer import random_body, write_skeleton
 
 from agcn_cli.layouts import get_layout
 from agcn_cli.normalize import pre_normalize_2sagcn
 from agcn_cli.ntu import SkeletonError, parse_skeleton
 from agcn_cli.recipes import make_sample
+from benchmarks.reference_preprocess import ref_2sagcn_sample, ref_mmaction2_sample
 
 NORM = get_layout("ntu25").normalize
 
