@@ -87,6 +87,7 @@ def pre_normalize_3d(
     align_center: bool = True,
     align_spine: bool = True,
     align_shoulder: bool = True,
+    dtype: np.dtype | None = None,
 ) -> np.ndarray:
     """MMAction2 `PreNormalize3D` on one sample (M, T, V, 3) -> (M, T', V, 3), T' <= T.
 
@@ -98,7 +99,8 @@ def pre_normalize_3d(
     m, _, v, _ = kp.shape
     if m not in (1, 2):
         raise AgcnError(f"3D pre-normalisation handles 1 or 2 persons, got {m}")
-    out_dtype = kp.dtype if np.issubdtype(kp.dtype, np.floating) else np.dtype(np.float32)
+    # the reference returns float64 that PoseDecode casts to float32; `dtype` picks the output
+    out_dtype = dtype or (kp.dtype if np.issubdtype(kp.dtype, np.floating) else np.dtype(np.float32))
     if kp.sum() == 0:
         return kp.astype(out_dtype)
 

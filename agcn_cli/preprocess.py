@@ -127,7 +127,7 @@ def preprocess(config: PreprocessConfig, progress: Callable[[int], None] | None 
     attrs = {
         "layout": LAYOUT,
         "recipe": recipe,
-        "normalized": recipe == "2s-agcn",  # mmaction2 normalises at load time (PreNormalize3D)
+        "normalized": True,  # both recipes' normalisation is applied here (see data_specs/recipes.md)
         "benchmark": bench.name,
         "num_classes": bench.num_classes,
         "channels": ",".join(layout.channels),

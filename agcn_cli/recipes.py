@@ -8,15 +8,15 @@
   Bodies are tracked by Kinect body id; frames with no body are dropped; bodies of 11 frames or
   fewer are dropped when several exist; spread denoising; ranking by motion (variance);
   non-overlapping tracks merged into two persons; empty leading/trailing frames cut; values
-  rounded through float16 as the reference stores them. Normalised at load time
-  (PreNormalize3D), not here.
+  rounded to float16 as the reference stores them; then MMAction2's PreNormalize3D, which
+  its pipeline applies at load time, is applied here once (it depends on the sample alone).
 Every function returns person-major samples: (M, T, V, C).
 """
 
 import numpy as np
 
 from .errors import AgcnError
-from .normalize import pre_normalize_2sagcn
+from .normalize import pre_normalize_2sagcn, pre_normalize_3d
 from .ntu import NUM_JOINTS, SkeletonError, SkeletonFile
 
 RECIPES = ("mmaction2", "2s-agcn")
@@ -142,9 +142,17 @@ def select_bodies_mmaction2(sk: SkeletonFile) -> np.ndarray:
     return keypoint
 
 
-def sample_mmaction2(sk: SkeletonFile) -> np.ndarray:
-    # the reference stores float16; round through it so the stored values are the same
-    return select_bodies_mmaction2(sk).astype(np.float16).astype(np.float32)
+def sample_mmaction2(sk: SkeletonFile, layout_normalize: dict) -> np.ndarray:
+    # The annotation file holds float16; PreNormalize3D centres in that dtype, then rotates in
+    # float64, and the pipeline casts to float32 after it.
+    keypoint = select_bodies_mmaction2(sk).astype(np.float16)
+    return pre_normalize_3d(
+        keypoint,
+        zaxis=tuple(layout_normalize["z_axis"]),
+        xaxis=tuple(layout_normalize["x_axis"]),
+        origin=layout_normalize["origin"],
+        dtype=np.float32,
+    )
 
 
 def make_sample(sk: SkeletonFile, recipe: str, layout_normalize: dict) -> tuple[np.ndarray, int]:
@@ -155,7 +163,7 @@ def make_sample(sk: SkeletonFile, recipe: str, layout_normalize: dict) -> tuple[
         sample = sample_2sagcn(sk, layout_normalize)
         persons = int((np.abs(sample).sum(axis=(1, 2, 3)) > 0).sum())
     else:
-        sample = sample_mmaction2(sk)
+        sample = sample_mmaction2(sk, layout_normalize)
         persons = sample.shape[0]
     if sample.shape[0] < NUM_PERSONS:
         sample = np.concatenate([sample, np.zeros((NUM_PERSONS - sample.shape[0], *sample.shape[1:]), np.float32)])
