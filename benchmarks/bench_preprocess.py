@@ -2,8 +2,8 @@
 
     python benchmarks/bench_preprocess.py --files 2000 [--reference-files 100] [--json]
 
-1. Writes `--files` synthetic `.skeleton` files (agcn synth, frames 60-120 by default) into
-   bench_out/raw (kept between runs).
+1. Writes `--files` synthetic `.skeleton` files (agcn synth: 60 classes, 40 performers,
+   frames 60-120 by default) into bench_out/raw (kept between runs).
 2. Runs `agcn preprocess` on them for each recipe as a subprocess, polling the RSS of the whole
    process tree (main + workers) to get the peak; also on a quarter of the files, to show
    that peak memory does not grow with the number of files.
@@ -73,9 +73,17 @@ def make_files(raw: Path, files: int, min_frames: int, max_frames: int) -> list[
     if len(existing) == files:
         return existing
     shutil.rmtree(raw, ignore_errors=True)
-    base = SynthConfig()
-    per_class = -(-files // len(base.actions))
-    config = SynthConfig(samples_per_class=per_class, min_frames=min_frames, max_frames=max_frames, seed=1)
+    # all 60 NTU60 actions (8 hand-made, the rest procedural), 40 performers, 17 setups
+    actions = tuple(range(1, 61))
+    config = SynthConfig(
+        actions=actions,
+        subjects=tuple(range(1, 41)),
+        setups=tuple(range(1, 18)),
+        samples_per_class=-(-files // len(actions)),
+        min_frames=min_frames,
+        max_frames=max_frames,
+        seed=1,
+    )
     paths = sorted(generate(raw, config))
     for extra in paths[files:]:
         extra.unlink()
