@@ -220,3 +220,28 @@ def summarize(path: Path) -> dict:
         size_mb=round(Path(path).stat().st_size / 2**20, 2),
     )
     return summary
+
+
+def sample_blocks(
+    offset: np.ndarray, num_frames: np.ndarray, max_frames: int = 64 * CHUNK_FRAMES, source: str = "split file"
+) -> list[tuple[int, int]]:
+    """Consecutive sample ranges [a, b) of at most `max_frames` frames (at least one sample each).
+
+    Reading a stream block by block keeps memory bounded; a block's rows are
+    `offset[a] : offset[b - 1] + num_frames[b - 1]`. Needs the samples stored back to back, as
+    `SplitWriter` writes them.
+    """
+    lengths = np.asarray(num_frames, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    if not np.array_equal(np.asarray(offset, dtype=np.int64), ends - lengths):
+        raise AgcnError(
+            f"{source}: samples are not stored back to back (offset != cumulative num_frames). "
+            "Run agcn preprocess again"
+        )
+    blocks, a, n = [], 0, len(lengths)
+    while a < n:
+        start = ends[a] - lengths[a]
+        b = max(a + 1, int(np.searchsorted(ends, start + max_frames, side="right")))
+        blocks.append((a, b))
+        a = b
+    return blocks

@@ -23,6 +23,8 @@ same values on the real frames.
 """
 
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -154,3 +156,96 @@ def compute_stream(joints: Any, stream: str, layout: Layout, num_frames: Any = N
     if stream == "joint-motion":
         return motion(joints, layout, num_frames)
     return motion(bone(joints, layout, num_frames), layout, num_frames)
+
+
+# ---- frame-concatenated samples and materialised streams ---------------------------------
+
+DERIVED_STREAMS = STREAMS[1:]  # what `agcn streams` can store next to `joint`
+
+
+def compute_stream_frames(frames: np.ndarray, stream: str, layout: Layout, num_frames: Any) -> np.ndarray:
+    """`stream` of samples stored back to back, (F, M, V, C) as in a split file; same shape.
+
+    Equals `compute_stream` on each sample's real frames `(C, T, V, M)` separately, in one
+    vectorised call: bone works frame by frame, and the motion across the boundary between two
+    samples is replaced by the zero of each sample's last frame. `num_frames`: (N,) lengths,
+    summing to F.
+    """
+    lengths = np.asarray(num_frames, dtype=np.int64).reshape(-1)
+    if int(lengths.sum()) != frames.shape[0]:
+        raise AgcnError(f"num_frames sum to {int(lengths.sum())} but the block holds {frames.shape[0]} frames")
+    x = np.asarray(frames).transpose(3, 0, 2, 1)  # (C, F, V, M) view
+    out = compute_stream(x, stream, layout)
+    if stream.endswith("motion"):
+        out[:, np.cumsum(lengths)[lengths > 0] - 1] = 0  # each sample's last frame
+    return np.ascontiguousarray(out.transpose(1, 3, 2, 0))  # (F, M, V, C)
+
+
+def materialize_streams(
+    path: str | Path, streams: list[str], force: bool = False, progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
+    """Store derived streams as datasets next to `joint` in a split file, atomically.
+
+    Each stream is derived from each sample's real frames before any temporal sampling (as
+    MMAction2's GenSkeFeat), block by block so memory stays bounded, into datasets of the same
+    shape, chunking and compression as `joint`. The file is rebuilt under a temporary sibling
+    name (its other datasets copied chunk by chunk) and renamed over the original at the end,
+    so an interrupted run leaves the original untouched. A stream already in the file is left
+    alone and reported as already present, unless `force` rewrites it.
+
+    `progress(n)` is called as n more samples are done. Returns `{"path", "written",
+    "already_present", "samples", "frames", "seconds"}`.
+    """
+    import time
+
+    import h5py  # here, not at the top: streams stays light for torch-only users
+
+    from . import h5io
+    from .layouts import get_layout
+
+    t0 = time.perf_counter()
+    path = Path(path)
+    wanted = list(dict.fromkeys(streams))
+    unknown = [s for s in wanted if s not in DERIVED_STREAMS]
+    if unknown or not wanted:
+        found = repr(unknown[0]) if unknown else "no stream"
+        raise AgcnError(f"cannot materialise {found}; choose from: {', '.join(DERIVED_STREAMS)}")
+    attrs = h5io.check_split_file(path)
+    if not attrs["normalized"]:
+        raise AgcnError(
+            f"{path}: joints are not pre-normalised (normalized=False), and streams must be derived after "
+            "normalisation; training derives them on the fly for this file, or re-create it with agcn preprocess"
+        )
+    layout = get_layout(attrs["layout"])
+    with h5py.File(path, "r") as f:
+        present = [s for s in wanted if s in f]
+        offset, lengths = f["offset"][:], f["num_frames"][:].astype(np.int64)
+    todo = wanted if force else [s for s in wanted if s not in present]
+    report = {
+        "path": str(path),
+        "written": todo,
+        "already_present": [] if force else present,
+        "samples": int(len(lengths)),
+        "frames": int(lengths.sum()),
+    }
+    if todo:
+        blocks = h5io.sample_blocks(offset, lengths, source=str(path))
+        with h5io.atomic_output(path) as tmp, h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
+            for key, value in src.attrs.items():
+                dst.attrs[key] = value
+            for key in src:
+                if key not in todo:
+                    src.copy(src[key], dst, name=key)
+            joint = src["joint"]
+            outputs = {s: h5io.create_stream(dst, s, joint.shape[1:]) for s in todo}
+            for out in outputs.values():
+                out.resize(joint.shape[0], axis=0)
+            for a, b in blocks:
+                r0, r1 = int(offset[a]), int(offset[b - 1] + lengths[b - 1])
+                block = joint[r0:r1]  # (F, M, V, C)
+                for s, out in outputs.items():
+                    out[r0:r1] = compute_stream_frames(block, s, layout, lengths[a:b])
+                if progress:
+                    progress(b - a)
+    report["seconds"] = round(time.perf_counter() - t0, 3)
+    return report

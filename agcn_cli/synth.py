@@ -1,28 +1,50 @@
 """Synthetic NTU RGB+D `.skeleton` files: articulated bodies, several subjects, cameras and
 classes, two-person actions and Kinect artefacts, in the real text format.
 
-The body is the 25-joint Kinect skeleton driven by joint angles (shoulder raise/abduction,
-elbow, hip, knee, torso bend, body yaw, root translation). Joint positions come from one
-matrix product per sample: every joint is the root plus the sum of the bone vectors on its
-path, `positions = paths @ (lengths * directions)`, so nothing loops over joints or frames.
-`data_specs/synthetic.md` lists the classes and artefacts.
+The full NTU data cannot be downloaded here, so these files are the demo's and the tests' data;
+the parser, body selection, pre-normalisation and training run on them as on real files.
 
-Each file gets its own random generator from (seed, action, index), so output is identical
-whatever the number of worker processes.
+- Body: the 25-joint Kinect skeleton driven by joint angles (shoulder raise, abduction and
+  swing, elbow, hip, knee, torso bend and lean, head nod, body yaw, root translation). Positions are
+  the spine base plus the sum of the bone vectors on each joint's path, `paths @ bones`: one
+  matrix product per sample, no loop over joints or frames. Bone lengths are fixed per
+  performer id (height x0.88-1.12, each bone x0.94-1.06), and so is a small style bias
+  (amplitude, tempo), so cross-subject testing means new bodies and new styles.
+- Scene: Kinect camera space (metres, x to the sensor's left, y up, z away from it). Camera 1
+  is frontal, 2 and 3 at -45 / +45 degrees; the setup id fixes distance (2.6-3.4 m), height
+  and tilt.
+- Classes: hand-made angle trajectories for the ids in `CLASS_NAMES`, a fixed random mix of
+  angle oscillations for any other id; ids 50-60 and 106-120 are two-person classes. Each
+  sample varies duration, time warp, amplitude, oscillation frequency and phase, facing, and
+  adds slow idle motion.
+- Defaults: 8 classes, most clearly distinct, with hard pairs (sit down / stand up is one
+  motion reversed in time; hand waving / pointing differ in one oscillation; punching /
+  handshaking are both two-person approaches), 40-80 frames, 40 samples per class: few and
+  short enough for a CPU training run to show learning within minutes.
+- Artefacts (`artefacts=True`): joint jitter, inferred joints, frames with no body, late
+  entries and early exits, tracking-id switches, ghost bodies (wide flat spreads or static
+  blobs), rare bystanders, body order swapping between slots. Rates: `data_specs/synthetic.md`.
+
+Each file gets its own random generator seeded by (seed, name fields), so a file does not depend on the other
+files of the set or on the number of worker processes. Names on the NTU missing-skeleton lists
+are never produced, since `agcn preprocess` would drop them.
 """
 
 import multiprocessing as mp
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import AgcnError
+from .ntu import read_name_list
+from .specs import spec_path
 
 MUTUAL_ACTIONS = frozenset(range(50, 61)) | frozenset(range(106, 121))
 NUM_JOINTS = 25
+_BASE_ID = 72057594037927936  # 2**56: Kinect v2 body ids look like 72057594037931101
 
 # Kinematic parent of each joint (0-based NTU order). Hand tips and thumbs hang off the hand,
 # as the Kinect tracks them; the root is the spine base.
@@ -43,6 +65,8 @@ _LENGTH = np.array(
     [0, 0.28, 0.07, 0.14, 0.18, 0.28, 0.25, 0.08, 0.18, 0.28, 0.25, 0.08,
      0.1, 0.42, 0.40, 0.13, 0.1, 0.42, 0.40, 0.13, 0.24, 0.07, 0.05, 0.07, 0.05]
 )  # fmt: skip
+_LEAVES = [3, 15, 19, 21, 22, 23, 24]  # Kinect reports no orientation for these (all zeros)
+_HANDS_FEET = [7, 11, 15, 19, 21, 22, 23, 24]
 
 
 def _paths() -> np.ndarray:
@@ -59,19 +83,24 @@ def _paths() -> np.ndarray:
 _PATHS = _paths()
 # Which angle drives which bones. Arms: upper arm, forearm (+ hand, tip, thumb follow it).
 _UPPER = [1, 2, 3, 4, 8, 20]  # bend with the torso
+_HEAD = [3]
 _L_UPPER_ARM, _L_FOREARM = [5], [6, 7, 21, 22]
 _R_UPPER_ARM, _R_FOREARM = [9], [10, 11, 23, 24]
 _L_THIGH, _L_SHIN = [13], [14, 15]
 _R_THIGH, _R_SHIN = [17], [18, 19]
-_HIPS = [12, 16]
+_ARMS = _L_UPPER_ARM + _L_FOREARM + _R_UPPER_ARM + _R_FOREARM
 
-ANGLES = ("bend", "l_raise", "l_abd", "l_elbow", "r_raise", "r_abd", "r_elbow",
-          "l_hip", "l_knee", "r_hip", "r_knee", "yaw", "tx", "ty", "tz")  # fmt: skip
+ANGLES = ("bend", "lean", "nod", "l_raise", "l_abd", "l_swing", "l_elbow", "r_raise", "r_abd", "r_swing",
+          "r_elbow", "l_hip", "l_knee", "r_hip", "r_knee", "yaw", "tx", "ty", "tz")  # fmt: skip
+_LIMB_ANGLES = ANGLES[3:15]
 
 CLASS_NAMES = {
-    8: "sit down", 9: "stand up", 23: "hand waving", 24: "kicking something", 27: "jump up",
-    31: "pointing to something with finger", 43: "falling", 50: "punching/slapping other person",
-    55: "hugging other person", 58: "handshaking",
+    8: "sit down", 9: "stand up", 10: "clapping", 22: "cheer up", 23: "hand waving",
+    24: "kicking something", 26: "hopping (one foot jumping)", 27: "jump up",
+    31: "pointing to something with finger", 35: "nod head/bow", 38: "salute", 42: "staggering",
+    43: "falling", 44: "touch head (headache)", 50: "punching/slapping other person",
+    51: "kicking other person", 52: "pushing other person", 55: "hugging other person",
+    58: "handshaking", 59: "walking towards each other", 60: "walking apart from each other",
 }  # fmt: skip
 
 
@@ -80,9 +109,9 @@ class SynthConfig:
     actions: tuple[int, ...] = (8, 9, 23, 24, 27, 31, 50, 58)  # NTU action ids (1-based); label = id - 1
     subjects: tuple[int, ...] = (1, 2, 4, 5, 8, 3, 6, 7)  # performers: xsub train 1 2 4 5 8, test 3 6 7
     cameras: tuple[int, ...] = (1, 2, 3)  # NTU cameras: 1 frontal, 2 and 3 at -45 / +45 degrees
-    setups: tuple[int, ...] = (1, 2, 3, 4)  # setup ids: camera distance and height vary by setup
+    setups: tuple[int, ...] = (1, 2, 3, 4)  # setup ids 1-32 (NTU120 from 18): distance, height, tilt
     samples_per_class: int = 40  # files per action
-    min_frames: int = 40  # shortest sequence (real NTU: 32-300 frames)
+    min_frames: int = 40  # shortest sequence (real NTU: about 30-300 frames)
     max_frames: int = 80  # longest sequence; short clips keep CPU training fast
     seed: int = 0  # same seed, same files
     artefacts: bool = True  # Kinect jitter, dropped frames, late/early bodies, ghosts, slot swaps
@@ -100,7 +129,7 @@ def _check(config: SynthConfig) -> None:
     if bad:
         raise AgcnError(f"synth: action id {bad[0]} is outside 1..120")
     if len(set(config.actions)) != len(config.actions):
-        raise AgcnError("synth: action ids must be distinct")
+        raise AgcnError(f"synth: action ids must be distinct, got {config.actions}")
     if not 1 <= config.min_frames <= config.max_frames <= 300:
         raise AgcnError(
             f"synth: frame range {config.min_frames}..{config.max_frames} must satisfy 1 <= min <= max <= 300"
@@ -109,6 +138,10 @@ def _check(config: SynthConfig) -> None:
                                ("setups", config.setups, 32)):  # fmt: skip
         if not values or any(not 1 <= v <= top for v in values):
             raise AgcnError(f"synth: {field} must be ids in 1..{top}, got {values}")
+    if config.samples_per_class < 1:
+        raise AgcnError(f"synth: samples_per_class must be at least 1, got {config.samples_per_class}")
+    if config.seed < 0 or config.workers < 0:
+        raise AgcnError(f"synth: seed and workers must be >= 0, got {config.seed} and {config.workers}")
     combos = len(set(config.subjects)) * len(set(config.cameras)) * len(set(config.setups)) * 2
     if config.samples_per_class > combos:
         raise AgcnError(
@@ -118,36 +151,58 @@ def _check(config: SynthConfig) -> None:
 
 
 def sample_names(config: SynthConfig) -> list[str]:
-    """The file stems that `generate` writes, in order."""
+    """The file stems that `generate` writes, in order.
+
+    Per action, names are picked greedily from the unused (subject, camera, setup, replication)
+    combinations, each time one whose fields are least used so far (random among ties): every
+    performer, camera, setup and replication gets an even share, so both sides of the xsub,
+    xview and xset splits hold every class.
+    """
     _check(config)
-    subjects, cameras, setups = sorted(set(config.subjects)), sorted(set(config.cameras)), sorted(set(config.setups))
+    missing = read_name_list(spec_path("ntu120_missing.txt"))  # a superset of the NTU60 list
+    axes = [sorted(set(config.subjects)), sorted(set(config.cameras)), sorted(set(config.setups)), [1, 2]]
+    shape = tuple(len(a) for a in axes)
     names = []
     for action in config.actions:
         rng = np.random.default_rng([config.seed, action, 7919])
-        combos = [(s, c, p, r) for r in (1, 2) for s in setups for c in cameras for p in subjects]
-        for i in np.sort(rng.permutation(len(combos))[: config.samples_per_class]):
-            s, c, p, r = combos[i]
-            names.append(f"S{s:03d}C{c:03d}P{p:03d}R{r:03d}A{action:03d}")
+        free = np.ones(shape, bool)
+        counts = [np.zeros(n) for n in shape]
+        picked = []
+        while len(picked) < config.samples_per_class and free.any():
+            # how far each combination's fields are above their fair share; ties broken at random
+            score = rng.random(shape) * 0.9
+            for k, (count, n) in enumerate(zip(counts, shape, strict=True)):
+                score = score + (count * n).reshape([-1 if j == k else 1 for j in range(4)])
+            score[~free] = np.inf
+            idx = np.unravel_index(int(np.argmin(score)), shape)
+            free[idx] = False
+            p, c, s, r = (axes[k][i] for k, i in enumerate(idx))
+            name = f"S{s:03d}C{c:03d}P{p:03d}R{r:03d}A{action:03d}"
+            if name in missing:
+                continue
+            for k, i in enumerate(idx):
+                counts[k][i] += 1
+            picked.append(name)
+        if len(picked) < config.samples_per_class:
+            raise AgcnError(f"synth: not enough distinct names for A{action:03d}; add subjects or setups")
+        names += sorted(picked)
     return names
 
 
 def generate(out_dir: Path, config: SynthConfig, progress: Callable[[int], None] | None = None) -> list[Path]:
-    """Write the configured `.skeleton` files into `out_dir`; return their paths."""
+    """Write the configured `.skeleton` files into `out_dir`; return their paths in name order."""
     names = sample_names(config)
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise AgcnError(f"{out_dir}: cannot create directory ({e.strerror})") from None
-    jobs = [(str(out_dir), name, config, index) for index, name in enumerate(names)]
-    workers = config.workers or os.cpu_count() or 1
-    if workers == 1 or len(jobs) < 64:
-        results = map(_write_one, jobs)
-        paths = [_tick(p, progress) for p in results]
-    else:
-        with mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers) as pool:
-            paths = [_tick(p, progress) for p in pool.imap(_write_one, jobs, chunksize=16)]
-    return paths
+    jobs = [(str(out_dir), name, config) for name in names]
+    workers = min(config.workers or os.cpu_count() or 1, len(jobs))
+    if workers == 1 or len(jobs) < 64:  # a pool costs more than it saves on small sets
+        return [_tick(_write_one(job), progress) for job in jobs]
+    with mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers) as pool:
+        return [_tick(p, progress) for p in pool.imap(_write_one, jobs, chunksize=16)]
 
 
 def _tick(path: Path, progress: Callable[[int], None] | None) -> Path:
@@ -156,19 +211,32 @@ def _tick(path: Path, progress: Callable[[int], None] | None) -> Path:
     return path
 
 
-def _write_one(job: tuple[str, str, SynthConfig, int]) -> Path:
-    out_dir, name, config, index = job
-    action = int(name[-3:])
-    rng = np.random.default_rng([config.seed, action, index, 104729])
-    text = render(simulate(name, config, rng), rng)
+def _write_one(job: tuple[str, str, SynthConfig]) -> Path:
+    out_dir, name, config = job
+    fields = [int(name[k : k + 3]) for k in (1, 5, 9, 13, 17)]  # S C P R A
+    rng = np.random.default_rng([config.seed, *fields, 104729])
+    text = render(simulate(name, config, rng), rng, reorder=config.artefacts)
     path = Path(out_dir) / f"{name}.skeleton"
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, newline="")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, newline="")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise AgcnError(f"{path}: cannot write ({e.strerror})") from None
     return path
 
 
 # ---- motion ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Style:
+    """How one performance varies its class template."""
+
+    amp: float  # amplitude scale, about 0.8-1.2
+    freq: float  # oscillation cycles over the action (waving, clapping, hopping)
+    phase: float  # oscillation phase, radians
 
 
 def _smooth(u):
@@ -185,67 +253,123 @@ def _ramp(u, width=0.15):
     return _smooth(u / width) * _smooth((1 - u) / width)
 
 
-def action_angles(action: int, u: np.ndarray, amp: float, freq: float, phase: float, person: int) -> dict:
-    """Joint-angle trajectories (radians, metres) of `person` (0 or 1) over phase u in [0, 1]."""
-    a = {k: np.zeros_like(u) for k in ANGLES}
-    wave = np.sin(2 * np.pi * freq * u + phase)
-    if action == 8 or action == 9:  # sit down / stand up: the same motion, reversed in time
+def _gait(u, steps, amp):
+    """Walking: alternating hip swing, knee flexion in swing, counter-swinging arms."""
+    phi = np.pi * steps * u
+    s = np.sin(phi) * _ramp(u, 0.1)
+    return {"l_hip": 0.4 * amp * s, "r_hip": -0.4 * amp * s, "l_knee": 0.7 * np.maximum(s, 0) ** 2,
+            "r_knee": 0.7 * np.maximum(-s, 0) ** 2, "l_raise": -0.3 * s, "r_raise": 0.3 * s}  # fmt: skip
+
+
+def _hand_to_head(u, side, m, hold):
+    """Upper arm out and forward, forearm folded up: the hand reaches the side of the forehead."""
+    r = _ramp(u, hold)
+    return {f"{side}_raise": 0.95 * m.amp * r, f"{side}_abd": 0.9 * r, f"{side}_elbow": 2.4 * r}
+
+
+def action_angles(action: int, u: np.ndarray, m: Style, person: int) -> dict[str, np.ndarray]:
+    """Joint-angle trajectories (radians; tx, ty, tz in metres) of `person` (0 or 1) over u in [0, 1].
+
+    Only the angles that move are returned. Angles are about the body frame: raise swings an
+    arm forward (pi/2: horizontal), abd sideways, elbow and knee flex, hip swings a leg forward,
+    bend pitches the torso forward, lean tilts it sideways, nod pitches the head.
+    """
+    wave = np.sin(2 * np.pi * m.freq * u + m.phase)
+    if action in (8, 9):  # sit down / stand up: the same motion, reversed in time
         s = _smooth(u) if action == 8 else 1 - _smooth(u)
-        a["l_hip"] = a["r_hip"] = 1.4 * amp * s
-        a["l_knee"] = a["r_knee"] = 1.5 * amp * s
-        a["ty"] = -0.42 * amp * s
-        a["bend"] = 0.5 * amp * _bump(u, 0.5, 0.18)
-    elif action == 23:  # hand waving: right arm up, forearm swinging side to side
+        hips = 1.4 * m.amp * s
+        return {"l_hip": hips, "r_hip": hips, "l_knee": 1.5 * m.amp * s, "r_knee": 1.5 * m.amp * s,
+                "ty": -0.42 * m.amp * s, "bend": 0.5 * m.amp * _bump(u, 0.5, 0.18)}  # fmt: skip
+    if action == 10:  # clapping: both forearms in front, hands meeting and parting
+        r = _ramp(u, 0.2)
+        apart = 0.5 + 0.5 * np.sin(2 * np.pi * 2 * m.freq * u + m.phase)
+        swing = (0.75 - 0.5 * m.amp * apart) * r
+        return {"l_raise": 1.1 * r, "r_raise": 1.1 * r, "l_elbow": 0.9 * r, "r_elbow": 0.9 * r,
+                "l_swing": swing, "r_swing": swing}  # fmt: skip
+    if action == 22:  # cheer up: both arms high in a V (abduction turns inward past horizontal), shaken
+        r = _ramp(u, 0.2)
+        return {"l_raise": 2.7 * r, "r_raise": 2.7 * r, "l_abd": -(0.35 + 0.1 * wave) * r,
+                "r_abd": -(0.35 - 0.1 * wave) * r, "ty": 0.03 * m.amp * np.abs(wave) * r}  # fmt: skip
+    if action == 23:  # hand waving: right arm up, forearm swinging side to side
         r = _ramp(u)
-        a["r_raise"] = 2.5 * r
-        a["r_elbow"] = 0.5 * r
-        a["r_abd"] = 0.45 * amp * wave * r
-    elif action == 31:  # pointing: right arm forward and held, no oscillation
-        r = _ramp(u, 0.25)
-        a["r_raise"] = 1.5 * amp * r
-        a["r_elbow"] = 0.1 * r
-    elif action == 24:  # kicking: fast right-leg swing
-        a["r_hip"] = 1.2 * amp * _bump(u, 0.5, 0.1)
-        a["r_knee"] = 1.0 * _bump(u, 0.42, 0.08)
-        a["bend"] = -0.15 * _bump(u, 0.5, 0.12)
-    elif action == 27:  # jump up: crouch, fly, land; arms swing
-        a["ty"] = 0.35 * amp * _bump(u, 0.5, 0.09)
+        return {"r_raise": 2.5 * r, "r_elbow": 0.5 * r, "r_abd": 0.45 * m.amp * wave * r}
+    if action == 24:  # kicking: fast right-leg swing
+        return {"r_hip": 1.2 * m.amp * _bump(u, 0.5, 0.1), "r_knee": 1.0 * _bump(u, 0.42, 0.08),
+                "bend": -0.15 * _bump(u, 0.5, 0.12)}  # fmt: skip
+    if action == 26:  # hopping: left foot held up, repeated small hops on the right leg
+        r = _ramp(u, 0.15)
+        hop = np.abs(np.sin(np.pi * np.round(m.freq) * u))
+        crouch = (1 - hop) * r
+        return {"l_knee": 1.3 * r, "l_hip": 0.45 * r, "ty": 0.12 * m.amp * hop * r, "r_knee": 0.5 * crouch,
+                "r_hip": 0.3 * crouch, "l_abd": 0.3 * r, "r_abd": 0.3 * r}  # fmt: skip
+    if action == 27:  # jump up: crouch, fly, land; arms swing
         crouch = _bump(u, 0.32, 0.07) + _bump(u, 0.68, 0.07)
-        a["l_knee"] = a["r_knee"] = 0.9 * crouch
-        a["l_hip"] = a["r_hip"] = 0.6 * crouch
-        a["l_raise"] = a["r_raise"] = 1.2 * _bump(u, 0.5, 0.12)
-    elif action == 43:  # falling: torso pitches forward, body drops
+        arms = 1.2 * _bump(u, 0.5, 0.12)
+        return {"ty": 0.35 * m.amp * _bump(u, 0.5, 0.09), "l_knee": 0.9 * crouch, "r_knee": 0.9 * crouch,
+                "l_hip": 0.6 * crouch, "r_hip": 0.6 * crouch, "l_raise": arms, "r_raise": arms}  # fmt: skip
+    if action == 31:  # pointing: right arm forward and held, no oscillation
+        r = _ramp(u, 0.25)
+        return {"r_raise": 1.5 * m.amp * r, "r_elbow": 0.1 * r}
+    if action == 35:  # nod head / bow
+        b = _bump(u, 0.5, 0.16)
+        return {"bend": 0.7 * m.amp * b, "nod": 0.35 * b}
+    if action == 38:  # salute: right hand to the forehead, crisp and held
+        return _hand_to_head(u, "r", m, 0.12)
+    if action == 44:  # touch head (headache): the left hand, slowly, head bowed
+        return {**_hand_to_head(u, "l", m, 0.35), "nod": 0.3 * _ramp(u, 0.35), "bend": 0.15 * _ramp(u, 0.35)}
+    if action == 42:  # staggering: swaying, drifting walk with arms out
+        r = _ramp(u, 0.1)
+        return {**_gait(u, np.round(1.5 * m.freq), 0.6), "tx": 0.25 * m.amp * np.sin(2 * np.pi * 0.7 * u + m.phase),
+                "tz": 0.4 * u, "lean": 0.25 * wave * r, "yaw": 0.25 * np.sin(2 * np.pi * 0.5 * u + m.phase),
+                "l_abd": 0.45 * r, "r_abd": 0.45 * r}  # fmt: skip
+    if action == 43:  # falling: torso pitches forward, body drops
         s = _smooth((u - 0.2) / 0.6)
-        a["bend"] = 1.1 * amp * s
-        a["ty"] = -0.75 * s
-        a["l_knee"] = a["r_knee"] = 1.4 * s
-        a["l_hip"] = a["r_hip"] = 1.2 * s
-        a["l_raise"] = a["r_raise"] = 1.3 * s
-    elif action == 50:  # punching: person 0 strikes, person 1 recoils
+        return {"bend": 1.1 * m.amp * s, "ty": -0.75 * s, "l_knee": 1.4 * s, "r_knee": 1.4 * s,
+                "l_hip": 1.2 * s, "r_hip": 1.2 * s, "l_raise": 1.3 * s, "r_raise": 1.3 * s}  # fmt: skip
+    if action == 50:  # punching: person 0 strikes, person 1 recoils
         hit = _bump(u, 0.55, 0.07)
         if person == 0:
-            a["r_raise"] = 1.5 * (0.4 + 0.6 * hit) * _ramp(u, 0.2)
-            a["r_elbow"] = 1.9 * (1 - hit) * _ramp(u, 0.2)
-            a["tz"] = 0.15 * hit
-        else:
-            a["bend"] = -0.35 * amp * _bump(u, 0.62, 0.1)
-            a["tz"] = -0.25 * _smooth((u - 0.55) / 0.2)
-    elif action == 55:  # hugging: both close in, arms around each other
+            guard = _ramp(u, 0.2)
+            return {"r_raise": 1.5 * (0.4 + 0.6 * hit) * guard, "r_elbow": 1.9 * (1 - hit) * guard,
+                    "r_swing": 0.4 * hit, "tz": 0.2 * hit, "bend": 0.15 * hit}  # fmt: skip
+        return {"bend": -0.35 * m.amp * _bump(u, 0.62, 0.1), "tz": -0.25 * _smooth((u - 0.55) / 0.2)}
+    if action == 51:  # kicking other person: person 0 kicks, person 1 doubles over and steps back
+        if person == 0:
+            return {"r_hip": 1.3 * m.amp * _bump(u, 0.5, 0.09), "r_knee": 1.1 * _bump(u, 0.43, 0.07),
+                    "tz": 0.1 * _bump(u, 0.5, 0.1)}  # fmt: skip
+        return {"bend": 0.5 * _bump(u, 0.6, 0.1), "tz": -0.3 * _smooth((u - 0.52) / 0.2)}
+    if action == 52:  # pushing: person 0 shoves with both hands, person 1 is driven back
+        push = _smooth((u - 0.4) / 0.2)
+        if person == 0:
+            r = _ramp(u, 0.25)
+            return {"l_raise": 1.45 * r, "r_raise": 1.45 * r, "l_elbow": 1.6 * (1 - push) * r,
+                    "r_elbow": 1.6 * (1 - push) * r, "tz": 0.2 * push * r, "bend": 0.2 * push * r}  # fmt: skip
+        back = _smooth((u - 0.48) / 0.25)
+        flail = 0.5 * _bump(u, 0.58, 0.1)
+        return {"tz": -0.45 * m.amp * back, "bend": -0.3 * _bump(u, 0.55, 0.1), "l_abd": flail, "r_abd": flail}
+    if action == 55:  # hugging: both close in, arms out sideways, then wrapped around the other
         r = _ramp(u, 0.3)
-        a["l_raise"] = a["r_raise"] = 1.4 * r
-        a["l_abd"] = a["r_abd"] = 0.5 * r
-        a["l_elbow"] = a["r_elbow"] = 1.4 * r
-    elif action == 58:  # handshaking: right hands meet, forearms shake
+        return {"l_abd": 1.35 * r, "r_abd": 1.35 * r, "l_swing": 0.7 * r, "r_swing": 0.7 * r,
+                "l_elbow": 1.2 * r, "r_elbow": 1.2 * r}  # fmt: skip
+    if action == 58:  # handshaking: right hands meet, forearms shake
         r = _ramp(u, 0.3)
-        a["r_raise"] = (0.9 + 0.12 * amp * wave) * r
-        a["r_elbow"] = 0.6 * r
-    else:  # a procedural class: a fixed random mix of angle oscillations per action id
-        crng = np.random.default_rng([action, 2024 + person])
-        keys = crng.choice(ANGLES[:11], size=int(crng.integers(2, 5)), replace=False)
-        for key in keys:
-            f, base, ph = crng.uniform(0.5, 2.5), crng.uniform(0.4, 1.4), crng.uniform(0, 2 * np.pi)
-            a[key] = a[key] + base * amp * np.sin(2 * np.pi * f * u + ph) * _ramp(u)
-    return a
+        return {"r_raise": (0.9 + 0.12 * m.amp * wave) * r, "r_elbow": 0.6 * r, "r_swing": 0.45 * r}
+    if action in (59, 60):  # walking towards / apart: the gap is in the placement, here the gait
+        return _gait(u, np.round(1.2 * m.freq), m.amp)
+    # any other id: a fixed random mix of 2-4 angle oscillations chosen by the id
+    crng = np.random.default_rng([action, 2024 + person])
+    keys = crng.choice(_LIMB_ANGLES + ("bend",), size=int(crng.integers(2, 5)), replace=False)
+    out = {}
+    for key in keys:
+        f, base, ph = crng.uniform(0.5, 2.5), crng.uniform(0.4, 1.4), crng.uniform(0, 2 * np.pi)
+        out[str(key)] = base * m.amp * np.sin(2 * np.pi * f * u + ph) * _ramp(u)
+    return out
+
+
+# Two-person placement: distance between the two roots (m) before and after the approach, which
+# takes the first 45 % of the action (the whole action for walking, A059 and A060).
+_GAP = {50: (1.5, 0.7), 51: (1.6, 0.85), 52: (1.4, 0.75), 55: (1.5, 0.45), 58: (1.5, 0.75),
+        59: (3.4, 0.9), 60: (0.9, 3.4)}  # fmt: skip
 
 
 def _rx(t):
@@ -263,23 +387,26 @@ def _rz(t):
     return np.stack([np.stack([c, -s, z], -1), np.stack([s, c, z], -1), np.stack([z, z, o], -1)], -2)
 
 
-def pose(angles: dict, lengths: np.ndarray) -> np.ndarray:
-    """Body-frame joint positions (T, 25, 3) relative to the spine base, from joint angles."""
+def pose(angles: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
+    """Body-frame joint positions (T, 25, 3) relative to the spine base, from joint angles (T,)."""
     T = len(angles["bend"])
     dirs = np.broadcast_to(_REST, (T, NUM_JOINTS, 3)).copy()
 
-    def turn(joints, rot):  # rotate the rest directions of `joints` by (T, 3, 3)
+    def turn(joints, rot):  # rotate the bone directions of `joints` by (T, 3, 3), distal first
         dirs[:, joints] = np.einsum("tij,tvj->tvi", rot, dirs[:, joints])
 
     # forward raise is a rotation about the body's left (x) axis taking "down" to "forward"
     for side, sign, upper, fore in (("l", 1, _L_UPPER_ARM, _L_FOREARM), ("r", -1, _R_UPPER_ARM, _R_FOREARM)):
         turn(fore, _rx(-angles[f"{side}_elbow"]))
-        shoulder = np.einsum("tij,tjk->tik", _rz(sign * angles[f"{side}_abd"]), _rx(-angles[f"{side}_raise"]))
+        shoulder = (
+            _ry(-sign * angles[f"{side}_swing"]) @ _rz(sign * angles[f"{side}_abd"]) @ _rx(-angles[f"{side}_raise"])
+        )
         turn(upper + fore, shoulder)
     for side, thigh, shin in (("l", _L_THIGH, _L_SHIN), ("r", _R_THIGH, _R_SHIN)):
         turn(shin, _rx(angles[f"{side}_knee"]))
         turn(thigh + shin, _rx(-angles[f"{side}_hip"]))
-    turn(_UPPER + _L_UPPER_ARM + _L_FOREARM + _R_UPPER_ARM + _R_FOREARM, _rx(angles["bend"]))
+    turn(_HEAD, _rx(angles["nod"]))
+    turn(_UPPER + _ARMS, _rz(angles["lean"]) @ _rx(angles["bend"]))
     turn(list(range(1, NUM_JOINTS)), _ry(angles["yaw"]))
     return np.einsum("jb,tbc->tjc", _PATHS, dirs * lengths[None, :, None])
 
@@ -290,6 +417,29 @@ def subject_lengths(subject: int) -> np.ndarray:
     return _LENGTH * rng.uniform(0.88, 1.12) * rng.uniform(0.94, 1.06, size=NUM_JOINTS)
 
 
+def _hip_height(lengths: np.ndarray) -> float:
+    """Height of the spine base above the floor when standing straight."""
+    return float(-(lengths[12:16] * _REST[12:16, 1]).sum())
+
+
+def _body_ids(rng: np.random.Generator) -> Iterator[int]:
+    """Kinect body ids: 2**56 plus a counter that grows as the sensor meets new bodies."""
+    body_id = _BASE_ID + int(rng.integers(1000, 90000))
+    while True:
+        body_id += int(rng.integers(1, 60))
+        yield body_id
+
+
+def _idle(rng: np.random.Generator, T: int, scale: float = 1.0) -> dict[str, np.ndarray]:
+    """Slow random sway of every angle (two sinusoids each): people never stand still."""
+    t = np.arange(T) / 30.0  # Kinect: 30 frames/s
+    k = len(ANGLES)
+    amp = scale * np.array([0.03, 0.02, 0.05] + [0.06] * 12 + [0.04, 0.015, 0.005, 0.015])[:, None, None]
+    freq = rng.uniform(0.1, 0.6, (k, 2, 1))
+    wave = amp * np.sin(2 * np.pi * freq * t + rng.uniform(0, 2 * np.pi, (k, 2, 1)))  # (k, 2, T)
+    return dict(zip(ANGLES, wave.sum(1), strict=True))
+
+
 # ---- one sample -------------------------------------------------------------------------------
 
 
@@ -298,94 +448,161 @@ class Track:
     body_id: int
     xyz: np.ndarray  # (T, 25, 3) camera space, metres
     present: np.ndarray  # (T,) bool
+    inferred: np.ndarray  # (T, 25) bool: Kinect trackingState 1 (inferred) instead of 2 (tracked)
+
+
+def _camera(setup: int, camera: int) -> tuple[np.ndarray, np.ndarray]:
+    """World -> camera rotation (3, 3) and the camera position (3,) in the world."""
+    srng = np.random.default_rng([setup, 99])
+    distance, height, tilt = srng.uniform(2.6, 3.4), srng.uniform(0.7, 1.1), srng.uniform(-0.05, 0.15)
+    view = {1: 0.0, 2: -np.pi / 4, 3: np.pi / 4}[camera]
+    # the camera orbits the action area (the world origin) and looks at it, tilted down by `tilt`
+    rot = _rx(np.array(-tilt)) @ _ry(np.array(view))
+    position = -rot.T @ np.array([0.0, -height, distance])  # camera space origin in the world
+    return rot, position
 
 
 def simulate(name: str, config: SynthConfig, rng: np.random.Generator) -> list[Track]:
     """The body tracks of one file in Kinect camera space."""
-    setup, camera, subject = int(name[1:4]), int(name[5:8]), int(name[9:12])
-    action = int(name[-3:])
+    setup, camera, subject, _, action = (int(name[k : k + 3]) for k in (1, 5, 9, 13, 17))
     T = int(rng.integers(config.min_frames, config.max_frames + 1))
+    bias = np.random.default_rng([subject, 4242]).uniform(0.9, 1.1, 2)  # the performer's own style
     start, span = rng.uniform(0.0, 0.12), rng.uniform(0.75, 0.88)  # the action inside the clip
-    u = np.clip((np.arange(T) / max(T - 1, 1) - start) / span, 0.0, 1.0)
-    amp, freq, phase = rng.uniform(0.8, 1.2), rng.uniform(2.5, 4.0), rng.uniform(0, 2 * np.pi)
+    u = np.clip((np.arange(T) / max(T - 1, 1) - start) / span, 0.0, 1.0) ** np.exp(rng.normal(0, 0.15))
+    style = Style(amp=bias[0] * rng.uniform(0.85, 1.15), freq=bias[1] * rng.uniform(2.5, 4.0),
+                  phase=rng.uniform(0, 2 * np.pi))  # fmt: skip
     mutual = action in MUTUAL_ACTIONS
-    # camera placement: views rotate the scene; setups change distance and height
-    view = {1: 0.0, 2: -np.pi / 4, 3: np.pi / 4}[camera]
-    srng = np.random.default_rng([setup, 99])
-    distance, height = srng.uniform(2.6, 3.4), srng.uniform(-0.1, 0.3)
+    offset = np.array([rng.uniform(-0.3, 0.3), 0.0, rng.uniform(-0.3, 0.3)])  # where on the floor
+    facing = np.pi + rng.normal(0, 0.15)
+    partner = 41 + subject % 40  # a second performer id for person 1's body
+    ids = _body_ids(rng)
     tracks = []
-    partner = 1 + (subject % 40) + 40  # a second performer id for the body shape of person 1
     for person in range(2 if mutual else 1):
-        angles = action_angles(action, u, amp, freq, phase, person)
+        angles = _idle(rng, T)
+        for key, value in action_angles(action, u, style, person).items():
+            angles[key] = angles[key] + value
         lengths = subject_lengths(subject if person == 0 else partner)
         body = pose(angles, lengths)  # (T, 25, 3) body frame
-        hip_height = lengths[[13, 14]].sum() * 0.98
-        if mutual:  # face each other; close in as the action proceeds
-            gap = 1.5 - (0.75 if action != 55 else 1.05) * _smooth(u / 0.45)
-            side = -1.0 if person == 0 else 1.0
-            yaw = np.full(T, -side * np.pi / 2)  # person 0 at -x faces +x
-            root = np.stack([side * gap / 2 - side * angles["tz"], hip_height + angles["ty"], np.zeros(T)], -1)
-        else:
-            yaw = np.full(T, np.pi) + rng.normal(0, 0.15)
-            root = np.stack([angles["tx"], hip_height + angles["ty"], -angles["tz"]], -1)
-        world = np.einsum("tij,tvj->tvi", _ry(yaw), body) + root[:, None]
-        world[..., 1] -= 0.9  # floor at y = -0.9 below the camera axis
-        cam = np.einsum("ij,tvj->tvi", _ry(np.array(view)), world)
-        cam[..., 1] -= height
-        cam[..., 2] += distance
-        body_id = 72057594037927936 + int(rng.integers(1000, 99999))
-        tracks.append(Track(body_id, cam, np.ones(T, bool)))
+        yaw, x = facing, np.zeros(T)  # yaw pi: facing the frontal camera
+        if mutual:  # side by side to the frontal camera, facing each other (A060: turned away)
+            g0, g1 = _GAP.get(action, (1.5, 0.8))
+            gap = g0 + (g1 - g0) * (_smooth(u) if action in (59, 60) else _smooth(u / 0.45))
+            side = -1.0 if person == 0 else 1.0  # person 0 stands at -x and faces +x
+            yaw = facing - np.pi - side * np.pi / 2 + (np.pi if action == 60 else 0.0)
+            x = side * gap / 2
+        turn = _ry(np.array(yaw))
+        step = np.stack([angles["tx"], np.zeros(T), angles["tz"]], -1) @ turn.T  # body-frame translation
+        root = np.stack([x, _hip_height(lengths) + angles["ty"], np.zeros(T)], -1) + step + offset  # floor: y = 0
+        world = body @ turn.T + root[:, None]
+        cam = _to_camera(world, setup, camera)
+        tracks.append(Track(next(ids), cam, np.ones(T, bool), np.zeros((T, NUM_JOINTS), bool)))
     if config.artefacts:
-        _add_artefacts(tracks, rng)
+        _add_artefacts(tracks, rng, ids, setup, camera)
     return tracks
 
 
-def _add_artefacts(tracks: list[Track], rng: np.random.Generator) -> None:
+def _to_camera(world: np.ndarray, setup: int, camera: int) -> np.ndarray:
+    rot, position = _camera(setup, camera)
+    return np.einsum("ij,...j->...i", rot, world - position)
+
+
+def _add_artefacts(tracks: list[Track], rng: np.random.Generator, ids: Iterator[int], setup: int, camera: int) -> None:
     T = len(tracks[0].present)
     for track in tracks:
         track.xyz = track.xyz + rng.normal(0, 0.004, track.xyz.shape)  # sensor jitter
-        track.xyz[:, [7, 11, 21, 22, 23, 24]] += rng.normal(0, 0.012, (T, 6, 3))  # noisy hands
+        track.xyz[:, _HANDS_FEET] += rng.normal(0, 0.012, (T, len(_HANDS_FEET), 3))  # noisy extremities
+        # occluded joints: Kinect guesses them (trackingState 1), a few cm off
+        p = np.where(np.isin(np.arange(NUM_JOINTS), _HANDS_FEET), 0.06, 0.02)
+        track.inferred = rng.random((T, NUM_JOINTS)) < p
+        track.xyz[track.inferred] += rng.normal(0, 0.03, (int(track.inferred.sum()), 3))
         if rng.random() < 0.15:  # enters late or leaves early
             cut = int(rng.integers(1, max(2, T // 6)))
             if rng.random() < 0.5:
                 track.present[:cut] = False
             else:
                 track.present[-cut:] = False
-    dropped = rng.random(T) < 0.02  # frames where the sensor reports no body at all
-    for track in tracks:
-        track.present &= ~dropped
-    for _ in range(rng.poisson(0.35)):  # short-lived ghosts: wide, flat blobs near the actor
+    for track in list(tracks):  # Kinect loses the person and finds them again under a new id
+        if rng.random() < 0.05 and T >= 8:
+            t0 = int(rng.integers(T // 4, 3 * T // 4))
+            gap = int(rng.integers(0, 3))
+            second = Track(next(ids), track.xyz, track.present.copy(), track.inferred)
+            second.present[: t0 + gap] = False
+            track.present[t0:] = False
+            tracks.append(second)
+    if rng.random() < 0.04:  # a bystander standing still at the back for a while
+        lengths = subject_lengths(int(rng.integers(200, 999)))
+        still = pose(_idle(rng, T, 0.5), lengths) @ _ry(np.array(np.pi + rng.normal(0, 0.5))).T
+        spot = np.array([rng.uniform(-1.2, 1.2), _hip_height(lengths), rng.uniform(1.0, 1.6)])
+        xyz = _to_camera(still + spot, setup, camera) + rng.normal(0, 0.005, (T, NUM_JOINTS, 3))
+        present = np.zeros(T, bool)
+        t0 = int(rng.integers(0, T // 2 + 1))
+        present[t0 : t0 + int(rng.integers(T // 3, T + 1))] = True
+        tracks.append(Track(next(ids), xyz, present, np.zeros((T, NUM_JOINTS), bool)))
+    for _ in range(rng.poisson(0.35)):  # short-lived ghosts near the actor
         life = int(rng.integers(1, 11))
         t0 = int(rng.integers(0, max(1, T - life)))
         centre = tracks[0].xyz[t0, 0] + [rng.uniform(-0.8, 0.8), rng.uniform(-0.3, 0.3), rng.uniform(-0.3, 0.3)]
-        blob = centre + rng.normal(0, 1, (T, NUM_JOINTS, 3)) * [0.35, 0.06, 0.2]
+        if rng.random() < 0.6:  # a wide, flat spread (x-extent > y-extent), new every frame
+            blob = centre + rng.normal(0, 1, (T, NUM_JOINTS, 3)) * [0.35, 0.06, 0.2]
+        else:  # a static blob (a chair, a coat) with jitter
+            blob = centre + rng.normal(0, 0.12, (NUM_JOINTS, 3)) + rng.normal(0, 0.01, (T, NUM_JOINTS, 3))
         present = np.zeros(T, bool)
         present[t0 : t0 + life] = True
-        tracks.append(Track(72057594037927936 + int(rng.integers(100000, 999999)), blob, present & ~dropped))
+        inferred = rng.random((T, NUM_JOINTS)) < 0.5
+        tracks.append(Track(next(ids), blob, present, inferred))
+    dropped = rng.random(T) < 0.02  # frames where the sensor reports no body at all
+    for track in tracks:
+        track.present &= ~dropped
 
 
 # ---- text -------------------------------------------------------------------------------------
 
 _JOINT_LINE = "%.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %d"
+_BLOCK = "\r\n".join([_JOINT_LINE] * NUM_JOINTS)
 
 
-def render(tracks: list[Track], rng: np.random.Generator) -> str:
-    """The `.skeleton` text of the tracks (CRLF line ends, as the released files)."""
+def _orientations(xyz: np.ndarray) -> np.ndarray:
+    """(T, 25, 4) joint orientation quaternions (w, x, y, z) as Kinect reports them: the bone
+    ending at the joint is the local y axis, the hip line fixes x; leaves are all zeros."""
+    bone = xyz - xyz[:, _PARENT]
+    bone[:, 0] = xyz[:, 1] - xyz[:, 0]  # the spine base takes the spine's direction
+    y = bone / np.maximum(np.linalg.norm(bone, axis=-1, keepdims=True), 1e-9)
+    hips = (xyz[:, 12] - xyz[:, 16])[:, None]
+    x = hips - (hips * y).sum(-1, keepdims=True) * y
+    x /= np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-9)
+    z = np.cross(x, y)
+    m = np.stack([x, y, z], -1)  # columns are the local axes
+    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    q = 0.5 * np.sqrt(np.maximum(0, np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22,
+                                              1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)))  # fmt: skip
+    q[..., 1] *= np.sign(m[..., 2, 1] - m[..., 1, 2])
+    q[..., 2] *= np.sign(m[..., 0, 2] - m[..., 2, 0])
+    q[..., 3] *= np.sign(m[..., 1, 0] - m[..., 0, 1])
+    q[:, _LEAVES] = 0.0
+    return q
+
+
+def render(tracks: list[Track], rng: np.random.Generator, reorder: bool = False) -> str:
+    """The `.skeleton` text of the tracks (CRLF line ends, as the released files).
+
+    `reorder`: in 30 % of files with several bodies, the first two slots swap for a while, as
+    Kinect's body list order is not stable."""
     T = len(tracks[0].present)
-    block = "\r\n".join([_JOINT_LINE] * NUM_JOINTS)
     swap = np.zeros(T, bool)
-    if len(tracks) > 1 and rng.random() < 0.3:  # Kinect reorders its body list for a while
+    if reorder and sum(t.present.any() for t in tracks) > 1 and rng.random() < 0.3:
         t0 = int(rng.integers(0, T))
         swap[t0 : t0 + int(rng.integers(1, max(2, T // 3)))] = True
-    cols = []
+    cols, heads = [], []
     for track in tracks:
         xyz = track.xyz
         z = np.maximum(xyz[..., 2], 0.5)
         depth = np.stack([256 + 365 * xyz[..., 0] / z, 212 - 365 * xyz[..., 1] / z], -1)
-        color = np.stack([960 + 1050 * xyz[..., 0] / z, 540 - 1050 * xyz[..., 1] / z], -1)
-        orient = np.broadcast_to([0.9, 0.1, 0.3, 0.2], (*xyz.shape[:2], 4))
-        state = np.where(rng.random(xyz.shape[:2]) < 0.03, 1, 2)[..., None]
-        cols.append(np.concatenate([xyz, depth, color, orient, state], -1))  # (T, 25, 12)
+        color = np.stack([960 + 1050 * (xyz[..., 0] + 0.05) / z, 540 - 1050 * xyz[..., 1] / z], -1)
+        state = np.where(track.inferred, 1, 2)[..., None]
+        cols.append(np.concatenate([xyz, depth, color, _orientations(xyz), state], -1))  # (T, 25, 12)
+        spine = xyz[:, 20] - xyz[:, 0]
+        lean = np.clip(np.stack([-spine[:, 0], -spine[:, 2]], -1) / 0.5, -1, 1)  # leanX, leanY
+        heads.append([f"{track.body_id} 0 1 1 1 1 0 {a:.7g} {b:.7g} 2" for a, b in lean])
     lines = [str(T)]
     for t in range(T):
         order = [k for k in range(len(tracks)) if tracks[k].present[t]]
@@ -393,8 +610,5 @@ def render(tracks: list[Track], rng: np.random.Generator) -> str:
             order[0], order[1] = order[1], order[0]
         lines.append(str(len(order)))
         for k in order:
-            lean = rng.uniform(-0.3, 0.3, 2)
-            lines.append(f"{tracks[k].body_id} 0 1 1 1 1 0 {lean[0]:.7g} {lean[1]:.7g} 2")
-            lines.append(str(NUM_JOINTS))
-            lines.append(block % tuple(cols[k][t].ravel()))
+            lines += (heads[k][t], "25", _BLOCK % tuple(cols[k][t].ravel()))
     return "\r\n".join(lines) + "\r\n"

@@ -1,0 +1,187 @@
+"""Materialised streams in split files: values, idempotence, --force, atomicity, refusals.
+
+`write_split` here is also the split-file fixture of test_data.py.
+"""
+
+import hashlib
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from agcn_cli import h5io
+from agcn_cli import streams as streams_module
+from agcn_cli.errors import AgcnError
+from agcn_cli.h5io import SampleMeta, SplitWriter, check_split_file, read_sample
+from agcn_cli.layouts import get_layout
+from agcn_cli.streams import DERIVED_STREAMS, STREAMS, compute_stream, compute_stream_frames, materialize_streams
+
+
+def write_split(
+    path: Path,
+    lengths=(5, 12, 1, 30, 17, 8, 23, 40),
+    *,
+    layout: str = "ntu25",
+    persons: int = 2,
+    normalized: bool = True,
+    seed: int = 0,
+) -> Path:
+    """A split file of random samples, `lengths[i]` frames each, label i % 3."""
+    rng = np.random.default_rng(seed)
+    lay = get_layout(layout)
+    c, v = len(lay.channels), lay.num_joints
+    attrs = {"layout": layout, "channels": ",".join(lay.channels), "recipe": "mmaction2", "normalized": normalized,
+             "num_classes": 3, "split": "train", "benchmark": "ntu60-xsub"}  # fmt: skip
+    with SplitWriter(path, attrs, num_persons=persons, num_joints=v, num_channels=c) as w:
+        for i, t in enumerate(lengths):
+            x = rng.normal(size=(persons, t, v, c)).astype(np.float32)
+            if lay.channels[-1] == "score":
+                x[..., -1] = rng.uniform(0.1, 1.0, size=x.shape[:-1])
+            w.append(x, SampleMeta(f"S001C001P001R001A{i + 1:03d}", i % 3), persons)
+    return path
+
+
+def storage(d: h5py.Dataset) -> tuple:
+    return d.shape, d.dtype, d.chunks, d.compression, d.shuffle
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("layout", ["ntu25", "coco17"])
+@pytest.mark.parametrize("stream", STREAMS)
+def test_frames_function_equals_compute_stream_per_sample(layout, stream):
+    lay = get_layout(layout)
+    rng = np.random.default_rng(1)
+    lengths = np.array([3, 1, 7, 4])
+    frames = rng.normal(size=(lengths.sum(), 2, lay.num_joints, len(lay.channels))).astype(np.float32)
+    out = compute_stream_frames(frames, stream, lay, lengths)
+    assert out.shape == frames.shape and out.dtype == np.float32
+    for start, t in zip(np.cumsum(lengths) - lengths, lengths, strict=True):
+        sample = frames[start : start + t].transpose(3, 0, 2, 1)  # (C, T, V, M)
+        expected = compute_stream(sample, stream, lay).transpose(1, 3, 2, 0)
+        np.testing.assert_array_equal(out[start : start + t], expected)
+
+
+@pytest.mark.parametrize("layout", ["ntu25", "coco17"])
+def test_materialised_streams_match_compute_stream(tmp_path, layout):
+    path = write_split(tmp_path / "train.h5", layout=layout)
+    report = materialize_streams(path, list(DERIVED_STREAMS))
+    assert report["written"] == list(DERIVED_STREAMS) and report["already_present"] == []
+    check_split_file(path)
+    lay = get_layout(layout)
+    with h5py.File(path) as f:
+        assert f.attrs["normalized"] and f.attrs["layout"] == layout  # attributes carried over
+        for stream in DERIVED_STREAMS:
+            assert storage(f[stream]) == storage(f["joint"])
+            for i in range(len(f["offset"])):
+                expected = compute_stream(read_sample(f, i), stream, lay)
+                np.testing.assert_array_equal(read_sample(f, i, stream), expected)
+    assert h5io.summarize(path)["streams"] == "joint, bone, joint-motion, bone-motion"
+
+
+def test_idempotent_and_force(tmp_path):
+    path = write_split(tmp_path / "train.h5")
+    materialize_streams(path, ["bone"])
+    before = digest(path)
+    report = materialize_streams(path, ["bone"])
+    assert report["written"] == [] and report["already_present"] == ["bone"]
+    assert digest(path) == before  # nothing rewritten
+    report = materialize_streams(path, ["bone", "joint-motion"])  # only the missing one
+    assert report["written"] == ["joint-motion"] and report["already_present"] == ["bone"]
+
+    with h5py.File(path, "r+") as f:  # spoil the stored bone
+        expected = f["bone"][:]
+        f["bone"][:] = 0
+    assert materialize_streams(path, ["bone"])["already_present"] == ["bone"]
+    report = materialize_streams(path, ["bone"], force=True)
+    assert report["written"] == ["bone"] and report["already_present"] == []
+    with h5py.File(path) as f:
+        np.testing.assert_array_equal(f["bone"][:], expected)
+        assert set(f) >= {"joint", "bone", "joint-motion", "name", "label"}
+    assert [p.name for p in tmp_path.iterdir()] == ["train.h5"]
+
+
+def test_interrupted_run_leaves_the_original(tmp_path, monkeypatch):
+    path = write_split(tmp_path / "train.h5", lengths=[40] * 30)
+    materialize_streams(path, ["bone"])
+    before = digest(path)
+    calls = {"n": 0}
+    real = streams_module.compute_stream_frames
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # in the second block of samples
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(streams_module, "compute_stream_frames", flaky)
+    real_blocks = h5io.sample_blocks
+    monkeypatch.setattr(h5io, "sample_blocks", lambda *a, **k: real_blocks(*a, **{**k, "max_frames": 200}))
+    with pytest.raises(KeyboardInterrupt):
+        materialize_streams(path, ["joint-motion", "bone-motion", "bone"], force=True)
+    assert calls["n"] == 5
+    assert digest(path) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["train.h5"]  # no temporary file left
+    with h5py.File(path) as f:
+        assert "joint-motion" not in f and "bone" in f
+
+
+def test_refusals(tmp_path):
+    raw = write_split(tmp_path / "raw.h5", normalized=False)
+    with pytest.raises(AgcnError, match="normalized=False"):
+        materialize_streams(raw, ["bone"])
+    path = write_split(tmp_path / "train.h5")
+    with pytest.raises(AgcnError, match="choose from: bone, joint-motion, bone-motion"):
+        materialize_streams(path, ["joint"])
+    with pytest.raises(AgcnError, match="'bones'.*choose from: bone, joint-motion, bone-motion"):
+        materialize_streams(path, ["bone", "bones"])
+    with pytest.raises(AgcnError, match="no such file"):
+        materialize_streams(tmp_path / "nope.h5", ["bone"])
+    (tmp_path / "bad.h5").write_text("not hdf5")
+    with pytest.raises(AgcnError, match="not a readable HDF5 file"):
+        materialize_streams(tmp_path / "bad.h5", ["bone"])
+
+
+def test_progress_counts_samples(tmp_path):
+    path = write_split(tmp_path / "train.h5", lengths=[50] * 9)
+    seen = []
+    materialize_streams(path, list(DERIVED_STREAMS), progress=seen.append)
+    assert sum(seen) == 9
+
+
+def test_sample_blocks():
+    lengths = np.array([3, 5, 2, 9, 1])
+    offset = np.cumsum(lengths) - lengths
+    assert h5io.sample_blocks(offset, lengths, max_frames=8) == [(0, 2), (2, 3), (3, 4), (4, 5)]
+    assert h5io.sample_blocks(offset, lengths, max_frames=100) == [(0, 5)]
+    assert h5io.sample_blocks(offset[:0], lengths[:0]) == []
+    with pytest.raises(AgcnError, match="not stored back to back"):
+        h5io.sample_blocks(offset + 1, lengths)
+
+
+def test_preprocessed_file_round_trip(tmp_path):
+    from skeleton_writer import random_body, write_skeleton
+
+    from agcn_cli.data import SkeletonDataset
+    from agcn_cli.preprocess import PreprocessConfig, preprocess
+
+    rng = np.random.default_rng(0)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for a in (1, 2, 50):  # A050 is a two-person action
+        one, two = random_body(rng, 20), random_body(rng, 20, offset=(1.0, 0.0, 3.0))
+        frames = [[(7, j), (9, k)] if a == 50 else [(7, j)] for j, k in zip(one, two, strict=True)]
+        write_skeleton(raw / f"S001C001P001R001A{a:03d}.skeleton", frames)
+    preprocess(PreprocessConfig(raw, tmp_path / "out", workers=1))
+    path = tmp_path / "out" / "train.h5"
+    plain = SkeletonDataset(path, "bone-motion", clip_len=16, num_clips=2, test_mode=True)
+    expected = [plain[i][0] for i in range(3)]
+    assert materialize_streams(path, ["bone-motion"])["written"] == ["bone-motion"]
+    stored = SkeletonDataset(path, "bone-motion", clip_len=16, num_clips=2, test_mode=True, in_memory=True)
+    assert stored.source == "bone-motion"
+    for i in range(3):
+        assert stored[i][0].shape == (2, 3, 16, 25, 2)
+        np.testing.assert_array_equal(stored[i][0].numpy(), expected[i].numpy())
