@@ -164,23 +164,12 @@ class GraphConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         N, C, T, V = x.shape
         adj = self.adaptive_adjacency(x)
-        if AGG == "einsum":
-            z = torch.einsum("nctv,nkvw->nkctw", x, adj).reshape(N, self.num_subsets * C, T, V)  # (N, K*C, T, V)
-            y = self.conv_d(z)
-        else:
-            x3 = x.reshape(N, C * T, V)
-            w = self.conv_d.weight.view(-1, self.num_subsets, C)  # (C_out, K, C_in)
-            y = self.conv_d.bias.sum(0).view(1, -1, 1)
-            for k in range(self.num_subsets):
-                z = torch.bmm(x3, adj[:, k]).view(N, C, T * V)  # (N, C, T*V)
-                y = torch.baddbmm(y, w[:, k].expand(N, -1, -1), z)
-            y = y.view(N, -1, T, V)
+        # all subsets at once: z[n, k, c, t, w] = sum_v x[n, c, t, v] adj[n, k, v, w]
+        z = torch.einsum("nctv,nkvw->nkctw", x, adj).reshape(N, self.num_subsets * C, T, V)  # (N, K*C, T, V)
+        y = self.conv_d(z)
         y = self.bn(y)
         y = y + (x if self.down is None else self.down[1](pointwise(x, self.down[0].weight, self.down[0].bias)))
         return F.relu(y, inplace=True)
-
-
-AGG = "loop"
 
 
 class TemporalConv(nn.Module):

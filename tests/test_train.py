@@ -1,0 +1,221 @@
+"""`agcn train`: learning on a synthetic cross-subject benchmark, bit-identical resume, DDP on
+CPU (gloo, 2 processes), run-folder contents, and one-line errors for bad input.
+
+The learning test's choices (classes, sizes, clip length, lr) are explained in
+data_specs/synthetic.md, "Learning on CPU".
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import h5py
+import pytest
+import torch
+from test_streams_h5 import write_split
+from typer.testing import CliRunner
+
+from agcn_cli.checkpoint import load_model, read_checkpoint
+from agcn_cli.cli import app
+from agcn_cli.data import BatchLoader, SkeletonDataset
+from agcn_cli.errors import AgcnError
+from agcn_cli.preprocess import PreprocessConfig, preprocess
+from agcn_cli.synth import SynthConfig, generate
+from agcn_cli.train import TrainConfig, build_config, evaluate, fit
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+TIMING = {"samples_per_s", "data_wait_s", "epoch_s", "wall_s"}
+
+# Learning on CPU: 4 clearly distinct single-person classes (hand waving, kicking, jump up, sit
+# down), short sequences, held-out performers (xsub: 1 2 4 5 8 train, 3 6 7 test).
+LEARN_CLASSES = (23, 24, 27, 8)
+LEARN_SYNTH = SynthConfig(actions=LEARN_CLASSES, samples_per_class=16, min_frames=30, max_frames=50, workers=1)
+LEARN = dict(clip_len=12, epochs=3, batch_size=8, lr=0.05, auto_scale_lr=False, val_every=1, num_classes=30)
+
+
+def rows(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def untimed(run: Path) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows(run)]
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def xsub(tmp_path_factory) -> Path:
+    """A small synthetic NTU60 cross-subject benchmark: DATA_DIR with train.h5 and test.h5."""
+    root = tmp_path_factory.mktemp("xsub")
+    generate(root / "raw", LEARN_SYNTH)
+    preprocess(PreprocessConfig(root / "raw", root / "data", benchmark="ntu60-xsub", workers=1))
+    return root / "data"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """Random 3-class splits of 12 and 6 samples: for mechanics, not learning."""
+    d = tmp_path_factory.mktemp("tiny")
+    write_split(d / "train.h5", (5, 9, 12, 7, 10, 6, 8, 11, 4, 9, 10, 6))
+    write_split(d / "test.h5", (7, 9, 5, 8, 10, 6), seed=1)
+    return d
+
+
+def tiny_config(tiny: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(data=str(tiny), out=str(out), clip_len=4, epochs=2, batch_size=4, lr=0.05, auto_scale_lr=False,
+                val_every=1, deterministic=True, tensorboard=False)  # fmt: skip
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.mark.slow
+def test_learns_held_out_subjects(xsub, tmp_path):
+    run = tmp_path / "run"
+    config = TrainConfig(data=str(xsub), out=str(run), **LEARN)
+    summary = fit(config, log=quiet)
+    history = rows(run)
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    # chance is 25 %; a broken loss, sampler, label or optimizer stays near it
+    assert summary["best_top1"] >= 70, history
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    # the run folder: resolved config, last and best checkpoints loadable with weights_only
+    assert json.loads((run / "config.json").read_text()) == asdict(config)
+    last, best = read_checkpoint(run / "last.pt"), read_checkpoint(run / "best.pt")
+    assert last["epoch"] == 3 and best["epoch"] == summary["best_epoch"]
+    assert set(last["rng"]) == {"torch", "cuda", "numpy", "python"} and last["partial"] is None
+    model, data, _ = load_model(run / "best.pt")
+    assert (data.modality, data.clip_len, data.benchmark, data.layout) == ("joint", 12, "ntu60-xsub", "ntu25")
+    assert not any(k.startswith(("module.", "_orig_mod.")) for k in model.state_dict())
+    # best.pt holds the weights that scored best_top1 on the validation split
+    val = BatchLoader(SkeletonDataset(xsub / "test.h5", clip_len=12, test_mode=True, in_memory=True), 16)
+    assert evaluate(model, val, torch.device("cpu"))["top1"] == pytest.approx(summary["best_top1"])
+
+
+def test_resume_is_bit_identical(tiny, tmp_path):
+    whole = fit(tiny_config(tiny, tmp_path / "whole"), log=quiet)
+
+    # stopped at an epoch boundary (--stop-after), then resumed
+    split = tmp_path / "split"
+    assert fit(tiny_config(tiny, split, stop_after=1), log=quiet)["epoch"] == 1
+    fit(build_config({"out": str(split), "resume": True}), log=quiet)
+
+    # SIGTERM during epoch 2: the step finishes, last.pt is saved mid-epoch, resume skips the done batches
+    killed = tmp_path / "killed"
+
+    def log(line: str) -> None:
+        if line.startswith("epoch 1/"):
+            signal.raise_signal(signal.SIGTERM)
+
+    first = fit(tiny_config(tiny, killed), log=log)
+    assert first["interrupted"] == "SIGTERM" and read_checkpoint(killed / "last.pt")["partial"]["step"] == 1
+    fit(build_config({"out": str(killed), "resume": True}), log=quiet)
+
+    reference = read_checkpoint(tmp_path / "whole" / "last.pt")
+    for run in (split, killed):
+        assert untimed(run) == untimed(tmp_path / "whole")
+        ckpt = read_checkpoint(run / "last.pt")
+        assert ckpt["epoch"] == 2
+        for key, value in reference["model"].items():
+            assert torch.equal(ckpt["model"][key], value), key
+        assert ckpt["optimizer"]["state"].keys() == reference["optimizer"]["state"].keys()
+        for i, state in reference["optimizer"]["state"].items():
+            assert torch.equal(ckpt["optimizer"]["state"][i]["momentum_buffer"], state["momentum_buffer"])
+    assert whole["best_top1"] == rows(killed)[-1]["val_top1"] or whole["best_epoch"] == 1
+
+
+def test_config_file_and_flags(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text('data = "d"\nlr = 0.3\nepochs = 3\nclip-len = 32\nnesterov = false\n')
+    config = build_config({"epochs": 5, "modality": "bone", "lr": None}, toml)
+    assert (config.lr, config.epochs, config.clip_len, config.nesterov, config.modality) == (0.3, 5, 32, False, "bone")
+    assert config.scaled_lr() == pytest.approx(0.3)
+    assert replace(config, batch_size=64).scaled_lr() == pytest.approx(0.15)  # linear scaling from 128
+    toml.write_text('data = "d"\nlearning_rate = 0.3\n')
+    with pytest.raises(AgcnError, match="unknown config keys learning_rate"):
+        build_config({}, toml)
+    with pytest.raises(AgcnError, match="choose one of: joint, bone, joint-motion, bone-motion"):
+        build_config({"data": "d", "modality": "velocity"})
+
+
+def cli(*args: str):
+    return runner.invoke(app, ["train", *args])
+
+
+def one_error(result, *needles: str) -> str:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error:"), result.stderr
+    for needle in needles:
+        assert needle in line, line
+    return line
+
+
+def test_cli_run_and_refusals(tiny, tmp_path):
+    run = tmp_path / "run"
+    common = ["--clip-len", "4", "--epochs", "2", "--batch-size", "4", "--no-tensorboard", "--deterministic"]
+    result = cli(str(tiny), "--out", str(run), "--modality", "bone-motion", "--stop-after", "1", *common)
+    assert result.exit_code == 0, result.output
+    assert "no stored 'bone-motion' stream, derived from joint" in result.stderr  # derived on the fly, and said
+    assert "epoch 1/2" in result.stderr and "1 epochs" in result.stdout
+    assert json.loads((run / "config.json").read_text())["modality"] == "bone-motion"
+
+    one_error(cli(str(tiny), "--out", str(run), *common), "already holds a run", "--resume", "--overwrite")
+    line = one_error(cli("--out", str(run), "--resume", "--lr", "0.5", "--modality", "joint"), "different config")
+    assert "lr 0.5" in line and "modality 'joint'" in line and "clip_len" not in line
+    result = cli("--out", str(run), "--resume")  # everything else from the run's config.json
+    assert result.exit_code == 0 and "resuming" in result.stderr and len(rows(run)) == 2, result.output
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    one_error(cli(str(tiny), "--out", str(blocker / "run"), *common), "cannot write the run folder")
+    one_error(cli(str(tiny), "--out", str(tmp_path / "r2"), "--num-classes", "2", *common), "label 2", "2 classes")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    write_split(empty / "train.h5", ())
+    one_error(cli(str(empty), "--out", str(tmp_path / "r3"), *common), "holds no samples")
+    one_error(cli(str(tmp_path / "nowhere"), "--out", str(tmp_path / "r4")), "no such file")
+    one_error(cli(str(tiny), "--out", str(tmp_path / "r5"), "--precision", "fp16"), "fp32, bf16")
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny, tmp_path):
+    run = tmp_path / "run"
+    fit(tiny_config(tiny, run, stop_after=1), log=quiet)
+    before = (run / "last.pt").read_bytes()
+    bad = tmp_path / "bad.h5"
+    write_split(bad, (5, 9, 12, 7, 10, 6, 8, 11, 4, 9, 10, 6))
+    with h5py.File(bad, "r+") as f:
+        f["joint"][...] = float("nan")
+    with pytest.raises(AgcnError, match=r"non-finite training loss at epoch 2, batch 1.*last.pt holds epoch 1"):
+        fit(build_config({"out": str(run), "resume": True, "data": str(bad), "val": str(tiny / "test.h5")}), log=quiet)
+    assert (run / "last.pt").read_bytes() == before and len(rows(run)) == 1
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_gloo(tiny, tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "agcn_cli",
+           "train", str(tiny),
+           "--out", str(run), "--clip-len", "4", "--epochs", "2", "--batch-size", "4", "--val-every", "1",
+           "--no-tensorboard", "--device", "cpu"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # one set of outputs, written by rank 0 alone
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "last.pt", "metrics.jsonl"]
+    assert proc.stderr.count("epoch 2/2 ") == 1 and proc.stdout.count("2 epochs") == 1
+    history = rows(run)
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert all(r["train_samples"] == 12 for r in history)  # 2 ranks x 6 samples, no sample twice
+    ckpt = read_checkpoint(run / "last.pt")
+    assert ckpt["world_size"] == 2
+    # the ranks' merged validation equals scoring the saved model on the whole split in one process
+    model, _, _ = load_model(run / "last.pt")
+    val = BatchLoader(SkeletonDataset(tiny / "test.h5", clip_len=4, test_mode=True, in_memory=True), 4)
+    assert evaluate(model, val, torch.device("cpu"))["top1"] == pytest.approx(history[-1]["val_top1"])
