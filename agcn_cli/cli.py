@@ -25,7 +25,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
+out = Console(soft_wrap=True)  # plain lines are not hard-wrapped at 80 columns when piped
 err = Console(stderr=True)
 _state = {"debug": False}
 
@@ -231,6 +231,60 @@ def info(
 
 
 # ---- eval, fuse, predict ----------------------------------------------------------------------
+
+@command("streams")
+def streams(
+    path: Annotated[Path, typer.Argument(help="An HDF5 split file written by agcn preprocess.")],
+    modality: Annotated[str, typer.Option(help="bone | joint-motion | bone-motion | all")] = "all",
+    force: Annotated[bool, typer.Option("--force", help="Rewrite streams that are already in the file.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Store the bone, joint-motion and bone-motion streams in a split file (derived from joints)."""
+    from .h5io import check_split_file
+    from .streams import DERIVED_STREAMS, materialize_streams
+
+    wanted = list(DERIVED_STREAMS) if modality == "all" else [modality]
+    if wanted[0] not in DERIVED_STREAMS:
+        raise AgcnError(f"--modality {modality!r}: choose one of: {', '.join(DERIVED_STREAMS)}, all")
+    samples = int(check_split_file(path)["num_samples"])
+    with _progress(samples, "streams", "sample") as bar:
+        report = materialize_streams(path, wanted, force=force, progress=bar.update)
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    if report["written"]:
+        out.print(
+            f"{path}: wrote {', '.join(report['written'])} for {report['samples']} samples "
+            f"({report['frames']} frames) in {report['seconds']:.1f} s"
+        )
+    for name in report["already_present"]:
+        out.print(f"{path}: {name} already present (pass --force to rewrite it)")
+
+
+@command("model-info")
+def model_info(
+    layout: Annotated[str, typer.Option(help="Skeleton layout: ntu25 | coco17 | openpose18")] = "ntu25",
+    num_classes: Annotated[int, typer.Option(min=1, help="Classifier outputs.")] = 60,
+    in_channels: Annotated[int, typer.Option(min=1, help="Channels per joint.")] = 3,
+    variant: Annotated[str, typer.Option(help="mmaction2 (AAGCN unit, default) | 2s-agcn (CVPR original)")] = "mmaction2",
+    clip_len: Annotated[int, typer.Option(min=1, help="Frames of the clip the MACs are measured on.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Parameters and MACs of the AGCN model, measured on one 2-person clip."""
+    from .layouts import get_layout
+    from .model import ModelConfig, model_summary
+
+    get_layout(layout)
+    summary = model_summary(ModelConfig(layout, num_classes, in_channels, variant=variant), clip_len)
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    out.print(
+        f"AGCN ({summary['variant']} variant, layout {layout}, graph {summary['graph']}): "
+        f"{summary['params']:,} parameters, {summary['macs'] / 1e9:.2f} GMACs per clip "
+        f"of shape {tuple(summary['input_shape'])} (N, C, T, V, M)"
+    )
+
 
 TestClipsOpt = Annotated[int, typer.Option("--clips", min=1, help="Test clips per sample (MMAction2: 10).")]
 TestClipLenOpt = Annotated[

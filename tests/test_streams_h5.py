@@ -185,3 +185,33 @@ def test_preprocessed_file_round_trip(tmp_path):
     for i in range(3):
         assert stored[i][0].shape == (2, 3, 16, 25, 2)
         np.testing.assert_array_equal(stored[i][0].numpy(), expected[i].numpy())
+
+
+def test_streams_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from agcn_cli.cli import app
+
+    path = write_split(tmp_path / "train.h5")
+    runner = CliRunner()
+    first = runner.invoke(app, ["streams", str(path), "--modality", "bone"])
+    assert first.exit_code == 0, first.output
+    assert "wrote bone for 8 samples" in first.output
+    with h5py.File(path) as f:
+        assert "bone" in f and "joint-motion" not in f
+    before = digest(path)
+    again = runner.invoke(app, ["streams", str(path), "--modality", "bone"])
+    assert again.exit_code == 0 and "bone already present (pass --force to rewrite it)" in again.output
+    assert digest(path) == before  # idempotent: the file is not touched
+    every = runner.invoke(app, ["streams", str(path), "--json"])
+    assert every.exit_code == 0, every.output
+    assert '"already_present": [\n    "bone"' in every.output
+    with h5py.File(path) as f:
+        assert set(DERIVED_STREAMS) <= set(f)
+    forced = runner.invoke(app, ["streams", str(path), "--modality", "bone", "--force"])
+    assert forced.exit_code == 0 and "wrote bone" in forced.output
+    bad = runner.invoke(app, ["streams", str(path), "--modality", "joint"])
+    assert bad.exit_code == 1
+    assert "--modality 'joint': choose one of: bone, joint-motion, bone-motion, all" in bad.output
+    missing = runner.invoke(app, ["streams", str(tmp_path / "nope.h5")])
+    assert missing.exit_code == 1 and "nope.h5: no such file" in missing.output

@@ -34,8 +34,8 @@ TIMING = {"samples_per_s", "data_wait_s", "epoch_s", "wall_s"}
 # Learning on CPU: 4 clearly distinct single-person classes (hand waving, kicking, jump up, sit
 # down), short sequences, held-out performers (xsub: 1 2 4 5 8 train, 3 6 7 test).
 LEARN_CLASSES = (23, 24, 27, 8)
-LEARN_SYNTH = SynthConfig(actions=LEARN_CLASSES, samples_per_class=16, min_frames=30, max_frames=50, workers=1)
-LEARN = dict(clip_len=12, epochs=3, batch_size=8, lr=0.05, auto_scale_lr=False, val_every=1, num_classes=30)
+LEARN_SYNTH = SynthConfig(actions=LEARN_CLASSES, samples_per_class=24, min_frames=30, max_frames=50, workers=1)
+LEARN = dict(clip_len=12, epochs=5, batch_size=8, lr=0.05, auto_scale_lr=False, val_every=1, num_classes=30)
 
 
 def rows(run: Path) -> list[dict]:
@@ -80,14 +80,14 @@ def test_learns_held_out_subjects(xsub, tmp_path):
     config = TrainConfig(data=str(xsub), out=str(run), **LEARN)
     summary = fit(config, log=quiet)
     history = rows(run)
-    assert [r["epoch"] for r in history] == [1, 2, 3]
-    # chance is 25 %; a broken loss, sampler, label or optimizer stays near it
-    assert summary["best_top1"] >= 70, history
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]
+    # chance is 25 %; a broken loss, sampler, label or optimizer stays near it (measured: 97 %)
+    assert history[-1]["val_top1"] >= 60, history
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     # the run folder: resolved config, last and best checkpoints loadable with weights_only
     assert json.loads((run / "config.json").read_text()) == asdict(config)
     last, best = read_checkpoint(run / "last.pt"), read_checkpoint(run / "best.pt")
-    assert last["epoch"] == 3 and best["epoch"] == summary["best_epoch"]
+    assert last["epoch"] == 5 and best["epoch"] == summary["best_epoch"]
     assert set(last["rng"]) == {"torch", "cuda", "numpy", "python"} and last["partial"] is None
     model, data, _ = load_model(run / "best.pt")
     assert (data.modality, data.clip_len, data.benchmark, data.layout) == ("joint", 12, "ntu60-xsub", "ntu25")

@@ -1,0 +1,45 @@
+"""The command line as a whole: instant help, model-info, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from agcn_cli.cli import app
+
+COMMANDS = ("synth", "preprocess", "info", "streams", "model-info", "train", "eval", "fuse", "predict")
+
+
+def test_help_lists_every_command_without_importing_torch():
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from agcn_cli.cli import app\n"
+        "r = CliRunner().invoke(app, ['--help'])\n"
+        "print(r.output)\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', 'H5PY' if 'h5py' in sys.modules else 'NO-H5PY')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    for name in COMMANDS:
+        assert name in done.stdout
+    assert "NO-TORCH NO-H5PY" in done.stdout
+
+
+def test_model_info_measures():
+    r = CliRunner().invoke(app, ["model-info", "--json", "--clip-len", "20"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output)
+    assert summary["params"] == 3_469_520
+    assert summary["input_shape"] == [1, 3, 20, 25, 2]
+    assert 1.0e9 < summary["macs"] < 1.5e9  # a fifth of the 6.47 G of a 100-frame clip
+    r = CliRunner().invoke(app, ["model-info", "--variant", "2s-agcn"])
+    assert r.exit_code == 0 and "3,469,510 parameters" in r.output
+
+
+def test_model_info_errors_are_one_line():
+    r = CliRunner().invoke(app, ["model-info", "--layout", "ntu26"])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines() == ["error: unknown layout 'ntu26'; choose one of: coco17, ntu25, openpose18"]
+    r = CliRunner().invoke(app, ["model-info", "--variant", "stgcn"])
+    assert r.exit_code == 1 and "unknown model variant 'stgcn'" in r.output
