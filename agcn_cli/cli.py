@@ -266,7 +266,9 @@ def model_info(
     layout: Annotated[str, typer.Option(help="Skeleton layout: ntu25 | coco17 | openpose18")] = "ntu25",
     num_classes: Annotated[int, typer.Option(min=1, help="Classifier outputs.")] = 60,
     in_channels: Annotated[int, typer.Option(min=1, help="Channels per joint.")] = 3,
-    variant: Annotated[str, typer.Option(help="mmaction2 (AAGCN unit, default) | 2s-agcn (CVPR original)")] = "mmaction2",
+    variant: Annotated[
+        str, typer.Option(help="mmaction2 (AAGCN unit, default) | 2s-agcn (CVPR original)")
+    ] = "mmaction2",
     clip_len: Annotated[int, typer.Option(min=1, help="Frames of the clip the MACs are measured on.")] = 100,
     as_json: JsonOpt = False,
 ) -> None:
