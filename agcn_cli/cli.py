@@ -355,16 +355,10 @@ def eval_cmd(
 
     Foreign weights (lshiwjx/2s-AGCN, MMAction2, pyskl) need --num-classes and --modality.
     """
-    from .evaluate import (
-        EvalConfig,
-        evaluate,
-        foreign_facts,
-        write_confusion_csv,
-        write_confusion_png,
-        write_mmaction_dump,
-        write_scores,
-    )
+    from .evaluate import EvalConfig, evaluate, foreign_facts
     from .h5io import check_split_file
+    from .metrics import write_confusion_csv, write_confusion_png
+    from .scores import write_mmaction_dump, write_scores
 
     if mmaction_dump is not None and mmaction_dump.suffix not in (".pkl", ".pickle"):
         raise AgcnError(f"--mmaction-dump {mmaction_dump}: MMAction2 dumps are .pkl or .pickle files")
@@ -619,7 +613,9 @@ def train_cmd(
     flags = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items()}
     config = build_config(flags, config_file)
     summary = fit(config, log=lambda line: err.print(line, highlight=False, soft_wrap=True))
-    if as_json:
+    if summary["rank"] != 0:  # under torchrun, rank 0 reports
+        pass
+    elif as_json:
         out.print_json(json.dumps(summary))
     elif summary["best_epoch"]:
         out.print(f"{summary['run_dir']}: {summary['epoch']} epochs, best val top-1 {summary['best_top1']:.2f}% "

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AgcnError
-from .evaluate import Metrics, Scores, class_names, compute_metrics, read_scores, write_scores
+from .metrics import Metrics, class_names, compute_metrics, confusion_matrix, mean_class_accuracy, top_k_accuracy
+from .scores import Scores, read_scores, write_scores
 
 DEFAULT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
 SHOWN = 3  # sample names quoted in an error
@@ -164,18 +165,15 @@ def search_weights(aligned: list[Scores], kind: str = "prob", values: tuple[floa
     stack = np.stack([s.kind(kind) for s in aligned]).astype(np.float32)  # (S, N, K)
     labels = aligned[0].labels
     k = stack.shape[2]
-    present = np.flatnonzero(np.bincount(labels, minlength=k))
     best: tuple[float, float, float] | None = None
     best_w: tuple[float, ...] = ()
     grid = weight_grid(len(aligned), values)
     for combo in grid:
-        pred = np.tensordot(np.asarray(combo, np.float32), stack, axes=1).argmax(axis=1)  # (N,)
-        hit = pred == labels
-        top1 = float(hit.mean())
-        per_class = np.bincount(labels, weights=hit, minlength=k)[present] / np.bincount(labels, minlength=k)[present]
+        fused = np.tensordot(np.asarray(combo, np.float32), stack, axes=1)  # (N, K)
+        mean_class = mean_class_accuracy(confusion_matrix(fused.argmax(axis=1), labels, k))
         w = np.asarray(combo) / sum(combo)
         entropy = float(-(w[w > 0] * np.log(w[w > 0])).sum())
-        key = (top1, float(per_class.mean()), round(entropy, 9))
+        key = (top_k_accuracy(fused, labels, 1), mean_class, round(entropy, 9))
         if best is None or key > best:
             best, best_w = key, combo
     if best is None:

@@ -13,7 +13,7 @@ split files (atomic, all or nothing) with the per-split summaries of `agcn prepr
 import multiprocessing as mp
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,22 +97,6 @@ def import_source(config: ImportConfig, progress: Callable[[int], None] | None =
 
         return import_kinetics(config, progress)
     raise AgcnError(f"{config.source}: raw NTU .skeleton input goes through agcn_cli.preprocess, not the importers")
-
-
-def output_paths(out_dir: Path, splits: Iterable[str], overwrite: bool) -> dict[str, Path]:
-    """`{split: OUT_DIR/split.h5}`, after checking that they may be written."""
-    out_dir = Path(out_dir)
-    outputs = {split: out_dir / f"{split}.h5" for split in splits}
-    existing = [str(p) for p in outputs.values() if p.exists()]
-    if existing and not overwrite:
-        raise AgcnError(f"{existing[0]}: already exists; pass --overwrite to replace it")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise AgcnError(f"{out_dir}: cannot create output directory ({e.strerror})") from None
-    if not os.access(out_dir, os.W_OK):
-        raise AgcnError(f"{out_dir}: output directory is not writable")
-    return outputs
 
 
 def write_splits(

@@ -19,7 +19,6 @@ entry says `has_skeleton: false` are left out as the reference does, and counted
 """
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,11 +34,10 @@ from .importers import (
     check_label,
     fit_persons,
     make_report,
-    output_paths,
     write_splits,
 )
 from .layouts import get_layout
-from .preprocess import PreprocessReport
+from .preprocess import PreprocessReport, list_files, output_paths
 
 SOURCE = "kinetics-skeleton"
 RECIPE = "2s-agcn"  # data_gen/kinetics_gendata.py
@@ -148,17 +146,6 @@ def _split_from_name(name: str) -> str | None:
     return None
 
 
-def list_videos(folder: Path) -> list[Path]:
-    try:
-        with os.scandir(folder) as it:
-            paths = [Path(e.path) for e in it if e.name.endswith(".json") and e.is_file()]
-    except OSError as e:
-        raise AgcnError(f"{folder}: cannot list directory ({e.strerror})") from None
-    if not paths:
-        raise AgcnError(f"{folder}: no .json video files found")
-    return sorted(paths, key=lambda p: p.name)
-
-
 class _Job:
     def __init__(self, path: Path, name: str, label: int):
         self.path, self.name, self.label = path, name, label
@@ -199,7 +186,7 @@ def import_kinetics(config: ImportConfig, progress: Callable[[int], None] | None
     for split, (folder, label_path) in splits.items():
         labels = read_labels(label_path)
         jobs[split] = []
-        for path in list_videos(folder):
+        for path in list_files(folder, ".json", " (Kinetics-Skeleton video files)"):
             name = path.name.split(".")[0]  # the video id, as the reference takes it
             entry = labels.get(name)
             if entry is None:

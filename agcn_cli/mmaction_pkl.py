@@ -6,21 +6,19 @@ The file is a pickled dict: `split` maps a split name (`xsub_train`, `xsub_val`,
 (M, T, V, C) and, for 2D poses, `keypoint_score` (M, T, V) plus `img_shape` (height, width).
 MMAction2's `PoseDataset` keeps the annotations whose name is listed under the split.
 
-Pickles can run arbitrary code when loaded. This reader allows only what such a file needs to
-rebuild numpy arrays and Python containers (`SafeUnpickler`) and refuses any other class,
-naming it, before it is called.
+Pickles can run arbitrary code when loaded: the file is read with `safe_pickle.load_pickle`,
+which rebuilds plain numeric numpy arrays and Python containers and refuses anything else.
 
 Each sample goes through what MMAction2's pipeline does before sampling frames, once here:
 - 3D (NTU-25, x, y, z): `PreNormalize3D` (`normalize.pre_normalize_3d`), in the stored dtype
   (float16 in pyskl's files) for the centring, as there;
-- 2D (COCO-17, or OpenPose-18; x, y, score): `PreNormalize2D` (`normalize.pre_normalize_2d`,
-  mode "fix") with the sample's `img_shape` (default 1080 x 1920), which appends the score as a
-  third channel as `GenSkeFeat` / `FormatGCNInput` do and zeroes x, y where the score is 0;
+- 2D (COCO-17, or OpenPose-18; x, y, score): `PreNormalize2D`, x and y mapped from pixels to
+  [-1, 1] by the sample's `img_shape` (default 1080 x 1920), in the stored dtype as there (it
+  rescales pyskl's float16 arrays in place), every joint alike, unscored ones included; then the
+  score appended as the third channel, as `GenSkeFeat` / `FormatGCNInput` concatenate it;
 then persons are cut or zero-padded to 2 (`FormatGCNInput(num_person=2)`).
 """
 
-import io
-import pickle
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -37,13 +35,13 @@ from .importers import (
     check_label,
     fit_persons,
     make_report,
-    output_paths,
     write_splits,
 )
 from .layouts import get_layout
-from .normalize import pre_normalize_2d, pre_normalize_3d
+from .normalize import pre_normalize_3d
 from .ntu import SkeletonError, get_benchmark, parse_name
-from .preprocess import PreprocessReport
+from .preprocess import PreprocessReport, output_paths
+from .safe_pickle import load_pickle
 
 SOURCE = "mmaction2-pkl"
 RECIPE = "mmaction2"
@@ -53,66 +51,9 @@ DEFAULT_IMG_SHAPE = (1080, 1920)  # (height, width), PreNormalize2D's default
 LAYOUTS = {(3, False, 25): "ntu25", (2, True, 17): "coco17", (2, True, 18): "openpose18"}
 
 
-# ---- reading the pickle safely --------------------------------------------------------------
-
-
-def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
-    """What protocol-2 pickles call to rebuild `bytes` (`_codecs.encode(text, "latin1")`)."""
-    if encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r} is not allowed")
-    return text.encode("latin1")
-
-
-def _allowed_globals() -> dict[tuple[str, str], object]:
-    from collections import OrderedDict
-
-    core = getattr(np, "_core", None) or np.core  # numpy 2 / numpy 1
-    reconstruct, scalar = core.multiarray._reconstruct, core.multiarray.scalar
-    frombuffer = core.numeric._frombuffer
-    allowed: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
-    for pkg in ("numpy.core", "numpy._core"):  # names written by numpy 1 and numpy 2
-        allowed[(f"{pkg}.multiarray", "_reconstruct")] = reconstruct
-        allowed[(f"{pkg}.multiarray", "scalar")] = scalar
-        allowed[(f"{pkg}.numeric", "_frombuffer")] = frombuffer
-    for mod in ("builtins", "__builtin__"):  # protocol 2 writes the Python 2 name
-        for cls in (set, frozenset, bytes, bytearray, str, int, float, bool, complex, list, dict, tuple):
-            allowed[(mod, cls.__name__)] = cls
-    allowed[("_codecs", "encode")] = _latin1_encode
-    allowed[("collections", "OrderedDict")] = OrderedDict
-    return allowed
-
-
-class SafeUnpickler(pickle.Unpickler):
-    """An Unpickler that rebuilds numpy arrays and containers and refuses every other class."""
-
-    def __init__(self, file: io.BufferedIOBase, path: Path):
-        super().__init__(file)
-        self.path = path
-        self.allowed = _allowed_globals()
-
-    def find_class(self, module: str, name: str) -> object:
-        obj = self.allowed.get((module, name))
-        if obj is None:
-            raise AgcnError(
-                f"{self.path}: refusing to load {module}.{name} from the pickle; agcn reads only numpy arrays "
-                "and plain containers from annotation files, since a pickle can run code"
-            )
-        return obj
-
-
 def load_annotation_file(path: Path) -> dict:
     """The pickled `{split, annotations}` dict of `path`, structure checked; arrays unchecked."""
-    path = Path(path)
-    if not path.is_file():
-        raise AgcnError(f"{path}: no such file")
-    try:
-        with path.open("rb") as f:
-            data = SafeUnpickler(f, path).load()
-    except OSError as e:
-        raise AgcnError(f"{path}: cannot read ({e.strerror})") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            UnicodeDecodeError, OverflowError) as e:  # fmt: skip
-        raise AgcnError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None
+    data = load_pickle(path)
     if not isinstance(data, dict) or not {"split", "annotations"} <= data.keys():
         found = f"a dict with keys {', '.join(map(str, data))}" if isinstance(data, dict) else type(data).__name__
         raise AgcnError(
@@ -191,6 +132,17 @@ def _float_array(value: object, what: str) -> np.ndarray:
     return value if np.issubdtype(value.dtype, np.floating) else value.astype(np.float32)
 
 
+def prenormalize_2d(keypoint: np.ndarray, score: np.ndarray, img_shape: tuple[float, float]) -> np.ndarray:
+    """MMAction2's `PreNormalize2D` then `GenSkeFeat`: (M, T, V, 2) pixels + (M, T, V) scores ->
+    (M, T, V, 3) float32 (x, y, score). x' = (x - w/2) / (w/2), y' = (y - h/2) / (h/2), computed
+    in the keypoint's own dtype; no joint is masked, as `normalize.pre_normalize_2d` by default."""
+    h, w = float(img_shape[0]), float(img_shape[1])  # Python floats keep the array's dtype (NEP 50)
+    xy = np.array(keypoint)  # a copy in the stored dtype
+    xy[..., 0] = (xy[..., 0] - w / 2) / (w / 2)
+    xy[..., 1] = (xy[..., 1] - h / 2) / (h / 2)
+    return np.concatenate([xy.astype(np.float32), np.asarray(score, dtype=np.float32)[..., None]], axis=-1)
+
+
 class _Job:
     """One annotation to convert; `str(job)` names it in the skipped list."""
 
@@ -247,7 +199,7 @@ def convert_annotation(ann: dict, name: str, layout: str, sig: tuple, num_classe
             raise SampleError(f"img_shape {img_shape!r} is not (height, width)") from None
         if not (h > 0 and w > 0):
             raise SampleError(f"img_shape {img_shape!r} is not a positive (height, width)")
-        sample = pre_normalize_2d(kp[:2], (h, w), score=score[:2])
+        sample = prenormalize_2d(kp[:2], score[:2], (h, w))
         extras = {"img_shape": np.array([h, w], dtype=np.int32)}
     sample, persons = fit_persons(sample)
     try:

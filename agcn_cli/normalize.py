@@ -135,15 +135,16 @@ def pre_normalize_2d(
     img_shape: tuple[int, int] = (1080, 1920),
     *,
     score: np.ndarray | None = None,
-    threshold: float = 0.0,
+    threshold: float | None = None,
     mode: str = "fix",
 ) -> np.ndarray:
     """MMAction2 `PreNormalize2D`: pixel coordinates (..., 2 or 3) to [-1, 1]; float32 copy.
 
     `img_shape` is (height, width). A third channel (or `score`, appended as one) is a
-    detection score: it is kept, and x, y of joints scoring <= `threshold` are set to 0.
-    mode "fix" maps the image box to [-1, 1]; "auto" maps the box around the scored joints,
-    if it is wider and taller than 10 pixels.
+    detection score and is kept. With the defaults this is MMAction2's transform: x and y are
+    rescaled, nothing is masked. Given a `threshold`, x, y of joints scoring <= it are set to
+    0 and mode "auto" maps the box around the scored joints (if wider and taller than 10
+    pixels) instead of the image box ("fix"): the masking variant some pipelines use.
     """
     if mode not in PRENORM_2D_MODES:
         raise AgcnError(f"unknown 2D normalisation mode {mode!r}; choose one of: {', '.join(PRENORM_2D_MODES)}")
@@ -152,7 +153,7 @@ def pre_normalize_2d(
         kp = np.concatenate([kp, np.asarray(score, dtype=np.float32)[..., None]], axis=-1)
     if kp.shape[-1] not in (2, 3):
         raise AgcnError(f"expected 2D keypoints (..., 2) or (..., 3) with a score, got {kp.shape}")
-    keep = kp[..., 2] > threshold if kp.shape[-1] == 3 else None
+    keep = kp[..., 2] > threshold if kp.shape[-1] == 3 and threshold is not None else None
     x, y = kp[..., 0], kp[..., 1]  # views into kp
 
     if mode == "fix":

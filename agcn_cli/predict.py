@@ -16,8 +16,9 @@ import torch
 
 from .checkpoint import DataInfo, is_agcn_checkpoint, load_model
 from .errors import AgcnError
-from .evaluate import Note, class_names, clip_scores, resolve_device
+from .evaluate import Note, clip_scores, resolve_device
 from .layouts import get_layout
+from .metrics import class_names
 from .model import AGCN, ModelConfig
 from .ntu import SkeletonError, SkeletonFile, parse_name, parse_skeleton
 from .recipes import check_recipe, make_sample

@@ -9,7 +9,7 @@ import multiprocessing as mp
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,18 +69,39 @@ def _process(job: tuple[str, str, str, dict]) -> tuple[str, object]:
         return "error", reason if reason.startswith(path) else f"{path}: {reason}"
 
 
-def list_skeleton_files(raw_dir: Path) -> list[Path]:
-    raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
-        raise AgcnError(f"{raw_dir}: not a directory")
+def list_files(folder: Path, suffix: str, hint: str = "") -> list[Path]:
+    """The files of `folder` ending in `suffix`, by name; AgcnError naming the folder when none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AgcnError(f"{folder}: not a directory")
     try:
-        with os.scandir(raw_dir) as it:
-            paths = [Path(e.path) for e in it if e.name.endswith(".skeleton") and e.is_file()]
+        with os.scandir(folder) as it:
+            paths = [Path(e.path) for e in it if e.name.endswith(suffix) and e.is_file()]
     except OSError as e:
-        raise AgcnError(f"{raw_dir}: cannot list directory ({e.strerror})") from None
+        raise AgcnError(f"{folder}: cannot list directory ({e.strerror})") from None
     if not paths:
-        raise AgcnError(f"{raw_dir}: no .skeleton files found. Run: agcn synth {raw_dir} to make synthetic ones")
+        raise AgcnError(f"{folder}: no {suffix} files found{hint}")
     return sorted(paths, key=lambda p: p.name)
+
+
+def list_skeleton_files(raw_dir: Path) -> list[Path]:
+    return list_files(raw_dir, ".skeleton", f". Run: agcn synth {raw_dir} to make synthetic ones")
+
+
+def output_paths(out_dir: Path, splits: Iterable[str], overwrite: bool) -> dict[str, Path]:
+    """`{split: OUT_DIR/split.h5}`, after checking that they may be written."""
+    out_dir = Path(out_dir)
+    outputs = {split: out_dir / f"{split}.h5" for split in splits}
+    existing = [str(p) for p in outputs.values() if p.exists()]
+    if existing and not overwrite:
+        raise AgcnError(f"{existing[0]}: already exists; pass --overwrite to replace it")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AgcnError(f"{out_dir}: cannot create output directory ({e.strerror})") from None
+    if not os.access(out_dir, os.W_OK):
+        raise AgcnError(f"{out_dir}: output directory is not writable")
+    return outputs
 
 
 def preprocess(config: PreprocessConfig, progress: Callable[[int], None] | None = None) -> PreprocessReport:
@@ -91,17 +112,7 @@ def preprocess(config: PreprocessConfig, progress: Callable[[int], None] | None 
     layout = get_layout(LAYOUT)
     missing = read_name_list(config.missing_list or bench.default_missing_list())
     paths = list_skeleton_files(config.raw_dir)
-    out_dir = Path(config.out_dir)
-    outputs = {split: out_dir / f"{split}.h5" for split in SPLITS}
-    existing = [str(p) for p in outputs.values() if p.exists()]
-    if existing and not config.overwrite:
-        raise AgcnError(f"{existing[0]}: already exists; pass --overwrite to replace it")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise AgcnError(f"{out_dir}: cannot create output directory ({e.strerror})") from None
-    if not os.access(out_dir, os.W_OK):
-        raise AgcnError(f"{out_dir}: output directory is not writable")
+    outputs = output_paths(config.out_dir, SPLITS, config.overwrite)
 
     skipped: list[tuple[str, str]] = []
     jobs, infos = [], []

@@ -253,7 +253,7 @@ def fit(config: TrainConfig, log: Callable[[str], None] = _stderr) -> dict[str, 
     """Train (or resume) the run described by `config`, in this process or as one torchrun rank.
 
     Returns a summary: `epoch` (epochs completed), `best_top1`, `best_epoch`, `last` (the
-    last metrics row), `interrupted` (the signal's name, or None) and `run_dir`.
+    last metrics row), `interrupted` (the signal's name, or None), `run_dir` and `rank`.
     """
     config.check()
     if config.device == "cuda" and not torch.cuda.is_available():
@@ -348,6 +348,7 @@ def _fit(config: TrainConfig, log: Callable[[str], None], device: torch.device, 
         "best_epoch": best["epoch"],
         "last": None,
         "run_dir": str(run_dir),
+        "rank": ctx.rank,
     }
     t_run = time.perf_counter() - wall0
     try:
@@ -403,7 +404,7 @@ def _fit(config: TrainConfig, log: Callable[[str], None], device: torch.device, 
                     "samples_per_s": samples / stats.seconds,
                     "data_wait_s": stats.data_wait,
                 }
-                if val_loader is not None and ((epoch + 1) % config.val_every == 0 or epoch + 1 == end):
+                if val_loader is not None and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
                     val = evaluate(model, val_loader, device, amp_dtype=amp_dtype, ctx=ctx)
                     row.update(val_top1=val["top1"], val_top5=val["top5"], val_loss=val["loss"])
                 improved = row.get("val_top1", -1.0) > best["top1"]

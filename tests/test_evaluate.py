@@ -13,35 +13,21 @@ from test_streams_h5 import write_split
 from agcn_cli.checkpoint import DataInfo, save_checkpoint
 from agcn_cli.data import SkeletonDataset
 from agcn_cli.errors import AgcnError
-from agcn_cli.evaluate import (
-    EvalConfig,
-    Scores,
-    check_test_file,
+from agcn_cli.evaluate import EvalConfig, check_test_file, clip_scores, evaluate, foreign_facts, score_dataset
+from agcn_cli.h5io import check_split_file
+from agcn_cli.metrics import (
     class_names,
-    clip_scores,
     compute_metrics,
     confusion_matrix,
-    evaluate,
-    foreign_facts,
+    mean_class_accuracy,
     ntu_class_names,
-    read_scores,
-    score_dataset,
     top_k_accuracy,
     write_confusion_csv,
-    write_mmaction_dump,
-    write_scores,
 )
-from agcn_cli.h5io import check_split_file
 from agcn_cli.model import ModelConfig, build_model
+from agcn_cli.scores import Scores, read_scores, write_mmaction_dump, write_scores
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine more threads spin-wait and run far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class PickLogits(nn.Module):
@@ -116,7 +102,7 @@ def test_metrics_by_hand():
     assert m.top1 == pytest.approx(2 / 6)
     assert top_k_accuracy(scores, labels, 2) == pytest.approx(5 / 6)  # sample 2: its label is third
     assert m.top5 == 1.0  # k is capped at the number of classes
-    assert m.mean_class == pytest.approx((1 / 3 + 1 / 2 + 0) / 3)  # class 3 has no sample: not averaged
+    assert m.mean_class == pytest.approx((1 / 3 + 1 / 2 + 0 + 0) / 4)  # class 3: predicted, no sample: 0
     assert [(c.label, c.samples, c.correct) for c in m.per_class] == [(2, 1, 0), (0, 3, 1), (1, 2, 1)]
     worst = m.per_class[0]
     assert worst.name == "c" and worst.confused_with == 3 and worst.confused_count == 1
@@ -124,6 +110,31 @@ def test_metrics_by_hand():
     assert m.confusion.sum() == 6 and m.confusion[0, 1] == 2 and m.confusion[1, 0] == 1
     np.testing.assert_array_equal(confusion_matrix(np.array([1, 1]), np.array([0, 1]), 2), [[0, 1], [0, 1]])
     assert m.summary()["per_class"][0]["label"] == 2
+
+
+def _mmaction_metrics(scores, labels):
+    """MMAction2's accuracy definitions written out plainly (accuracy.py): top-k from an ascending
+    argsort; mean class over the classes seen as label or prediction, per-class hits / count."""
+    order = np.argsort(scores, axis=1)
+    top = [float(np.mean([labels[i] in order[i, -k:] for i in range(len(labels))])) for k in (1, 5)]
+    pred = scores.argmax(axis=1)
+    accs = []
+    for c in np.unique(np.concatenate([pred, labels])):
+        count = int((labels == c).sum())
+        accs.append(int(((labels == c) & (pred == c)).sum()) / count if count else 0.0)
+    return top[0], top[1], float(np.mean(accs))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_match_mmaction_definitions(seed):
+    rng = np.random.default_rng(seed)
+    k = 12
+    labels = rng.integers(0, 8, 50)  # classes 8..11 have no sample but may be predicted
+    scores = rng.random((50, k)).astype(np.float32)
+    scores[np.arange(50), labels] += rng.random(50).astype(np.float32) * 0.4
+    m = compute_metrics(scores, labels)
+    assert (m.top1, m.top5, m.mean_class) == pytest.approx(_mmaction_metrics(scores, labels))
+    assert mean_class_accuracy(np.zeros((3, 3), np.int64)) != mean_class_accuracy(np.zeros((3, 3), np.int64))  # NaN
 
 
 def _scores(n=4, k=5, seed=0, names=None) -> Scores:

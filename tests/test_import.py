@@ -23,7 +23,6 @@ from agcn_cli.importers import ImportConfig, import_source
 from agcn_cli.kinetics import video_sample
 from agcn_cli.layouts import get_layout
 from agcn_cli.model import ModelConfig, build_model
-from agcn_cli.normalize import pre_normalize_2d
 from agcn_cli.ntu import get_benchmark, parse_name, parse_skeleton
 from agcn_cli.recipes import make_sample, select_bodies_mmaction2
 from agcn_cli.streams import materialize_streams
@@ -212,11 +211,17 @@ def test_pkl_2d_is_prenormalized_with_scores(ntu, pkl_2d, tmp_path):
         assert f["img_shape"].shape == (len(meta["name"]), 2) and (f["img_shape"][:] == [1080, 1920]).all()
         for i, name in enumerate(meta["name"]):
             a = anns[name]
-            expected = pre_normalize_2d(a["keypoint"], a["img_shape"], score=a["keypoint_score"])  # (M, T, V, 3)
+            # PreNormalize2D as MMAction2 / pyskl write it: in place on the float16 arrays, every joint
+            kp = a["keypoint"].copy()  # (M, T, V, 2) float16
+            h, w = a["img_shape"]
+            kp[..., 0] = (kp[..., 0] - (w / 2)) / (w / 2)
+            kp[..., 1] = (kp[..., 1] - (h / 2)) / (h / 2)
+            expected = np.concatenate([kp, a["keypoint_score"][..., None]], -1).astype(np.float32)  # (M, T, V, 3)
             x = read_sample(f, i)  # (3, T, 17, 2)
             m = expected.shape[0]
             np.testing.assert_array_equal(x[..., :m], expected.transpose(3, 1, 2, 0))
-            assert (x[:2][np.broadcast_to(x[2:] == 0, x[:2].shape)] == 0).all()  # no score, no position
+            unscored = np.broadcast_to(x[2:, :, :, :m] == 0, x[:2, :, :, :m].shape)
+            assert unscored.any() and (x[:2, :, :, :m][unscored] != 0).any()  # unscored joints keep their place
             assert np.abs(x[:2]).max() <= 1.5
 
 
@@ -350,6 +355,55 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
     result = runner.invoke(app, ["preprocess", str(evil), str(tmp_path / "out")])
     assert result.exit_code == 1 and "refusing to load" in result.stderr and "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) == 1 and not marker.exists()
+
+
+class _Reduce:
+    """Pickles as `func(*args)`, then `obj.__setstate__(state)` when a state is given."""
+
+    def __init__(self, func, args, state=None):
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce__(self):
+        return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
+
+
+def _crafted_pickles() -> dict[str, bytes]:
+    core = getattr(np, "_core", None) or np.core
+    overlap = {"a": (np.dtype("O"), 0), "b": (np.dtype("<i8"), 0)}  # an object pointer over raw bytes
+    flags = np.dtype([("a", "O"), ("b", "<i8")]).flags
+    crafted = _Reduce(np.dtype, ("V16", False, True), (3, "|", None, ("a", "b"), overlap, 16, 8, flags))
+    return {
+        "eval": b"cbuiltins\neval\n(S'1+1'\ntR.",
+        "getattr": b"cbuiltins\ngetattr\n.",
+        "dotted name": b"\x80\x04\x8c\x05numpy\x8c\x12ndarray.__reduce__\x93.",
+        "codec": b"c_codecs\nencode\n(S'abc'\nS'rot13'\ntR.",
+        "ndarray over bytes": pickle.dumps(_Reduce(np.ndarray, ((1,), np.dtype("O"), b"A" * 8)), protocol=2),
+        "object array": pickle.dumps(np.array([1, "a"], dtype=object), protocol=2),
+        "object scalar": pickle.dumps(_Reduce(core.multiarray.scalar, (np.dtype("O"), b"A" * 8)), protocol=2),
+        "crafted dtype": pickle.dumps(crafted, protocol=2),
+        "crafted array": pickle.dumps(
+            _Reduce(core.multiarray._reconstruct, (np.ndarray, (0,), b"b"), (1, (1,), crafted, False, [("x", 7)])),
+            protocol=2,
+        ),
+        "huge": b"cbuiltins\nbytearray\n(I10000000000000000\ntR.",
+    }
+
+
+@pytest.mark.parametrize("case", list(_crafted_pickles()))
+def test_crafted_pickles_are_refused_without_crashing(tmp_path, case):
+    """Run in a child process: an accepted pointer-over-bytes array would crash the interpreter."""
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(_crafted_pickles()[case])
+    code = (
+        "import sys; from agcn_cli.errors import AgcnError; from agcn_cli.mmaction_pkl import load_annotation_file\n"
+        "try:\n    load_annotation_file(sys.argv[1])\nexcept AgcnError as e:\n    print(e); sys.exit(3)\n"
+    )
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3, result.stderr[-500:]
+    assert result.stdout.startswith(f"{path}: ") and len(result.stdout.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(

@@ -225,8 +225,10 @@ def test_2d_equals_slow_transcription_with_masking_and_separate_score():
 
 def test_2d_auto_mode_uses_the_scored_joints_box():
     kp = np.array([[100, 50, 1], [300, 250, 1], [1000, 1000, 0]], dtype=np.float32)
-    out = pre_normalize_2d(kp, mode="auto")
+    out = pre_normalize_2d(kp, mode="auto", threshold=0.0)
     np.testing.assert_allclose(out, [[-1, -1, 1], [1, 1, 1], [0, 0, 0]], atol=1e-7)
+    unmasked = pre_normalize_2d(kp)  # MMAction2's default: nothing is zeroed
+    assert unmasked[2, 0] > 0 and unmasked[2, 1] > 0
     small = np.array([[100, 50, 1], [105, 250, 1]], dtype=np.float32)  # box 5 px wide: left alone
     np.testing.assert_array_equal(pre_normalize_2d(small, mode="auto"), small)
     with pytest.raises(AgcnError, match="fix, auto"):

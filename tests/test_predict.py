@@ -11,24 +11,16 @@ from typer.testing import CliRunner
 from agcn_cli.checkpoint import DataInfo, save_checkpoint
 from agcn_cli.cli import app
 from agcn_cli.data import SkeletonDataset
-from agcn_cli.evaluate import read_scores
 from agcn_cli.model import ModelConfig, build_model
 from agcn_cli.ntu import parse_skeleton
 from agcn_cli.predict import predict, sample_clips
 from agcn_cli.preprocess import PreprocessConfig, preprocess
+from agcn_cli.scores import read_scores
 from agcn_cli.synth import SynthConfig, generate
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()
 CLIP_LEN = 16
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine more threads spin-wait and run far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
