@@ -88,17 +88,22 @@ class SplitWriter:
         if self.buffered >= 16 * CHUNK_FRAMES:
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, final: bool = False) -> None:
+        """Write the buffered frames; before the end, only whole chunks, so that no compressed
+        chunk is ever read back, completed and compressed again (that tripled the write cost)."""
         if not self.buffer:
             return
         block = np.concatenate(self.buffer)
-        self.frames.resize(self.total + len(block), axis=0)
-        self.frames[self.total :] = block
-        self.total += len(block)
-        self.buffer, self.buffered = [], 0
+        n = len(block) if final else len(block) - (self.total + len(block)) % CHUNK_FRAMES
+        if n > 0:
+            self.frames.resize(self.total + n, axis=0)
+            self.frames[self.total :] = block[:n]
+            self.total += n
+        rest = block[max(n, 0) :]
+        self.buffer, self.buffered = ([rest] if len(rest) else []), len(rest)
 
     def close(self) -> None:
-        self._flush()
+        self._flush(final=True)
         f = self.file
         lengths = np.asarray(self.lengths, dtype=np.int64)
         f.create_dataset("num_frames", data=lengths.astype(np.int32))
