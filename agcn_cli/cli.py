@@ -25,7 +25,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(soft_wrap=True)  # plain lines are not hard-wrapped at 80 columns when piped
+# plain lines are not hard-wrapped, and tables get 120 columns, when output is piped or logged
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True)
 _state = {"debug": False}
 
@@ -473,7 +474,7 @@ def fuse_cmd(
 
     for s in report.streams:
         m = s.metrics
-        table.add_row(str(s.path), s.modality, f"{s.weight:g}", _pct(m.top1), _pct(m.top5), _pct(m.mean_class))
+        table.add_row(s.path.name, s.modality, f"{s.weight:g}", _pct(m.top1), _pct(m.top5), _pct(m.mean_class))
     fused_modality = str(report.fused.attrs["modality"])
     if report.search is not None:
         g = report.given
