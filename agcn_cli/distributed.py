@@ -83,10 +83,27 @@ def all_sum(values: list[float], ctx: Dist) -> list[float]:
 
 
 def all_max_(t: torch.Tensor, ctx: Dist) -> torch.Tensor:
-    """In-place element-wise maximum over ranks."""
+    """In-place element-wise maximum over ranks (a CPU tensor goes through the GPU under NCCL)."""
     if ctx.enabled:
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        if dist.get_backend() == "nccl" and not t.is_cuda:
+            on_gpu = t.cuda()
+            dist.all_reduce(on_gpu, op=dist.ReduceOp.MAX)
+            t.copy_(on_gpu)
+        else:
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return t
+
+
+def broadcast_buffers_(module: torch.nn.Module, ctx: Dist) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) to every rank, in place.
+
+    DDP syncs them before each training forward, so after the last step each rank holds its
+    own update; evaluating without this would score each shard with a slightly different model
+    than the one rank 0 saves.
+    """
+    if ctx.enabled:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def any_rank(flags: list[bool], ctx: Dist) -> list[bool]:

@@ -154,10 +154,13 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> dict[str, Any] 
     return None
 
 
-def check_resume(ckpt: dict[str, Any], config: dict[str, Any], data: DataInfo, path: Path, free: set[str]) -> None:
-    """Refuse a checkpoint trained with another recipe or on other data, naming the fields.
+def check_resume(
+    ckpt: dict[str, Any], config: dict[str, Any], data: DataInfo, model: dict[str, Any], path: Path, free: set[str]
+) -> None:
+    """Refuse a checkpoint trained with another recipe, on other data or for another model, naming the fields.
 
-    `free`: config fields that may change between the runs (paths, speed options).
+    `model`: the ModelConfig as a dict; `free`: config fields that may change between the
+    runs (paths, speed options).
     """
     saved = ckpt.get("train_config", {})
     diff = [
@@ -165,6 +168,8 @@ def check_resume(ckpt: dict[str, Any], config: dict[str, Any], data: DataInfo, p
     ]
     stored = ckpt.get("data", {})
     diff += [f"data {k} {v!r} (checkpoint: {stored.get(k)!r})" for k, v in asdict(data).items() if stored.get(k) != v]
+    built = ckpt.get("model_config", {})  # e.g. num_classes taken from a data file with another count
+    diff += [f"model {k} {v!r} (checkpoint: {built.get(k)!r})" for k, v in model.items() if built.get(k) != v]
     if diff:
         raise AgcnError(
             f"{path}: --resume with a different config: {'; '.join(diff)}. Drop those options to "
@@ -188,8 +193,9 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if state["cuda"] and torch.cuda.is_available():  # the devices both machines have
+        for i, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, i)
     s = state["numpy"]
     np.random.set_state((s["name"], np.array(s["keys"], np.uint32), s["pos"], s["has_gauss"], s["cached_gaussian"]))
     version, internal, gauss_next = state["python"]

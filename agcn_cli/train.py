@@ -112,6 +112,10 @@ class TrainConfig:
             raise AgcnError(f"num_classes must be at least 1, got {self.num_classes}")
         if self.lr <= 0 or self.min_lr < 0 or self.weight_decay < 0 or self.workers < 0 or self.seed < 0:
             raise AgcnError("lr must be positive; min_lr, weight_decay, workers and seed non-negative")
+        if not 0 <= self.momentum < 1 or (self.nesterov and self.momentum == 0):  # else SGD's ValueError
+            raise AgcnError(f"momentum must be in [0, 1) and positive with --nesterov, got {self.momentum}")
+        if self.stop_after is not None and self.stop_after < 1:
+            raise AgcnError(f"stop_after must be at least 1, got {self.stop_after}")
         if not self.data:
             raise AgcnError("no training data: give DATA_DIR (with train.h5) or a train split file")
         if self.resume and self.overwrite:
@@ -297,7 +301,12 @@ def _fit(config: TrainConfig, log: Callable[[str], None], device: torch.device, 
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs * len(loader), config.min_lr)
     start, stats, best, wall0 = 0, EpochStats(), {"top1": -1.0, "epoch": 0}, 0.0
     if ckpt is not None:
-        runs.check_resume(ckpt, asdict(config), data, run_dir / "last.pt", RUN_CONTROL)
+        runs.check_resume(ckpt, asdict(config), data, asdict(model_config), run_dir / "last.pt", RUN_CONTROL)
+        if ckpt["partial"] and ckpt["world_size"] != ctx.world_size:  # the done batches were another sharding
+            raise AgcnError(
+                f"{run_dir / 'last.pt'}: saved mid-epoch by {ckpt['world_size']} process(es); resume it with "
+                f"{ckpt['world_size']} (not {ctx.world_size}), or at an epoch boundary with any number"
+            )
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -405,6 +414,7 @@ def _fit(config: TrainConfig, log: Callable[[str], None], device: torch.device, 
                     "data_wait_s": stats.data_wait,
                 }
                 if val_loader is not None and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
+                    distributed.broadcast_buffers_(model, ctx)  # score the model rank 0 saves
                     val = evaluate(model, val_loader, device, amp_dtype=amp_dtype, ctx=ctx)
                     row.update(val_top1=val["top1"], val_top5=val["top5"], val_loss=val["loss"])
                 improved = row.get("val_top1", -1.0) > best["top1"]

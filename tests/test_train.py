@@ -141,6 +141,9 @@ def test_config_file_and_flags(tmp_path):
         build_config({}, toml)
     with pytest.raises(AgcnError, match="choose one of: joint, bone, joint-motion, bone-motion"):
         build_config({"data": "d", "modality": "velocity"})
+    with pytest.raises(AgcnError, match="positive with --nesterov, got 0"):
+        build_config({"data": "d", "momentum": 0.0})
+    assert build_config({"data": "d", "momentum": 0.0, "nesterov": False}).momentum == 0.0
 
 
 def cli(*args: str):
@@ -197,6 +200,24 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny, tmp_path):
     assert (run / "last.pt").read_bytes() == before and len(rows(run)) == 1
 
 
+def test_resume_refuses_another_model_or_sharding(tiny, tmp_path):
+    run = tmp_path / "run"
+    fit(tiny_config(tiny, run, stop_after=1), log=quiet)
+    other = tmp_path / "other.h5"
+    other.write_bytes((tiny / "train.h5").read_bytes())
+    with h5py.File(other, "r+") as f:
+        f.attrs["num_classes"] = 5  # the classifier size comes from the file: same flags, another model
+    with pytest.raises(AgcnError, match=r"different config: model num_classes 5 \(checkpoint: 3\)"):
+        fit(
+            build_config({"out": str(run), "resume": True, "data": str(other), "val": str(tiny / "test.h5")}), log=quiet
+        )
+    # saved mid-epoch by 2 processes: its done batches mean nothing to 1
+    ckpt = read_checkpoint(run / "last.pt")
+    torch.save({**ckpt, "partial": {"step": 1}, "world_size": 2}, run / "last.pt")
+    with pytest.raises(AgcnError, match="saved mid-epoch by 2 process"):
+        fit(build_config({"out": str(run), "resume": True}), log=quiet)
+
+
 @pytest.mark.slow
 def test_ddp_two_processes_gloo(tiny, tmp_path):
     run = tmp_path / "run"
@@ -218,4 +239,7 @@ def test_ddp_two_processes_gloo(tiny, tmp_path):
     # the ranks' merged validation equals scoring the saved model on the whole split in one process
     model, _, _ = load_model(run / "last.pt")
     val = BatchLoader(SkeletonDataset(tiny / "test.h5", clip_len=4, test_mode=True, in_memory=True), 4)
-    assert evaluate(model, val, torch.device("cpu"))["top1"] == pytest.approx(history[-1]["val_top1"])
+    single = evaluate(model, val, torch.device("cpu"))
+    assert single["top1"] == pytest.approx(history[-1]["val_top1"])
+    # the same weights and BatchNorm statistics on every rank (rank 0's, broadcast before validating)
+    assert single["loss"] == pytest.approx(history[-1]["val_loss"], rel=1e-6, abs=0)
