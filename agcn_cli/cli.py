@@ -49,6 +49,12 @@ def command(*args, **kwargs):
                     raise
                 err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
                 raise typer.Exit(1) from None
+            except OSError as e:  # a disk, permission or file-system problem not caught closer to it
+                if _state["debug"]:
+                    raise
+                where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+                err.print(f"[red]error:[/red] {where}{e.strerror or e}", highlight=False, soft_wrap=True)
+                raise typer.Exit(1) from None
             except KeyboardInterrupt:
                 err.print("[yellow]interrupted[/yellow]; no partial output was kept")
                 raise typer.Exit(130) from None

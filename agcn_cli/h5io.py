@@ -43,7 +43,13 @@ def temp_path(path: Path) -> Path:
 
 @contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
-    """Yield a temporary path; rename it to `path` only if the block completes."""
+    """Yield a temporary path; rename it to `path` only if the block completes.
+
+    The folder is created if needed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AgcnError(f"{path}: cannot create its folder ({e.strerror or e})") from None
     tmp = temp_path(path)
     try:
         yield tmp

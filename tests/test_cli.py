@@ -43,3 +43,24 @@ def test_model_info_errors_are_one_line():
     assert r.output.strip().splitlines() == ["error: unknown layout 'ntu26'; choose one of: coco17, ntu25, openpose18"]
     r = CliRunner().invoke(app, ["model-info", "--variant", "stgcn"])
     assert r.exit_code == 1 and "unknown model variant 'stgcn'" in r.output
+
+
+def test_outputs_get_their_folder_and_os_errors_are_one_line(tmp_path):
+    import pytest
+
+    from agcn_cli.errors import AgcnError
+    from agcn_cli.h5io import atomic_output
+
+    target = tmp_path / "new" / "deeper" / "out.txt"
+    with atomic_output(target) as tmp:
+        tmp.write_text("done")
+    assert target.read_text() == "done"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(AgcnError, match="a-file/out.txt: cannot create its folder"):
+        with atomic_output(blocker / "out.txt"):
+            pass
+    r = CliRunner().invoke(app, ["synth", str(blocker / "raw"), "--samples-per-class", "1"])
+    assert r.exit_code == 1
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "a-file" in lines[0], r.output
