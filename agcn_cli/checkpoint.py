@@ -62,11 +62,15 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise AgcnError(f"{path}: no such checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head != b"PK" and head[:1] != b"\x80":  # torch.save's zip archive, or a legacy pickle
+        raise AgcnError(f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a corrupt or foreign file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise AgcnError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise AgcnError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {first[:120]})") from None
 
 
 def is_agcn_checkpoint(ckpt: Any) -> bool:

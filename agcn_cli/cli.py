@@ -47,7 +47,8 @@ def command(*args, **kwargs):
             except AgcnError as e:
                 if _state["debug"]:
                     raise
-                err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+                message = " ".join(str(e).splitlines())  # one line, even when a library's text has several
+                err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
                 raise typer.Exit(1) from None
             except OSError as e:  # a disk, permission or file-system problem not caught closer to it
                 if _state["debug"]:

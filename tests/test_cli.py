@@ -64,3 +64,22 @@ def test_outputs_get_their_folder_and_os_errors_are_one_line(tmp_path):
     assert r.exit_code == 1
     lines = r.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "a-file" in lines[0], r.output
+
+
+def test_bad_inputs_give_one_line(tmp_path):
+    from test_streams_h5 import write_split
+
+    split = write_split(tmp_path / "test.h5")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    cases = [
+        (["info", str(folder)], "a-folder: not a readable HDF5 file"),  # h5py's own text spans lines
+        (["eval", str(text), str(split)], "notes.txt: not a PyTorch checkpoint"),
+    ]
+    for args, expected in cases:
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 1, r.output
+        lines = r.output.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], r.output
