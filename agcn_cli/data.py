@@ -37,23 +37,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .errors import AgcnError
-from .h5io import check_split_file, sample_blocks
+from .h5io import NUM_PERSONS, check_split_file, fit_persons, sample_blocks
 from .layouts import get_layout
 from .normalize import pre_normalize_2d, pre_normalize_3d
 from .sampling import TEST_SEED, sample_batch_indices, uniform_sample_indices
 from .streams import STREAMS, compute_stream, compute_stream_frames
 
-NUM_PERSONS = 2  # FormatGCNInput(num_person=2)
 DEFAULT_IMG_SHAPE = (1080, 1920)  # (height, width) of NTU's RGB frames, for 2D data without img_shape
-
-
-def fit_persons(frames: np.ndarray, num_persons: int = NUM_PERSONS) -> np.ndarray:
-    """(T, M, V, C) -> (T, num_persons, V, C): extra persons dropped, missing ones zero."""
-    m = frames.shape[1]
-    if m >= num_persons:
-        return frames[:, :num_persons]
-    pad = np.zeros((frames.shape[0], num_persons - m, *frames.shape[2:]), dtype=frames.dtype)
-    return np.concatenate([frames, pad], axis=1)
 
 
 @cache
@@ -205,7 +195,7 @@ class SkeletonDataset(Dataset):
 
     def _read_sequence(self, data: h5py.Dataset, i: int) -> np.ndarray:
         start, t = int(self.offset[i]), int(self.num_frames[i])
-        frames = fit_persons(data[start : start + t])  # (T, M, V, C)
+        frames = fit_persons(data[start : start + t], axis=1)  # (T, M, V, C)
         if not self.normalized:
             frames = self._normalize(frames, i)
         x = frames.transpose(3, 0, 2, 1)  # (C, T, V, M)
@@ -244,7 +234,7 @@ class SkeletonDataset(Dataset):
             out = np.empty((c, int(self.num_frames.sum()), v, NUM_PERSONS), dtype=np.float32)
             for a, b in sample_blocks(self.offset, self.num_frames, source=str(self.path)):
                 r0, r1 = int(self.offset[a]), int(self.offset[b - 1] + self.num_frames[b - 1])
-                block = fit_persons(data[r0:r1])  # (F, M, V, C)
+                block = fit_persons(data[r0:r1], axis=1)  # (F, M, V, C)
                 if self.derive:
                     block = compute_stream_frames(block, self.stream, self.layout, self.num_frames[a:b])
                 out[:, r0:r1] = block.transpose(3, 0, 2, 1)  # (C, F, V, M)

@@ -19,9 +19,9 @@ import torch
 import torch.nn as nn
 
 from .checkpoint import DataInfo, is_agcn_checkpoint, load_model
-from .data import NUM_PERSONS, BatchLoader, SkeletonDataset
+from .data import BatchLoader, SkeletonDataset
 from .errors import AgcnError
-from .h5io import check_split_file
+from .h5io import NUM_PERSONS, check_split_file
 from .layouts import get_layout
 from .metrics import Metrics, class_names, compute_metrics
 from .model import ModelConfig

@@ -20,6 +20,7 @@ from .errors import AgcnError
 FORMAT = "agcn-skeleton"
 SCHEMA_VERSION = 1
 CHUNK_FRAMES = 256  # frames per chunk: a typical sample spans one or two chunks
+NUM_PERSONS = 2  # persons stored per sample (zero-padded), MMAction2's FormatGCNInput(num_person=2)
 META_INT_FIELDS = ("label", "setup", "camera", "subject", "replication", "num_persons")
 REQUIRED_DATASETS = ("joint", "offset", "num_frames", "name", *META_INT_FIELDS)
 REQUIRED_ATTRS = ("format", "schema_version", "layout", "recipe", "normalized", "num_classes", "split")
@@ -34,6 +35,16 @@ class SampleMeta:
     camera: int = -1
     subject: int = -1
     replication: int = -1
+
+
+def fit_persons(x: np.ndarray, axis: int = 0, num_persons: int = NUM_PERSONS) -> np.ndarray:
+    """`x` with exactly `num_persons` along `axis`: extra persons dropped, missing ones zero."""
+    m = x.shape[axis]
+    if m >= num_persons:
+        return x[(slice(None),) * axis + (slice(0, num_persons),)]
+    pad = list(x.shape)
+    pad[axis] = num_persons - m
+    return np.concatenate([x, np.zeros(pad, dtype=x.dtype)], axis=axis)
 
 
 def temp_path(path: Path) -> Path:

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import h5io
 from .errors import AgcnError
-from .h5io import SampleMeta, SplitWriter
+from .h5io import NUM_PERSONS, SampleMeta, SplitWriter
 from .preprocess import PreprocessReport, SplitSummary
 
 FORMATS = ("auto", "ntu", "pkl", "kinetics")
 SPLITS = ("train", "test")
-NUM_PERSONS = 2  # persons stored per sample, as MMAction2's FormatGCNInput(num_person=2)
 
 
 class SampleError(AgcnError):
@@ -192,10 +192,8 @@ def make_report(summaries, skipped, excluded: int, outside: int, t0: float) -> P
 def fit_persons(sample: np.ndarray) -> tuple[np.ndarray, int]:
     """(M, T, V, C) -> (2, T, V, C) float32 (extra persons dropped, missing ones zero) and the
     number of persons with any non-zero value among the kept ones."""
-    kept = sample[:NUM_PERSONS]
-    persons = int((np.abs(kept).reshape(len(kept), -1).sum(axis=1) > 0).sum())
-    out = np.zeros((NUM_PERSONS, *sample.shape[1:]), dtype=np.float32)
-    out[: len(kept)] = kept
+    out = h5io.fit_persons(np.array(sample, dtype=np.float32))  # a copy: the caller keeps its array
+    persons = int((np.abs(out).reshape(len(out), -1).sum(axis=1) > 0).sum())
     return out, persons
 
 

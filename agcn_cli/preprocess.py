@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AgcnError
-from .h5io import SampleMeta, SplitWriter
+from .h5io import NUM_PERSONS, SampleMeta, SplitWriter
 from .layouts import get_layout
 from .ntu import SampleInfo, SkeletonError, get_benchmark, parse_name, parse_skeleton, read_name_list
-from .recipes import DEFAULT_RECIPE, NUM_PERSONS, check_recipe, make_sample
+from .recipes import DEFAULT_RECIPE, check_recipe, make_sample
 
 SPLITS = ("train", "test")
 LAYOUT = "ntu25"

@@ -16,12 +16,12 @@ Every function returns person-major samples: (M, T, V, C).
 import numpy as np
 
 from .errors import AgcnError
+from .h5io import NUM_PERSONS, fit_persons
 from .normalize import pre_normalize_2sagcn, pre_normalize_3d
 from .ntu import NUM_JOINTS, SkeletonError, SkeletonFile
 
 RECIPES = ("mmaction2", "2s-agcn")
 DEFAULT_RECIPE = "mmaction2"
-NUM_PERSONS = 2
 
 
 def check_recipe(recipe: str) -> str:
@@ -165,6 +165,4 @@ def make_sample(sk: SkeletonFile, recipe: str, layout_normalize: dict) -> tuple[
     else:
         sample = sample_mmaction2(sk, layout_normalize)
         persons = sample.shape[0]
-    if sample.shape[0] < NUM_PERSONS:
-        sample = np.concatenate([sample, np.zeros((NUM_PERSONS - sample.shape[0], *sample.shape[1:]), np.float32)])
-    return np.ascontiguousarray(sample), persons
+    return np.ascontiguousarray(fit_persons(sample)), persons

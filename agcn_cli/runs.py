@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from .checkpoint import DataInfo, read_checkpoint
-from .data import NUM_PERSONS, BatchLoader, SkeletonDataset
+from .data import BatchLoader, SkeletonDataset
 from .distributed import Dist
 from .errors import AgcnError
-from .h5io import atomic_output
+from .h5io import NUM_PERSONS, atomic_output
 from .model import ModelConfig
 
 if TYPE_CHECKING:

@@ -8,8 +8,9 @@ import pytest
 import torch
 from test_streams_h5 import write_split
 
-from agcn_cli.data import BatchLoader, SkeletonDataset, fit_persons, make_loader
+from agcn_cli.data import BatchLoader, SkeletonDataset, make_loader
 from agcn_cli.errors import AgcnError
+from agcn_cli.h5io import fit_persons
 from agcn_cli.layouts import get_layout
 from agcn_cli.normalize import pre_normalize_2d, pre_normalize_3d
 from agcn_cli.sampling import sample_batch_indices, uniform_sample_indices
@@ -185,7 +186,7 @@ def test_persons_padded_and_truncated(tmp_path):
             first_two = f["joint"][6:15, :2].transpose(3, 0, 2, 1)  # (C, T, V, M=2)
         idx = uniform_sample_indices(9, 4, test_mode=True)[0]
         np.testing.assert_array_equal(x3.numpy(), first_two[:, idx])
-    assert fit_persons(np.ones((3, 1, 25, 3))).shape == (3, 2, 25, 3)
+    assert fit_persons(np.ones((3, 1, 25, 3)), axis=1).shape == (3, 2, 25, 3)
 
 
 def test_errors_list_allowed_values(files, tmp_path):

@@ -17,14 +17,7 @@ from agcn_cli.model import (
 )
 from benchmarks.reference_agcn import RefAGCN, RefMMAAGCN, spatial_graph
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small CPU models run fastest on one thread, and the tests share the machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small CPU models run fastest on one thread
 
 
 def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
