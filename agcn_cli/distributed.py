@@ -16,6 +16,19 @@ import torch.distributed as dist
 
 from .errors import AgcnError
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` (CUDA when available), `cpu` or `cuda`."""
+    if name not in DEVICES:
+        raise AgcnError(f"unknown device {name!r}; choose one of: {', '.join(DEVICES)}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AgcnError("--device cuda: no CUDA device is available here; use --device cpu")
+    return torch.device(name)
+
 
 @dataclass(frozen=True)
 class Dist:

@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from .checkpoint import DataInfo, is_agcn_checkpoint, load_model
 from .data import BatchLoader, SkeletonDataset
+from .distributed import resolve_device
 from .errors import AgcnError
 from .h5io import NUM_PERSONS, check_split_file
 from .layouts import get_layout
@@ -28,23 +29,10 @@ from .model import ModelConfig
 from .scores import Scores
 from .streams import STREAMS
 
-DEVICES = ("auto", "cpu", "cuda")
-
 Note = Callable[[str], None]
 
 
 # ---- multi-clip scoring -----------------------------------------------------------------------
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` (CUDA when available), `cpu` or `cuda`."""
-    if name not in DEVICES:
-        raise AgcnError(f"unknown device {name!r}; choose one of: {', '.join(DEVICES)}")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise AgcnError("--device cuda: no CUDA device is available here; use --device cpu")
-    return torch.device(name)
 
 
 @torch.no_grad()

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from .checkpoint import DataInfo, is_agcn_checkpoint, load_model
+from .distributed import resolve_device
 from .errors import AgcnError
-from .evaluate import Note, clip_scores, resolve_device
+from .evaluate import Note, clip_scores
 from .layouts import get_layout
 from .metrics import class_names
 from .model import AGCN, ModelConfig

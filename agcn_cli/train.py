@@ -260,9 +260,7 @@ def fit(config: TrainConfig, log: Callable[[str], None] = _stderr) -> dict[str, 
     last metrics row), `interrupted` (the signal's name, or None), `run_dir` and `rank`.
     """
     config.check()
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise AgcnError("--device cuda but torch sees no CUDA device; use --device cpu")
-    cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+    cuda = distributed.resolve_device(config.device).type == "cuda"
     ctx = distributed.init("cuda" if cuda else "cpu")
     deterministic = torch.are_deterministic_algorithms_enabled()
     try:
