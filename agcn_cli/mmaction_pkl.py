@@ -38,7 +38,7 @@ from .importers import (
     write_splits,
 )
 from .layouts import get_layout
-from .normalize import pre_normalize_3d
+from .normalize import pre_normalize_2d, pre_normalize_3d
 from .ntu import SkeletonError, get_benchmark, parse_name
 from .preprocess import PreprocessReport, output_paths
 from .safe_pickle import load_pickle
@@ -132,17 +132,6 @@ def _float_array(value: object, what: str) -> np.ndarray:
     return value if np.issubdtype(value.dtype, np.floating) else value.astype(np.float32)
 
 
-def prenormalize_2d(keypoint: np.ndarray, score: np.ndarray, img_shape: tuple[float, float]) -> np.ndarray:
-    """MMAction2's `PreNormalize2D` then `GenSkeFeat`: (M, T, V, 2) pixels + (M, T, V) scores ->
-    (M, T, V, 3) float32 (x, y, score). x' = (x - w/2) / (w/2), y' = (y - h/2) / (h/2), computed
-    in the keypoint's own dtype; no joint is masked, as `normalize.pre_normalize_2d` by default."""
-    h, w = float(img_shape[0]), float(img_shape[1])  # Python floats keep the array's dtype (NEP 50)
-    xy = np.array(keypoint)  # a copy in the stored dtype
-    xy[..., 0] = (xy[..., 0] - w / 2) / (w / 2)
-    xy[..., 1] = (xy[..., 1] - h / 2) / (h / 2)
-    return np.concatenate([xy.astype(np.float32), np.asarray(score, dtype=np.float32)[..., None]], axis=-1)
-
-
 class _Job:
     """One annotation to convert; `str(job)` names it in the skipped list."""
 
@@ -199,7 +188,8 @@ def convert_annotation(ann: dict, name: str, layout: str, sig: tuple, num_classe
             raise SampleError(f"img_shape {img_shape!r} is not (height, width)") from None
         if not (h > 0 and w > 0):
             raise SampleError(f"img_shape {img_shape!r} is not a positive (height, width)")
-        sample = prenormalize_2d(kp[:2], score[:2], (h, w))
+        # PreNormalize2D in the stored dtype, then the score as the third channel (FormatGCNInput)
+        sample = pre_normalize_2d(kp[:2], (h, w), score=score[:2], dtype=kp.dtype)
         extras = {"img_shape": np.array([h, w], dtype=np.int32)}
     sample, persons = fit_persons(sample)
     try:

@@ -137,6 +137,7 @@ def pre_normalize_2d(
     score: np.ndarray | None = None,
     threshold: float | None = None,
     mode: str = "fix",
+    dtype: np.dtype | None = None,
 ) -> np.ndarray:
     """MMAction2 `PreNormalize2D`: pixel coordinates (..., 2 or 3) to [-1, 1]; float32 copy.
 
@@ -145,19 +146,23 @@ def pre_normalize_2d(
     rescaled, nothing is masked. Given a `threshold`, x, y of joints scoring <= it are set to
     0 and mode "auto" maps the box around the scored joints (if wider and taller than 10
     pixels) instead of the image box ("fix"): the masking variant some pipelines use.
+    `dtype` is the arithmetic's for x and y (None: float32; MMAction2 computes in the stored
+    dtype, float16 in its .pkl files); the score is never rounded through it.
     """
     if mode not in PRENORM_2D_MODES:
         raise AgcnError(f"unknown 2D normalisation mode {mode!r}; choose one of: {', '.join(PRENORM_2D_MODES)}")
-    kp = np.array(keypoint, dtype=np.float32)
-    if score is not None:
-        kp = np.concatenate([kp, np.asarray(score, dtype=np.float32)[..., None]], axis=-1)
-    if kp.shape[-1] not in (2, 3):
-        raise AgcnError(f"expected 2D keypoints (..., 2) or (..., 3) with a score, got {kp.shape}")
-    keep = kp[..., 2] > threshold if kp.shape[-1] == 3 and threshold is not None else None
-    x, y = kp[..., 0], kp[..., 1]  # views into kp
+    keypoint = np.asarray(keypoint)
+    if keypoint.shape[-1] not in (2, 3) or (score is not None and keypoint.shape[-1] != 2):
+        raise AgcnError(f"expected 2D keypoints (..., 2) or (..., 3) with a score, got {keypoint.shape}")
+    xy = np.array(keypoint[..., :2], dtype=np.float32 if dtype is None else dtype)  # a copy
+    if score is None and keypoint.shape[-1] == 3:
+        score = keypoint[..., 2]
+    score = None if score is None else np.asarray(score, dtype=np.float32)
+    keep = score > threshold if score is not None and threshold is not None else None
+    x, y = xy[..., 0], xy[..., 1]  # views into xy
 
     if mode == "fix":
-        h, w = float(img_shape[0]), float(img_shape[1])  # Python floats keep the arithmetic in float32
+        h, w = float(img_shape[0]), float(img_shape[1])  # Python floats keep the arithmetic in xy's dtype
         x[...] = (x - w / 2) / (w / 2)
         y[...] = (y - h / 2) / (h / 2)
     else:
@@ -175,7 +180,8 @@ def pre_normalize_2d(
     if keep is not None:
         x[~keep] = 0
         y[~keep] = 0
-    return kp
+    xy = xy.astype(np.float32, copy=False)
+    return xy if score is None else np.concatenate([xy, score[..., None]], axis=-1)
 
 
 def pad_empty_frames(sample: np.ndarray) -> np.ndarray:
