@@ -13,7 +13,7 @@ the parser, body selection, pre-normalisation and training run on them as on rea
 - Scene: Kinect camera space (metres, x to the sensor's left, y up, z away from it). Camera 1
   is frontal, 2 and 3 at -45 / +45 degrees; the setup id fixes distance (2.6-3.4 m), height
   and tilt.
-- Classes: hand-made angle trajectories for the ids in `CLASS_NAMES`, a fixed random mix of
+- Classes: hand-made angle trajectories for the ids in `HAND_MADE_ACTIONS`, a fixed random mix of
   angle oscillations for any other id; ids 50-60 and 106-120 are two-person classes. Each
   sample varies duration, time warp, amplitude, oscillation frequency and phase, facing, and
   adds slow idle motion.
@@ -94,14 +94,8 @@ ANGLES = ("bend", "lean", "nod", "l_raise", "l_abd", "l_swing", "l_elbow", "r_ra
           "r_elbow", "l_hip", "l_knee", "r_hip", "r_knee", "yaw", "tx", "ty", "tz")  # fmt: skip
 _LIMB_ANGLES = ANGLES[3:15]
 
-CLASS_NAMES = {
-    8: "sit down", 9: "stand up", 10: "clapping", 22: "cheer up", 23: "hand waving",
-    24: "kicking something", 26: "hopping (one foot jumping)", 27: "jump up",
-    31: "pointing to something with finger", 35: "nod head/bow", 38: "salute", 42: "staggering",
-    43: "falling", 44: "touch head (headache)", 50: "punching/slapping other person",
-    51: "kicking other person", 52: "pushing other person", 55: "hugging other person",
-    58: "handshaking", 59: "walking towards each other", 60: "walking apart from each other",
-}  # fmt: skip
+# the ids with hand-made trajectories in `action_angles` (names: data_specs/ntu120_classes.txt)
+HAND_MADE_ACTIONS = (8, 9, 10, 22, 23, 24, 26, 27, 31, 35, 38, 42, 43, 44, 50, 51, 52, 55, 58, 59, 60)
 
 
 @dataclass(frozen=True)
@@ -116,10 +110,6 @@ class SynthConfig:
     seed: int = 0  # same seed, same files
     artefacts: bool = True  # Kinect jitter, dropped frames, late/early bodies, ghosts, slot swaps
     workers: int = 0  # processes for large sets; 0: one per core
-
-
-def class_name(action: int) -> str:
-    return CLASS_NAMES.get(action, f"procedural action A{action:03d}")
 
 
 def _check(config: SynthConfig) -> None:
