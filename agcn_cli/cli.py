@@ -391,12 +391,6 @@ def _note(text: str) -> None:
     err.print(f"[yellow]note:[/yellow] {text}", highlight=False, soft_wrap=True)
 
 
-def _refuse_existing(paths: list[Path | None], overwrite: bool) -> None:
-    for path in paths:
-        if path is not None and path.exists() and not overwrite:
-            raise AgcnError(f"{path}: already exists; pass --overwrite to replace it")
-
-
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
@@ -435,7 +429,7 @@ def eval_cmd(
     Foreign weights (lshiwjx/2s-AGCN, MMAction2, pyskl) need --num-classes and --modality.
     """
     from .evaluate import EvalConfig, evaluate, foreign_facts
-    from .h5io import check_split_file
+    from .h5io import check_split_file, refuse_existing
     from .metrics import write_confusion_csv, write_confusion_png
     from .scores import write_mmaction_dump, write_scores
 
@@ -443,7 +437,7 @@ def eval_cmd(
         raise AgcnError(f"--mmaction-dump {mmaction_dump}: MMAction2 dumps are .pkl or .pickle files")
     if confusion is not None and confusion.suffix.lower() != ".csv":
         raise AgcnError(f"--confusion {confusion}: expected a .csv file name")
-    _refuse_existing([out_path, confusion, mmaction_dump], overwrite)
+    refuse_existing([out_path, confusion, mmaction_dump], overwrite)
     attrs = check_split_file(test_file)
     foreign_config, foreign_data = foreign_facts(
         num_classes=num_classes, layout=layout, modality=modality, in_channels=in_channels, clip_len=clip_len,
@@ -511,8 +505,9 @@ def fuse_cmd(
     from dataclasses import asdict
 
     from .fuse import fuse_files, parse_numbers
+    from .h5io import refuse_existing
 
-    _refuse_existing([out_path], overwrite)
+    refuse_existing([out_path], overwrite)
     values = tuple(parse_numbers(grid, "--grid"))
     if search and not val:
         err.print(

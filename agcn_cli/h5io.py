@@ -6,7 +6,7 @@ are concatenated along the first axis of each stream dataset, `(total_frames, M,
 """
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +50,13 @@ def fit_persons(x: np.ndarray, axis: int = 0, num_persons: int = NUM_PERSONS) ->
 def temp_path(path: Path) -> Path:
     """A hidden sibling name for writing `path` before the final rename."""
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def refuse_existing(paths: Iterable[Path | None], overwrite: bool) -> None:
+    """AgcnError naming the first of `paths` that exists, unless `overwrite`."""
+    for path in paths:
+        if path is not None and Path(path).exists() and not overwrite:
+            raise AgcnError(f"{path}: already exists; pass --overwrite to replace it")
 
 
 @contextmanager

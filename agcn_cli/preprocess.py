@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AgcnError
-from .h5io import NUM_PERSONS, SampleMeta, SplitWriter
+from .h5io import NUM_PERSONS, SampleMeta, SplitWriter, refuse_existing
 from .layouts import get_layout
 from .ntu import SampleInfo, SkeletonError, get_benchmark, parse_name, parse_skeleton, read_name_list
 from .recipes import DEFAULT_RECIPE, check_recipe, make_sample
@@ -92,9 +92,7 @@ def output_paths(out_dir: Path, splits: Iterable[str], overwrite: bool) -> dict[
     """`{split: OUT_DIR/split.h5}`, after checking that they may be written."""
     out_dir = Path(out_dir)
     outputs = {split: out_dir / f"{split}.h5" for split in splits}
-    existing = [str(p) for p in outputs.values() if p.exists()]
-    if existing and not overwrite:
-        raise AgcnError(f"{existing[0]}: already exists; pass --overwrite to replace it")
+    refuse_existing(outputs.values(), overwrite)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
