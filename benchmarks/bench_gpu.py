@@ -143,9 +143,10 @@ def time_steps(model, device, batch, frames, mode, steps, warmup) -> dict:
         opt.step()
         sync(device)
         times.append(time.perf_counter() - t0)
-    med = statistics.median(times[warmup:])
+    timed = times[warmup:]
+    med = statistics.median(timed)
     return {"ms_per_step": round(1000 * med, 2), "samples_per_s": round(batch / med, 1),
-            "first_step_s": round(times[0], 2), "spread_ms": round(1000 * (max(times[warmup:]) - min(times[warmup:])), 2)}  # fmt: skip
+            "first_step_s": round(times[0], 2), "spread_ms": round(1000 * (max(timed) - min(timed)), 2)}  # fmt: skip
 
 
 def speed(rep: Report, device: torch.device, batches, frames, steps, warmup, est_s) -> None:
@@ -172,7 +173,8 @@ def tuned(rep: Report, device: torch.device, batches, frames, steps, warmup, com
     for batch in batches:
         _, ours = make_pair("mmaction2")
         row = time_steps(ours.to(device), device, batch, frames, "bf16", steps, warmup)
-        rep.add("speed", {"variant": "mmaction2", "batch": batch, "mode": "bf16", "model": "agcn cudnn.benchmark"} | row)
+        what = {"variant": "mmaction2", "batch": batch, "mode": "bf16", "model": "agcn cudnn.benchmark"}
+        rep.add("speed", what | row)
     for mode, batch in [("bf16", batches[-1]), ("bf16", batches[0]), ("tf32", batches[-1])]:
         if rep.left() < compile_est_s:
             rep.add("skipped", {"what": f"compile {mode} batch {batch}", "left_s": round(rep.left())})
@@ -255,8 +257,12 @@ def main() -> None:
     sections = [
         ("correctness", lambda: correctness(rep, device, sizes["n"], sizes["frames"])),
         ("speed", lambda: speed(rep, device, sizes["batches"], sizes["frames"], sizes["steps"], sizes["warmup"], 8)),
-        ("pipeline", lambda: pipeline(rep, device, Path(tmp), sizes["samples"], sizes["pipe_batch"],
-                                      sizes["frames"], sizes["epochs"])),  # fmt: skip
+        (
+            "pipeline",
+            lambda: pipeline(
+                rep, device, Path(tmp), sizes["samples"], sizes["pipe_batch"], sizes["frames"], sizes["epochs"]
+            ),
+        ),  # fmt: skip
         ("tuned", lambda: tuned(rep, device, sizes["batches"], sizes["frames"], sizes["steps"], sizes["warmup"], 75)),
     ]
     with tempfile.TemporaryDirectory() as tmp:
