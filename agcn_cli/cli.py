@@ -331,9 +331,14 @@ def train_cmd(
         bool | None, typer.Option("--deterministic/--no-deterministic", help="Deterministic kernels. Default: off.")
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda. Default: auto.")] = None,
-    precision: Annotated[str | None, typer.Option(help="auto | fp32 | bf16. Default: auto (bf16 on CUDA).")] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="auto | fp32 | tf32 | bf16. Default: auto (bf16 CUDA, fp32 CPU).")
+    ] = None,
     compile_model: Annotated[
-        bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model. Default: off.")
+        bool | None,
+        typer.Option(
+            "--compile/--no-compile", help="torch.compile: GPU steps ~1.8x faster after ~1 min. Default: off."
+        ),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Batch-loading worker processes. Default: 0.")] = None,
     pin_memory: Annotated[
@@ -408,7 +413,9 @@ def eval_cmd(
     clip_len: TestClipLenOpt = None,
     batch_size: TestBatchOpt = 16,
     device: TestDeviceOpt = "auto",
-    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast (CUDA only).")] = False,
+    bf16: Annotated[
+        bool, typer.Option("--bf16", help="bfloat16 autocast (CUDA only); else float32, TF32 off.")
+    ] = False,
     out_path: Annotated[Path | None, typer.Option("--out", help="Write scores here (HDF5, for agcn fuse).")] = None,
     confusion: Annotated[
         Path | None, typer.Option(help="Write the confusion matrix as CSV (and a PNG beside it with matplotlib).")

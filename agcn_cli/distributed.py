@@ -7,7 +7,8 @@ CUDA. Without WORLD_SIZE > 1 everything here is a no-op and training runs in one
 """
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,23 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise AgcnError("--device cuda: no CUDA device is available here; use --device cpu")
     return torch.device(name)
+
+
+@contextmanager
+def tf32(enabled: bool) -> Iterator[None]:
+    """TF32 for cuDNN convolutions and CUDA matmuls on or off inside the block, restored after.
+
+    PyTorch's defaults are TF32 convolutions and fp32 matmuls, so a plain float32 model on
+    CUDA is not float32: on an H200 its logits are ~8e-5 (relative) from float64 against
+    ~1e-7 with TF32 off (BENCHMARKS.md). agcn's `fp32` is float32; `tf32` asks for TF32.
+    No effect on the CPU.
+    """
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 @dataclass(frozen=True)

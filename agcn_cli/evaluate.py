@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from .checkpoint import DataInfo, is_agcn_checkpoint, load_model
 from .data import BatchLoader, SkeletonDataset
-from .distributed import resolve_device
+from .distributed import resolve_device, tf32
 from .errors import AgcnError
 from .h5io import NUM_PERSONS, check_split_file
 from .layouts import get_layout
@@ -39,10 +39,11 @@ Note = Callable[[str], None]
 def clip_scores(model: nn.Module, clips: torch.Tensor, bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Clip-averaged softmax and logits, each (N, num_classes) float32.
 
-    `clips` is (N, K, C, T, V, M): all N*K clips go through the model in one batch.
+    `clips` is (N, K, C, T, V, M): all N*K clips go through the model in one batch, in
+    float32 (TF32 off on CUDA) or with bfloat16 autocast.
     """
     N, K = clips.shape[:2]
-    with torch.autocast(clips.device.type, dtype=torch.bfloat16, enabled=bf16):
+    with tf32(False), torch.autocast(clips.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = model(clips.reshape(N * K, *clips.shape[2:]))  # (N*K, num_classes)
     logits = logits.float().view(N, K, -1)  # (N, K, num_classes)
     return logits.softmax(dim=-1).mean(dim=1), logits.mean(dim=1)

@@ -45,6 +45,9 @@ from .h5io import atomic_output
 from .model import AGCN, VARIANTS, build_model
 from .streams import STREAMS
 
+# auto: bf16 autocast on CUDA, fp32 on the CPU; fp32 is float32 (TF32 off), tf32 allows TF32 (CUDA only)
+PRECISIONS = ("auto", "fp32", "tf32", "bf16")
+
 # fields that may change when resuming: where things are and how fast, not what is trained
 RUN_CONTROL = {
     "data",
@@ -87,7 +90,7 @@ class TrainConfig:
     seed: int = 0  # model init, batch order and frame sampling
     deterministic: bool = False  # deterministic kernels: a resumed run matches an uninterrupted one
     device: str = "auto"  # auto (cuda if available), cpu or cuda
-    precision: str = "auto"  # fp32 or bf16 autocast; auto: bf16 on CUDA, fp32 on CPU
+    precision: str = "auto"  # fp32, tf32 (CUDA) or bf16 autocast; auto: bf16 on CUDA, fp32 on CPU
     compile: bool = False  # torch.compile the training model
     workers: int = 0  # BatchLoader worker processes (0: gather in the main process)
     pin_memory: bool = True  # pinned host batches (CUDA only)
@@ -100,7 +103,7 @@ class TrainConfig:
             "modality": STREAMS,
             "variant": VARIANTS,
             "device": ("auto", "cpu", "cuda"),
-            "precision": ("auto", "fp32", "bf16"),
+            "precision": PRECISIONS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -265,7 +268,8 @@ def fit(config: TrainConfig, log: Callable[[str], None] = _stderr) -> dict[str, 
     deterministic = torch.are_deterministic_algorithms_enabled()
     try:
         device = torch.device("cuda", ctx.local_rank) if cuda else torch.device("cpu")
-        return _fit(config, log if ctx.is_main else lambda _: None, device, ctx)
+        with distributed.tf32(config.precision == "tf32"):
+            return _fit(config, log if ctx.is_main else lambda _: None, device, ctx)
     finally:
         torch.use_deterministic_algorithms(deterministic)  # process-wide: leave it as found
         distributed.cleanup(ctx)
@@ -283,6 +287,9 @@ def _fit(config: TrainConfig, log: Callable[[str], None], device: torch.device, 
         torch.backends.cudnn.benchmark = False
     bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
     amp_dtype = torch.bfloat16 if bf16 else None
+    precision = "bf16" if bf16 else "tf32" if config.precision == "tf32" and device.type == "cuda" else "fp32"
+    if config.precision == "tf32" and device.type != "cuda":
+        log("--precision tf32 applies on CUDA only; training in float32")
     loader, val_loader, data, model_config = runs.build_data(config, ctx, log)
     run_dir = Path(config.out)
     # rank 0 checks the folder and reads last.pt; every rank gets the checkpoint (or the error)
@@ -327,7 +334,7 @@ def _fit(config: TrainConfig, log: Callable[[str], None], device: torch.device, 
     log(
         f"training {data.modality} on {loader.dataset.path} ({len(loader.dataset)} samples, "
         f"{model_config.num_classes} classes): {config.epochs} epochs x {len(loader)} batches of {per_rank} x "
-        f"{ctx.world_size} {device.type} process(es), lr {config.scaled_lr():.4g}, {'bf16' if bf16 else 'fp32'}; "
+        f"{ctx.world_size} {device.type} process(es), lr {config.scaled_lr():.4g}, {precision}; "
         f"validation: {val_loader.dataset.path if val_loader else 'none (pass --val FILE)'}"
     )
 

@@ -71,6 +71,23 @@ def test_clip_average_equals_hand_computation():
     assert not torch.allclose(prob, logit.softmax(-1))
 
 
+def test_clip_scores_run_in_float32_without_tf32():
+    class Spy(PickLogits):
+        def forward(self, x):
+            self.flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+            return super().forward(x)
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        model = Spy(3)
+        clip_scores(model, torch.zeros(2, 1, 3, 4, 5, 2))
+        assert model.flags == (False, False)  # PyTorch's default would be TF32 convolutions on CUDA
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 @pytest.fixture(scope="module")
 def split(tmp_path_factory):
     return write_split(tmp_path_factory.mktemp("eval") / "test.h5", (5, 12, 30, 17, 8, 23, 40))

@@ -184,7 +184,31 @@ def test_cli_run_and_refusals(tiny, tmp_path):
     write_split(empty / "train.h5", ())
     one_error(cli(str(empty), "--out", str(tmp_path / "r3"), *common), "holds no samples")
     one_error(cli(str(tmp_path / "nowhere"), "--out", str(tmp_path / "r4")), "no such file")
-    one_error(cli(str(tiny), "--out", str(tmp_path / "r5"), "--precision", "fp16"), "fp32, bf16")
+    one_error(cli(str(tiny), "--out", str(tmp_path / "r5"), "--precision", "fp16"), "fp32, tf32, bf16")
+
+
+def tf32_flags() -> tuple[bool, bool]:
+    return torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+
+
+def test_precision_fp32_is_float32_and_tf32_is_asked_for(tiny, tmp_path, monkeypatch):
+    import agcn_cli.train as train_module
+
+    seen, lines, before = [], [], tf32_flags()
+    original = train_module.train_one_epoch
+
+    def spy(*args, **kwargs):
+        seen.append(tf32_flags())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_one_epoch", spy)
+    fit(tiny_config(tiny, tmp_path / "tf32", epochs=1, precision="tf32"), log=lines.append)
+    assert seen == [(True, True)]
+    fit(tiny_config(tiny, tmp_path / "fp32", epochs=1, precision="fp32"), log=lines.append)
+    assert seen[-1] == (False, False)  # PyTorch's default would run the convolutions in TF32 on CUDA
+    assert tf32_flags() == before  # process-wide flags: left as found
+    if not torch.cuda.is_available():
+        assert "--precision tf32 applies on CUDA only; training in float32" in lines
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny, tmp_path):
