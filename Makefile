@@ -20,27 +20,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-STREAMS := joint bone joint-motion bone-motion
-DATA := $(DEMO)/ntu60-xsub
-
-# The whole story on synthetic data: synth -> preprocess -> streams -> train the four streams
-# (configs/demo-cpu.toml, a few minutes on 2 cores) -> 10-clip eval -> fusion.
+# The whole story on synthetic data (scripts/demo.sh): synth -> preprocess -> streams -> train
+# the four streams (configs/demo-cpu.toml, a few minutes on 2 cores) -> 10-clip eval -> fusion.
 demo: $(VENV)/.installed
-	rm -rf $(DEMO)
-	$(BIN)/agcn synth $(DEMO)/raw --seed 0
-	$(BIN)/agcn preprocess $(DEMO)/raw $(DATA) --benchmark ntu60-xsub
-	$(BIN)/agcn streams $(DATA)/train.h5
-	$(BIN)/agcn streams $(DATA)/test.h5
-	for s in $(STREAMS); do \
-	  $(BIN)/agcn train $(DATA) --modality $$s --config configs/demo-cpu.toml --out $(DEMO)/runs/$$s || exit 1; \
-	done
-	mkdir -p $(DEMO)/scores
-	for s in $(STREAMS); do \
-	  $(BIN)/agcn eval $(DEMO)/runs/$$s/last.pt $(DATA)/test.h5 --clips 10 --out $(DEMO)/scores/$$s.h5 || exit 1; \
-	done
-	$(BIN)/agcn fuse $(DEMO)/scores/joint.h5 $(DEMO)/scores/bone.h5 --weights 1,1 --out $(DEMO)/scores/two-stream.h5
-	$(BIN)/agcn fuse $(DEMO)/scores/joint.h5 $(DEMO)/scores/joint-motion.h5 $(DEMO)/scores/bone.h5 \
-	  $(DEMO)/scores/bone-motion.h5 --weights 2,1,2,1 --out $(DEMO)/scores/four-stream.h5
+	AGCN=$(BIN)/agcn scripts/demo.sh $(DEMO) configs/demo-cpu.toml
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole story on synthetic data: synth -> preprocess -> streams -> train the four streams
+# -> 10-clip eval -> fusion. `make demo` runs it with configs/demo-cpu.toml. On a machine that
+# brings its own Python and torch (a GPU box, say), from the repository root:
+#   AGCN="python3 -m agcn_cli" scripts/demo.sh demo-gpu configs/demo-gpu.toml --samples-per-class 160
+# Arguments after CONFIG go to `agcn synth`.
+set -euo pipefail
+if [ $# -lt 2 ]; then
+  echo "usage: scripts/demo.sh OUT_DIR CONFIG [agcn synth options]" >&2
+  exit 2
+fi
+out=$1 config=$2
+shift 2
+read -ra agcn <<<"${AGCN:-agcn}"
+if [ -e "$out" ] && [ ! -d "$out/raw" ]; then
+  echo "error: $out exists and is not a demo folder (no raw/ in it); give a new folder" >&2
+  exit 1
+fi
+data=$out/ntu60-xsub
+streams=(joint bone joint-motion bone-motion)
+
+rm -rf "$out"
+"${agcn[@]}" synth "$out/raw" --seed 0 "$@"
+"${agcn[@]}" preprocess "$out/raw" "$data" --benchmark ntu60-xsub
+"${agcn[@]}" streams "$data/train.h5"
+"${agcn[@]}" streams "$data/test.h5"
+for s in "${streams[@]}"; do
+  "${agcn[@]}" train "$data" --modality "$s" --config "$config" --out "$out/runs/$s"
+done
+mkdir -p "$out/scores"
+for s in "${streams[@]}"; do
+  "${agcn[@]}" eval "$out/runs/$s/last.pt" "$data/test.h5" --clips 10 --out "$out/scores/$s.h5"
+done
+"${agcn[@]}" fuse "$out/scores/joint.h5" "$out/scores/bone.h5" --weights 1,1 --out "$out/scores/two-stream.h5"
+"${agcn[@]}" fuse "$out/scores/joint.h5" "$out/scores/joint-motion.h5" "$out/scores/bone.h5" \
+  "$out/scores/bone-motion.h5" --weights 2,1,2,1 --out "$out/scores/four-stream.h5"
