@@ -129,6 +129,19 @@ def load_config_file(path: str | Path, allowed: list[str]) -> dict[str, Any]:
     return values
 
 
+def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    """The refusals of `prepare_run_dir` that change nothing: made before the data load, which
+    takes a while on a full split, and again by `prepare_run_dir`."""
+    if resume and not (out / "last.pt").is_file():
+        raise AgcnError(f"{out}: no last.pt to resume from; start the run without --resume")
+    present = [name for name in RUN_FILES if (out / name).exists()]
+    if present and not resume and not overwrite:
+        raise AgcnError(
+            f"{out}: already holds a run ({', '.join(present)}); continue it with --resume, "
+            "replace it with --overwrite, or choose another --out"
+        )
+
+
 def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> dict[str, Any] | None:
     """Check or create RUN_DIR; the checkpoint to resume from, or None for a new run."""
     try:
@@ -138,18 +151,11 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> dict[str, Any] 
         probe.unlink()
     except OSError as e:
         raise AgcnError(f"{out}: cannot write the run folder ({e.strerror or e}); choose another --out") from None
+    check_run_dir(out, resume, overwrite)
     if resume:
-        if not (out / "last.pt").is_file():
-            raise AgcnError(f"{out}: no last.pt to resume from; start the run without --resume")
         return read_checkpoint(out / "last.pt")
-    present = [name for name in RUN_FILES if (out / name).exists()]
-    if present and not overwrite:
-        raise AgcnError(
-            f"{out}: already holds a run ({', '.join(present)}); continue it with --resume, "
-            "replace it with --overwrite, or choose another --out"
-        )
-    for name in present:
-        (out / name).unlink()
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / "tb", ignore_errors=True)
     return None
 

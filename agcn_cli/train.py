@@ -290,8 +290,9 @@ def _fit(config: TrainConfig, log: Callable[[str], None], device: torch.device, 
     precision = "bf16" if bf16 else "tf32" if config.precision == "tf32" and device.type == "cuda" else "fp32"
     if config.precision == "tf32" and device.type != "cuda":
         log("--precision tf32 applies on CUDA only; training in float32")
-    loader, val_loader, data, model_config = runs.build_data(config, ctx, log)
     run_dir = Path(config.out)
+    distributed.on_main(ctx, lambda: runs.check_run_dir(run_dir, config.resume, config.overwrite))  # before the load
+    loader, val_loader, data, model_config = runs.build_data(config, ctx, log)
     # rank 0 checks the folder and reads last.pt; every rank gets the checkpoint (or the error)
     ckpt = distributed.on_main(ctx, lambda: runs.prepare_run_dir(run_dir, config.resume, config.overwrite))
 

@@ -170,6 +170,8 @@ def test_cli_run_and_refusals(tiny, tmp_path):
     assert json.loads((run / "config.json").read_text())["modality"] == "bone-motion"
 
     one_error(cli(str(tiny), "--out", str(run), *common), "already holds a run", "--resume", "--overwrite")
+    # said before the data is read (a full split takes a while): even with no data at all
+    one_error(cli(str(tmp_path / "nowhere"), "--out", str(run), *common), "already holds a run")
     line = one_error(cli("--out", str(run), "--resume", "--lr", "0.5", "--modality", "joint"), "different config")
     assert "lr 0.5" in line and "modality 'joint'" in line and "clip_len" not in line
     result = cli("--out", str(run), "--resume")  # everything else from the run's config.json
