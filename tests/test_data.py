@@ -1,6 +1,7 @@
 """The data pipeline: shapes, streams materialised vs on the fly, sampling, loaders, normalisation."""
 
 import shutil
+import sys
 
 import h5py
 import numpy as np
@@ -82,6 +83,21 @@ def test_test_clips_deterministic_across_instances_and_workers(files):
     for (x1, y1, i1), (x2, y2, i2) in zip(one, two, strict=True):
         assert torch.equal(x1, x2) and torch.equal(y1, y2) and torch.equal(i1, i2)
     assert torch.equal(torch.cat([i for _, _, i in one]), torch.arange(len(a)))  # test mode: no shuffling
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux only")
+def test_workers_share_the_in_memory_split(files, monkeypatch):
+    plain, _ = files
+    ds = SkeletonDataset(plain, clip_len=8, test_mode=True, in_memory=True)
+    expected = [x for x, _, _ in BatchLoader(ds, 4)]
+
+    def refuse(self):
+        raise RuntimeError("the dataset was pickled for a worker")
+
+    monkeypatch.setattr(SkeletonDataset, "__getstate__", refuse)  # forkserver or spawn would pickle it
+    for loader in (BatchLoader(ds, 4, num_workers=2), make_loader(ds, 4, num_workers=2)):
+        got = [x for x, _, _ in loader]
+        assert len(got) == len(expected) and all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
 
 
 def test_train_randomness_seeded(files):
