@@ -132,9 +132,13 @@ def load_config_file(path: str | Path, allowed: list[str]) -> dict[str, Any]:
 def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
     """The refusals of `prepare_run_dir` that change nothing: made before the data load, which
     takes a while on a full split, and again by `prepare_run_dir`."""
-    if resume and not (out / "last.pt").is_file():
+    try:
+        has_last = (out / "last.pt").is_file()
+        present = [name for name in RUN_FILES if (out / name).exists()]
+    except OSError as e:  # e.g. a folder on the path that cannot be entered
+        raise AgcnError(f"{out}: cannot read the run folder ({e.strerror or e}); choose another --out") from None
+    if resume and not has_last:
         raise AgcnError(f"{out}: no last.pt to resume from; start the run without --resume")
-    present = [name for name in RUN_FILES if (out / name).exists()]
     if present and not resume and not overwrite:
         raise AgcnError(
             f"{out}: already holds a run ({', '.join(present)}); continue it with --resume, "

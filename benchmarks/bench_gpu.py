@@ -7,9 +7,10 @@ it would not fit, and results are appended to DIR/gpu.json as they come.
 
 1. correctness: for both variants, random weights and BatchNorm statistics, eval-mode logits of
    agcn's model and the reference transcription (benchmarks/reference_agcn.py) on the GPU
-   against the reference in float64 on the CPU, as ||out - ref|| / ||ref|| and max |diff|:
-   fp32 (TF32 off), PyTorch's default (cuDNN convolutions in TF32), bf16 autocast; and the
-   gradient of the loss with respect to the input in training mode (whole backward pass).
+   against the reference in float64 on the CPU, as ||out - ref|| / ||ref|| and max |diff|, in
+   the modes of `agcn train --precision` (fp32: TF32 off; tf32: cuDNN and matmul TF32; bf16
+   autocast) and PyTorch's default flags (cuDNN TF32 on, matmul off); and the gradient of the
+   loss with respect to the input in training mode (whole backward pass, same flags).
 2. speed: training step (forward, cross-entropy, backward, SGD nesterov), T=100, M=2, 25 joints,
    60 classes, batch 64 and 128, reference vs agcn, in fp32 / tf32 / bf16, median of timed
    steps over rotating inputs; agcn with cudnn.benchmark; agcn under torch.compile (compile
@@ -45,6 +46,7 @@ from bench_model import make_pair  # noqa: E402
 
 from agcn_cli import model as agcn_model  # noqa: E402
 from agcn_cli.data import BatchLoader, SkeletonDataset  # noqa: E402
+from agcn_cli.distributed import tf32  # noqa: E402
 from agcn_cli.evaluate import EvalConfig, evaluate  # noqa: E402
 from agcn_cli.train import TrainConfig, fit  # noqa: E402
 
@@ -65,17 +67,22 @@ class Report:
         print(f"[{time.perf_counter() - T0:6.1f}s] {section}: {json.dumps(row)}", flush=True)
 
 
+def flags(mode: str):
+    """The TF32 flags of `agcn train --precision mode`, for a whole step: fp32 and bf16 TF32 off,
+    tf32 cuDNN and matmul TF32 on; "default" keeps PyTorch's own (cuDNN TF32 on, matmul off)."""
+    return nullcontext() if mode == "default" else tf32(mode == "tf32")
+
+
+def cast(mode: str):
+    """bf16 autocast for the forward pass (the loss and backward stay outside, as in agcn train)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if mode == "bf16" else nullcontext()
+
+
 @contextmanager
 def precision(mode: str):
-    """fp32: TF32 off everywhere; tf32: PyTorch's defaults (cuDNN TF32 on); bf16: autocast."""
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = mode != "fp32"
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        with torch.autocast("cuda", dtype=torch.bfloat16) if mode == "bf16" else nullcontext():
-            yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    """Flags and autocast together: for forward-only work."""
+    with flags(mode), cast(mode):
+        yield
 
 
 def sync(device: torch.device) -> None:
@@ -106,16 +113,17 @@ def correctness(rep: Report, device: torch.device, n: int, frames: int) -> None:
         grad64 = xr.grad
         ref.to(device), ours.to(device)
         xd, yd = x.to(device), y.to(device)
-        for mode in ("fp32", "tf32", "bf16"):
+        for mode in ("fp32", "default", "tf32", "bf16"):
             for name, model in (("reference", ref), ("agcn", ours)):
                 model.eval()
                 with torch.no_grad(), precision(mode):
                     logits = model(xd).float()
                 trained = copy.deepcopy(model).train()  # a training-mode pass moves BatchNorm statistics
                 xg = xd.clone().requires_grad_()
-                with precision(mode):
-                    loss = F.cross_entropy(trained(xg).float(), yd)
-                loss.backward()
+                with flags(mode):
+                    with cast(mode):
+                        logits_train = trained(xg)
+                    F.cross_entropy(logits_train.float(), yd).backward()
                 row = {"variant": variant, "mode": mode, "model": name}
                 row |= {f"logits_{k}": v for k, v in compare(logits, logits64).items()}
                 row |= {f"input_grad_{k}": v for k, v in compare(xg.grad, grad64).items() if k != "finite"}
@@ -137,10 +145,11 @@ def time_steps(model, device, batch, frames, mode, steps, warmup) -> dict:
         sync(device)
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        with precision(mode):
-            logits = model(xs[i % 3])
-        F.cross_entropy(logits.float(), ys[i % 3]).backward()
-        opt.step()
+        with flags(mode):
+            with cast(mode):
+                logits = model(xs[i % 3])
+            F.cross_entropy(logits.float(), ys[i % 3]).backward()
+            opt.step()
         sync(device)
         times.append(time.perf_counter() - t0)
     timed = times[warmup:]

@@ -12,14 +12,17 @@ fi
 out=$1 config=$2
 shift 2
 read -ra agcn <<<"${AGCN:-agcn}"
-if [ -e "$out" ] && [ ! -d "$out/raw" ]; then
-  echo "error: $out exists and is not a demo folder (no raw/ in it); give a new folder" >&2
+# the folder is replaced: only one this script made (it holds the marker), or an empty one
+if [ -e "$out" ] && [ ! -f "$out/.agcn-demo" ] && [ -n "$(ls -A "$out" 2>/dev/null)" ]; then
+  echo "error: $out is not empty and was not made by scripts/demo.sh (no .agcn-demo in it); give a new folder" >&2
   exit 1
 fi
 data=$out/ntu60-xsub
 streams=(joint bone joint-motion bone-motion)
 
 rm -rf "$out"
+mkdir -p "$out"
+touch "$out/.agcn-demo"
 "${agcn[@]}" synth "$out/raw" --seed 0 "$@"
 "${agcn[@]}" preprocess "$out/raw" "$data" --benchmark ntu60-xsub
 "${agcn[@]}" streams "$data/train.h5"
