@@ -12,7 +12,8 @@
 3. Times the bare training step (forward, backward, SGD) at the recipe's shape, batch 16 x 100
    frames x 2 persons, for reference.
 
-The defaults are sized for a 2-core CPU (about 10 minutes); on a GPU raise the epochs and clip length.
+The defaults are sized for a 2-core CPU (about 13 minutes: four runs of about 190 s); on a GPU
+raise the epochs and clip length.
 """
 
 import argparse
