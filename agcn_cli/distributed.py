@@ -102,27 +102,28 @@ def on_main(ctx: Dist, fn: Callable[[], Any]) -> Any:
     return result[0]
 
 
+def _all_reduce_(t: torch.Tensor, op: Any, ctx: Dist) -> torch.Tensor:
+    """In place over ranks; a CPU tensor goes through the GPU under NCCL."""
+    if ctx.enabled:
+        if dist.get_backend() == "nccl" and not t.is_cuda:
+            on_gpu = t.cuda()
+            dist.all_reduce(on_gpu, op=op)
+            t.copy_(on_gpu)
+        else:
+            dist.all_reduce(t, op=op)
+    return t
+
+
 def all_sum(values: list[float], ctx: Dist) -> list[float]:
     """Element-wise sum over ranks (float64)."""
     if not ctx.enabled:
         return values
-    t = torch.tensor(values, dtype=torch.float64)
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
-    dist.all_reduce(t)
-    return t.tolist()
+    return _all_reduce_(torch.tensor(values, dtype=torch.float64), dist.ReduceOp.SUM, ctx).tolist()
 
 
 def all_max_(t: torch.Tensor, ctx: Dist) -> torch.Tensor:
-    """In-place element-wise maximum over ranks (a CPU tensor goes through the GPU under NCCL)."""
-    if ctx.enabled:
-        if dist.get_backend() == "nccl" and not t.is_cuda:
-            on_gpu = t.cuda()
-            dist.all_reduce(on_gpu, op=dist.ReduceOp.MAX)
-            t.copy_(on_gpu)
-        else:
-            dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return t
+    """In-place element-wise maximum over ranks."""
+    return _all_reduce_(t, dist.ReduceOp.MAX, ctx)
 
 
 def broadcast_buffers_(module: torch.nn.Module, ctx: Dist) -> None:

@@ -26,8 +26,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +101,7 @@ class TrainConfig:
         choices = {
             "modality": STREAMS,
             "variant": VARIANTS,
-            "device": ("auto", "cpu", "cuda"),
+            "device": distributed.DEVICES,
             "precision": PRECISIONS,
         }
         for name, allowed in choices.items():
@@ -188,7 +187,7 @@ def train_one_epoch(
         x, y, _ = batch  # x (N, C, T, V, M)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         stats.data_wait += time.perf_counter() - t_wait
-        with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
+        with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
             logits = model(x)  # (N, num_classes)
         loss = F.cross_entropy(logits.float(), y)
         value = loss.item()
@@ -233,7 +232,7 @@ def evaluate(
     n = len(loader.dataset)
     per_sample = torch.zeros(4, n, dtype=torch.float64)  # top-1 hit, top-5 hit, loss, seen
     for x, y, idx in loader:
-        with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
+        with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
             logits = model(x.to(device)).float().cpu()  # (N, num_classes)
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         per_sample[0, idx] = (top[:, 0] == y).double()
@@ -401,9 +400,7 @@ def _fit(config: TrainConfig, log: Callable[[str], None], device: torch.device, 
                     )
                 if stats.step < len(loader):  # a signal: save mid-epoch, with all ranks' sums so far
                     if ctx.is_main:
-                        partial = EpochStats(
-                            stats.step, loss_sum, int(correct), int(samples), stats.data_wait, stats.seconds, stats.lr
-                        )
+                        partial = replace(stats, loss_sum=loss_sum, correct=int(correct), samples=int(samples))
                         save(epoch, partial, time.perf_counter() - t_run)
                     log(
                         f"{stop.name}: saved {run_dir / 'last.pt'} at epoch {epoch + 1}, batch {stats.step}; "
