@@ -16,6 +16,7 @@ Foreign checkpoints (lshiwjx/2s-AGCN, MMAction2, pyskl) hold only weights; `load
 accepts them when the missing facts (classes, layout, modality...) are given.
 """
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import torch
 from .errors import AgcnError
 from .h5io import atomic_output
 from .model import AGCN, ModelConfig, build_model, load_foreign_state_dict
+from .streams import STREAMS
 
 FORMAT = "agcn-checkpoint"
 VERSION = 1
@@ -86,17 +88,33 @@ def _dataclass_from(cls, values: dict, path: Path, what: str):
 
 
 def load_model(
-    path: Path, *, foreign_config: ModelConfig | None = None, foreign_data: DataInfo | None = None
+    path: Path,
+    *,
+    foreign_config: ModelConfig | None = None,
+    foreign_data: DataInfo | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> tuple[AGCN, DataInfo, dict[str, Any]]:
     """Model (eval mode, CPU), its data facts and the raw checkpoint dict.
 
-    agcn checkpoints describe themselves. Foreign weights need `foreign_config` (classes,
-    layout, channels, persons; the variant is detected from the keys) and `foreign_data`
-    (at least the modality); without them they are refused with a message saying so.
+    agcn checkpoints describe themselves (`note` is told when foreign facts were given and
+    ignored). Foreign weights need `foreign_config` (classes, layout, channels, persons; the
+    variant is detected from the keys) and `foreign_data` (at least the modality); without
+    them they are refused with a message saying so. A stream agcn does not know is refused.
     """
     path = Path(path)
+    model, data, ckpt = _load_model(path, foreign_config, foreign_data, note or (lambda _: None))
+    if data.modality not in STREAMS:
+        raise AgcnError(f"{path}: unknown stream {data.modality!r}; expected one of: {', '.join(STREAMS)}")
+    return model, data, ckpt
+
+
+def _load_model(
+    path: Path, foreign_config: ModelConfig | None, foreign_data: DataInfo | None, note: Callable[[str], None]
+) -> tuple[AGCN, DataInfo, dict[str, Any]]:
     ckpt = read_checkpoint(path)
     if is_agcn_checkpoint(ckpt):
+        if foreign_config is not None:
+            note(f"{path.name} describes itself; the facts given for foreign weights are ignored")
         if ckpt.get("version") != VERSION:
             raise AgcnError(f"{path}: checkpoint version {ckpt.get('version')} is not supported (expected {VERSION})")
         config = _dataclass_from(ModelConfig, ckpt["model_config"], path, "model_config")

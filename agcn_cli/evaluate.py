@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .checkpoint import DataInfo, is_agcn_checkpoint, load_model
+from .checkpoint import DataInfo, load_model
 from .data import BatchLoader, SkeletonDataset
 from .distributed import resolve_device, tf32
 from .errors import AgcnError
@@ -139,8 +139,6 @@ def check_test_file(path: Path, attrs: dict[str, Any], config: ModelConfig, data
             f"{path}: channels {channels!r}, but the checkpoint was trained on {data.channels!r} "
             f"({config.in_channels} channels)"
         )
-    if data.modality not in STREAMS:
-        raise AgcnError(f"checkpoint stream {data.modality!r} is unknown; expected one of: {', '.join(STREAMS)}")
     if config.num_persons != NUM_PERSONS:
         raise AgcnError(f"the checkpoint's model takes {config.num_persons} persons; agcn data has {NUM_PERSONS}")
     with h5py.File(path, "r") as f:
@@ -206,11 +204,9 @@ def evaluate(config: EvalConfig, progress: Callable[[int], None] | None = None, 
     test_file = Path(config.test_file)
     attrs = check_split_file(test_file)
     device = resolve_device(config.device)
-    model, data, ckpt = load_model(
-        config.checkpoint, foreign_config=config.foreign_config, foreign_data=config.foreign_data
+    model, data, _ = load_model(
+        config.checkpoint, foreign_config=config.foreign_config, foreign_data=config.foreign_data, note=note
     )
-    if is_agcn_checkpoint(ckpt) and config.foreign_config is not None:
-        note(f"{Path(config.checkpoint).name} describes itself; the facts given for foreign weights are ignored")
     for text in check_test_file(test_file, attrs, model.config, data):
         note(text)
     bf16 = config.bf16 and device.type == "cuda"

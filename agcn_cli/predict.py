@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import DataInfo, is_agcn_checkpoint, load_model
+from .checkpoint import DataInfo, load_model
 from .distributed import resolve_device
 from .errors import AgcnError
 from .evaluate import Note, clip_scores
@@ -24,7 +24,7 @@ from .model import AGCN, ModelConfig
 from .ntu import SkeletonError, SkeletonFile, parse_name, parse_skeleton
 from .recipes import check_recipe, make_sample
 from .sampling import TEST_SEED, uniform_sample_indices
-from .streams import STREAMS, compute_stream
+from .streams import compute_stream
 
 LAYOUT = "ntu25"  # the layout of Kinect v2 .skeleton files
 
@@ -48,16 +48,12 @@ def sample_clips(sk: SkeletonFile, data: DataInfo, clip_len: int, num_clips: int
 
 def _load(path: Path, foreign_config: ModelConfig | None, foreign_data: DataInfo | None,
           note: Note) -> tuple[AGCN, DataInfo]:  # fmt: skip
-    model, data, ckpt = load_model(path, foreign_config=foreign_config, foreign_data=foreign_data)
-    if is_agcn_checkpoint(ckpt) and foreign_config is not None:
-        note(f"{Path(path).name} describes itself; the facts given for foreign weights are ignored")
+    model, data, _ = load_model(path, foreign_config=foreign_config, foreign_data=foreign_data, note=note)
     if model.config.layout != LAYOUT or data.layout != LAYOUT:
         raise AgcnError(
             f"{path}: the model is for layout {model.config.layout!r}; .skeleton files hold the {LAYOUT} Kinect "
             f"layout, so predict needs a checkpoint trained on {LAYOUT} data"
         )
-    if data.modality not in STREAMS:
-        raise AgcnError(f"{path}: unknown stream {data.modality!r}; expected one of: {', '.join(STREAMS)}")
     return model, data
 
 
