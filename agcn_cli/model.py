@@ -221,6 +221,7 @@ class AGCN(nn.Module):
         layout = get_layout(config.layout)
         A = adjacency(config.layout, config.graph_name())
         v, c = layout.num_joints, config.in_channels
+        self.num_joints = v
         self.data_bn = nn.BatchNorm1d(config.num_persons * v * c)
         blocks, in_channels = [], c
         for i, (out_channels, stride) in enumerate(STAGES):
@@ -279,8 +280,7 @@ def measure_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 def model_summary(config: ModelConfig, clip_len: int = 100) -> dict[str, Any]:
     """Parameters and MACs of one `(1, C, clip_len, V, M)` sample, with the config."""
     model = build_model(config)
-    shape = (1, config.in_channels, clip_len, model.data_bn.num_features // (config.num_persons * config.in_channels),
-             config.num_persons)  # fmt: skip
+    shape = (1, config.in_channels, clip_len, model.num_joints, config.num_persons)
     return {
         **asdict(config),
         "graph": config.graph_name(),
@@ -333,7 +333,7 @@ def detect_format(state_dict: Mapping[str, Any]) -> str:
     if any(k.startswith("backbone.agcn_networks.") for k in keys):
         raise AgcnError("MMAction2 0.x AGCN checkpoints (backbone.agcn_networks.*) are not supported; "
                         "use an MMAction2 1.x 2s-agcn checkpoint (backbone.gcn.*)")  # fmt: skip
-    found = ", ".join(keys[:6]) + (f" (and {len(keys) - 6} more)" if len(keys) > 6 else "")
+    found = _names(keys, 6)
     raise AgcnError(
         "not an AGCN checkpoint: expected agcn keys (blocks.*), lshiwjx/2s-AGCN keys (l1.gcn1.*, data_bn.*, fc.*) "
         f"or MMAction2/pyskl keys (backbone.gcn.*, cls_head.fc.*); found: {found or 'no tensors'}"
@@ -403,15 +403,16 @@ def _check_shapes(model: AGCN, sd: Mapping[str, torch.Tensor], plan: Plan) -> No
         raise AgcnError(f"checkpoint has {classes} classes, model expects {model.config.num_classes}")
     graph_key = src.get("blocks.0.gcn.PA") or src["blocks.0.gcn.A"]
     joints = sd[graph_key].shape[-1]
-    expected = model.blocks[0].gcn.A.shape[-1]
-    if joints != expected:
-        raise AgcnError(f"checkpoint has {joints} joints, model expects {expected} (layout {model.config.layout})")
+    if joints != model.num_joints:
+        raise AgcnError(
+            f"checkpoint has {joints} joints, model expects {model.num_joints} (layout {model.config.layout})"
+        )
     data_bn = sd[src["data_bn.weight"]].shape[0]
     if data_bn != model.data_bn.num_features:
-        per = model.data_bn.num_features // (model.config.num_persons * model.config.in_channels)
+        m, c = model.config.num_persons, model.config.in_channels
         raise AgcnError(
             f"checkpoint normalises {data_bn} input features (persons x joints x channels), model expects "
-            f"{model.data_bn.num_features} = {model.config.num_persons} x {per} x {model.config.in_channels}"
+            f"{model.data_bn.num_features} = {m} x {model.num_joints} x {c}"
         )
 
 
