@@ -44,17 +44,14 @@ def command(*args, **kwargs):
         def wrapper(*a, **kw):
             try:
                 return fn(*a, **kw)
-            except AgcnError as e:
+            except (AgcnError, OSError) as e:  # OSError: a disk or file-system problem not caught closer to it
                 if _state["debug"]:
                     raise
-                message = " ".join(str(e).splitlines())  # one line, even when a library's text has several
+                if isinstance(e, AgcnError):
+                    message = " ".join(str(e).splitlines())  # one line, even when a library's text has several
+                else:
+                    message = (f"{e.filename}: " if getattr(e, "filename", None) else "") + str(e.strerror or e)
                 err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-                raise typer.Exit(1) from None
-            except OSError as e:  # a disk, permission or file-system problem not caught closer to it
-                if _state["debug"]:
-                    raise
-                where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-                err.print(f"[red]error:[/red] {where}{e.strerror or e}", highlight=False, soft_wrap=True)
                 raise typer.Exit(1) from None
             except KeyboardInterrupt:
                 err.print("[yellow]interrupted[/yellow]; no partial output was kept")
@@ -359,15 +356,14 @@ def train_cmd(
     flags = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items()}
     config = build_config(flags, config_file)
     summary = fit(config, log=lambda line: err.print(line, highlight=False, soft_wrap=True))
-    if summary["rank"] != 0:  # under torchrun, rank 0 reports
-        pass
-    elif as_json:
-        out.print_json(json.dumps(summary))
-    elif summary["best_epoch"]:
-        out.print(f"{summary['run_dir']}: {summary['epoch']} epochs, best val top-1 {summary['best_top1']:.2f}% "
-                  f"at epoch {summary['best_epoch']} (best.pt, last.pt)")  # fmt: skip
-    else:
-        out.print(f"{summary['run_dir']}: {summary['epoch']} epochs (last.pt)")
+    if summary["rank"] == 0:  # under torchrun, rank 0 reports
+        if as_json:
+            out.print_json(json.dumps(summary))
+        elif summary["best_epoch"]:
+            out.print(f"{summary['run_dir']}: {summary['epoch']} epochs, best val top-1 {summary['best_top1']:.2f}% "
+                      f"at epoch {summary['best_epoch']} (best.pt, last.pt)")  # fmt: skip
+        else:
+            out.print(f"{summary['run_dir']}: {summary['epoch']} epochs (last.pt)")
     if summary["interrupted"]:
         raise typer.Exit(130 if summary["interrupted"] == "SIGINT" else 143)
 
@@ -398,6 +394,11 @@ def _note(text: str) -> None:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
+
+
+def _accuracies(m) -> tuple[str, str, str]:
+    """Top-1, top-5 and mean class accuracy of a Metrics, as table cells."""
+    return _pct(m.top1), _pct(m.top5), _pct(m.mean_class)
 
 
 def _class_label(label: int, name: str) -> str:
@@ -471,8 +472,7 @@ def eval_cmd(
     table = Table(title=f"agcn eval {checkpoint.name} on {test_file}", title_justify="left")
     for col in ("stream", "clips", "samples", "top-1 %", "top-5 %", "mean class %"):
         table.add_column(col, justify="left" if col == "stream" else "right")
-    table.add_row(scores.attrs["modality"], f"{clips} x {scores.attrs['clip_len']}", str(m.samples), _pct(m.top1),
-                  _pct(m.top5), _pct(m.mean_class))  # fmt: skip
+    table.add_row(scores.attrs["modality"], f"{clips} x {scores.attrs['clip_len']}", str(m.samples), *_accuracies(m))
     out.print(table)
     shown = m.per_class if per_class == 0 else m.per_class[:per_class]
     worst = Table(title=f"per class, worst first ({len(shown)} of {len(m.per_class)})", title_justify="left")
@@ -554,21 +554,19 @@ def fuse_cmd(
 
     for s in report.streams:
         m = s.metrics
-        table.add_row(s.path.name, s.modality, f"{s.weight:g}", _pct(m.top1), _pct(m.top5), _pct(m.mean_class))
+        table.add_row(s.path.name, s.modality, f"{s.weight:g}", *_accuracies(m))
     fused_modality = str(report.fused.attrs["modality"])
     if report.search is not None:
         g = report.given
-        table.add_row("fused", fused_modality, fmt_w(report.given_weights), _pct(g.top1), _pct(g.top5),
-                      _pct(g.mean_class))  # fmt: skip
+        table.add_row("fused", fused_modality, fmt_w(report.given_weights), *_accuracies(g))
         if report.val_metrics is not None:
             v = report.val_metrics
-            table.add_row("fused, searched (val)", fused_modality, fmt_w(report.weights), _pct(v.top1), _pct(v.top5),
-                          _pct(v.mean_class))  # fmt: skip
+            table.add_row("fused, searched (val)", fused_modality, fmt_w(report.weights), *_accuracies(v))
         label = "fused, searched" + (" (applied to test)" if report.val_metrics is not None else " (on test)")
     else:
         label = "fused"
     m = report.metrics
-    table.add_row(label, fused_modality, fmt_w(report.weights), _pct(m.top1), _pct(m.top5), _pct(m.mean_class))
+    table.add_row(label, fused_modality, fmt_w(report.weights), *_accuracies(m))
     out.print(table)
     if report.search is not None:
         out.print(f"best of {report.search.tried} weight combinations on {report.search.on}: {fmt_w(report.weights)}")

@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import AgcnError
 from .metrics import Metrics, class_names, compute_metrics, confusion_matrix, mean_class_accuracy, top_k_accuracy
-from .scores import Scores, read_scores, write_scores
+from .scores import SCORE_KINDS, Scores, read_scores, write_scores
 
 DEFAULT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
 SHOWN = 3  # sample names quoted in an error
@@ -228,8 +228,8 @@ def fuse_files(
             f"--val has {len(val)} files for {len(paths)} score files; give one validation file per stream, "
             "in the same order"
         )
-    if kind not in ("prob", "logit"):
-        raise AgcnError(f"unknown score kind {kind!r}; choose prob or logit")
+    if kind not in SCORE_KINDS:
+        raise AgcnError(f"unknown score kind {kind!r}; choose one of: {', '.join(SCORE_KINDS)}")
     given_w = parse_weights(weights, paths)
     aligned = _read_aligned(paths)
     names = class_names(aligned[0].num_classes, str(aligned[0].attrs.get("benchmark", "")))
