@@ -54,15 +54,24 @@ def parse_weights(
     """One non-negative weight per file, not all zero, from comma-separated text; None: all 1."""
     if text is None or not text.strip():
         return [1.0] * len(files)
-    weights = parse_numbers(text, what)
+    return check_weights(parse_numbers(text, what), files, what, noun, text)
+
+
+def check_weights(
+    weights: list[float], files: list[Path], what: str = "--weights", noun: str = "score files", text: str = ""
+) -> list[float]:
+    """`weights` (written `text`) if there is one per file, each finite and non-negative, not all zero."""
+    text = text or ",".join(f"{w:g}" for w in weights)
     if len(weights) != len(files):
         raise AgcnError(
             f"{what} has {len(weights)} value(s) ({text}) for {len(files)} {noun} "
             f"({', '.join(Path(f).name for f in files)}); give one weight per file, in the same order"
         )
+    if any(not math.isfinite(w) or w < 0 for w in weights):
+        raise AgcnError(f"{what}: {text}; weights must be finite and >= 0")
     if not any(weights):
         raise AgcnError(f"{what}: all weights are zero; at least one must be positive")
-    return weights
+    return list(weights)
 
 
 def align(files: list[Path], runs: list[Scores]) -> list[Scores]:

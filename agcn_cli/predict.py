@@ -18,6 +18,7 @@ from .checkpoint import DataInfo, load_model
 from .distributed import resolve_device
 from .errors import AgcnError
 from .evaluate import Note, clip_scores
+from .fuse import check_weights
 from .layouts import get_layout
 from .metrics import class_names
 from .model import AGCN, ModelConfig
@@ -78,12 +79,7 @@ def predict(
         raise AgcnError("predict needs at least one checkpoint and one .skeleton file")
     if clips < 1 or top < 1 or batch_size < 1 or (clip_len is not None and clip_len < 1):
         raise AgcnError("--clips, --clip-len, --top and --batch-size must be at least 1")
-    weights = [1.0] * len(checkpoints) if weights is None else list(weights)
-    if len(weights) != len(checkpoints) or not any(weights) or min(weights) < 0:
-        raise AgcnError(
-            f"weights {weights} for {len(checkpoints)} checkpoints: give one non-negative weight per checkpoint, "
-            "not all zero"
-        )
+    weights = [1.0] * len(checkpoints) if weights is None else check_weights(weights, checkpoints, noun="checkpoints")
     dev = resolve_device(device)
     models = [_load(Path(p), foreign_config, foreign_data, note) for p in checkpoints]
     num_classes = {m.config.num_classes for m, _ in models}
