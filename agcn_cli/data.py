@@ -40,11 +40,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from .errors import AgcnError
 from .h5io import NUM_PERSONS, check_split_file, fit_persons, sample_blocks
 from .layouts import get_layout
-from .normalize import pre_normalize_2d, pre_normalize_3d
+from .normalize import DEFAULT_IMG_SHAPE, pre_normalize_2d, pre_normalize_3d
 from .sampling import TEST_SEED, sample_batch_indices, uniform_sample_indices
 from .streams import STREAMS, compute_stream, compute_stream_frames
-
-DEFAULT_IMG_SHAPE = (1080, 1920)  # (height, width) of NTU's RGB frames, for 2D data without img_shape
 
 
 @cache
@@ -209,14 +207,7 @@ class SkeletonDataset(Dataset):
         """The load-time pre-normalisation of one (T, M, V, C) sample; T may shrink (3D)."""
         kp = frames.transpose(1, 0, 2, 3)  # (M, T, V, C)
         if "z" in self.layout.channels:
-            spec = self.layout.normalize or {}
-            kp = pre_normalize_3d(
-                kp,
-                zaxis=tuple(spec.get("z_axis", (0, 1))),
-                xaxis=tuple(spec.get("x_axis", (8, 4))),
-                origin=spec.get("origin"),
-                dtype=np.float32,
-            )
+            kp = pre_normalize_3d(kp, **(self.layout.normalize or {}), dtype=np.float32)
         else:
             shape = DEFAULT_IMG_SHAPE if self.img_shape is None else tuple(int(s) for s in self.img_shape[i])
             kp = pre_normalize_2d(kp, shape)

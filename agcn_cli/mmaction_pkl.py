@@ -38,7 +38,7 @@ from .importers import (
     write_splits,
 )
 from .layouts import get_layout
-from .normalize import pre_normalize_2d, pre_normalize_3d
+from .normalize import DEFAULT_IMG_SHAPE, pre_normalize_2d, pre_normalize_3d
 from .ntu import SkeletonError, get_benchmark, parse_name
 from .preprocess import PreprocessReport, output_paths
 from .safe_pickle import load_pickle
@@ -46,7 +46,6 @@ from .safe_pickle import load_pickle
 SOURCE = "mmaction2-pkl"
 RECIPE = "mmaction2"
 DEFAULT_BENCHMARK = "ntu60-xsub"
-DEFAULT_IMG_SHAPE = (1080, 1920)  # (height, width), PreNormalize2D's default
 # (channels in the file, has keypoint_score, joints) -> layout
 LAYOUTS = {(3, False, 25): "ntu25", (2, True, 17): "coco17", (2, True, 18): "openpose18"}
 
@@ -168,13 +167,7 @@ def convert_annotation(ann: dict, name: str, layout: str, sig: tuple, num_classe
     label = check_label(ann.get("label"), num_classes, name)
     extras = None
     if spec.normalize is not None:  # 3D. PreNormalize3D handles 1 or 2 persons; FormatGCNInput keeps 2
-        sample = pre_normalize_3d(
-            kp[:2],
-            zaxis=tuple(spec.normalize["z_axis"]),
-            xaxis=tuple(spec.normalize["x_axis"]),
-            origin=spec.normalize["origin"],
-            dtype=np.float32,
-        )
+        sample = pre_normalize_3d(kp[:2], **spec.normalize, dtype=np.float32)
     else:
         score = _float_array(ann.get("keypoint_score"), "keypoint_score")
         if score.shape != kp.shape[:3]:

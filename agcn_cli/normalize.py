@@ -26,9 +26,9 @@ as in the reference (which normalises a float32 array and rotates through float6
 3. `align_center`: subtract the origin joint of the main person at (new) frame 0 from every
    joint that is not all zero (zero joints stay zero). The origin is joint 1 (spine middle)
    for 25-joint skeletons and the last joint otherwise, as in the reference.
-4. `align_spine`: rotate so that `x[zaxis[1]] - x[zaxis[0]]` of the main person at frame 0
+4. `align_spine`: rotate so that `x[z_axis[1]] - x[z_axis[0]]` of the main person at frame 0
    points along +z; rotation axis `v x z`, angle from `angle_between`.
-5. `align_shoulder`: then rotate so that `x[xaxis[0]] - x[xaxis[1]]` (right shoulder minus
+5. `align_shoulder`: then rotate so that `x[x_axis[0]] - x[x_axis[1]]` (right shoulder minus
    left shoulder for NTU, i.e. the vector from joint 4 to joint 8) points along +x.
 
 `rotation_matrix` returns the identity when the axis is (nearly) zero or the angle tiny
@@ -81,8 +81,8 @@ def align_matrix(vector: np.ndarray, target: np.ndarray) -> np.ndarray:
 def pre_normalize_3d(
     keypoint: np.ndarray,
     *,
-    zaxis: tuple[int, int] = (0, 1),
-    xaxis: tuple[int, int] = (8, 4),
+    z_axis: tuple[int, int] = (0, 1),
+    x_axis: tuple[int, int] = (8, 4),
     origin: int | None = None,
     align_center: bool = True,
     align_spine: bool = True,
@@ -118,9 +118,9 @@ def pre_normalize_3d(
 
     rot = np.eye(3)
     if align_spine:
-        rot = align_matrix(sk[0, 0, zaxis[1]] - sk[0, 0, zaxis[0]], _UNIT_Z)
+        rot = align_matrix(sk[0, 0, z_axis[1]] - sk[0, 0, z_axis[0]], _UNIT_Z)
     if align_shoulder:
-        shoulders = rot @ (sk[0, 0, xaxis[0]].astype(np.float64) - sk[0, 0, xaxis[1]])
+        shoulders = rot @ (sk[0, 0, x_axis[0]].astype(np.float64) - sk[0, 0, x_axis[1]])
         rot = align_matrix(shoulders, _UNIT_X) @ rot
     if align_spine or align_shoulder:
         sk = np.einsum("mtvc,kc->mtvk", sk.astype(np.float64), rot)
@@ -128,11 +128,12 @@ def pre_normalize_3d(
 
 
 PRENORM_2D_MODES = ("fix", "auto")
+DEFAULT_IMG_SHAPE = (1080, 1920)  # (height, width): PreNormalize2D's default, NTU's RGB frames
 
 
 def pre_normalize_2d(
     keypoint: np.ndarray,
-    img_shape: tuple[int, int] = (1080, 1920),
+    img_shape: tuple[int, int] = DEFAULT_IMG_SHAPE,
     *,
     score: np.ndarray | None = None,
     threshold: float | None = None,

@@ -56,12 +56,7 @@ def _nonzero_std(body: np.ndarray) -> float:
 
 def sample_2sagcn(sk: SkeletonFile, layout_normalize: dict) -> np.ndarray:
     bodies = select_bodies_2sagcn(sk)
-    return pre_normalize_2sagcn(
-        bodies,
-        origin=layout_normalize["origin"],
-        z_axis=tuple(layout_normalize["z_axis"]),
-        x_axis=tuple(layout_normalize["x_axis"]),
-    )
+    return pre_normalize_2sagcn(bodies, **layout_normalize)
 
 
 # ---- MMAction2 / pyskl --------------------------------------------------------------------
@@ -146,13 +141,7 @@ def sample_mmaction2(sk: SkeletonFile, layout_normalize: dict) -> np.ndarray:
     # The annotation file holds float16; PreNormalize3D centres in that dtype, then rotates in
     # float64, and the pipeline casts to float32 after it.
     keypoint = select_bodies_mmaction2(sk).astype(np.float16)
-    return pre_normalize_3d(
-        keypoint,
-        zaxis=tuple(layout_normalize["z_axis"]),
-        xaxis=tuple(layout_normalize["x_axis"]),
-        origin=layout_normalize["origin"],
-        dtype=np.float32,
-    )
+    return pre_normalize_3d(keypoint, **layout_normalize, dtype=np.float32)
 
 
 def make_sample(sk: SkeletonFile, recipe: str, layout_normalize: dict) -> tuple[np.ndarray, int]:

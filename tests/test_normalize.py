@@ -167,7 +167,7 @@ def test_3d_second_person_present_longer_becomes_main():
 
 def test_3d_single_person_non_ntu_layout_and_dtypes():
     kp = _random_skeleton(m=1, t=5, v=17, seed=3)
-    got = pre_normalize_3d(kp, zaxis=(11, 5), xaxis=(6, 5))
+    got = pre_normalize_3d(kp, z_axis=(11, 5), x_axis=(6, 5))
     np.testing.assert_allclose(got, _slow_prenorm3d(kp, zaxis=(11, 5), xaxis=(6, 5)), rtol=0, atol=2e-5)
     np.testing.assert_allclose(got[0, 0, -1], 0, atol=1e-6)  # non-25-joint origin: last joint
     got64 = pre_normalize_3d(kp.astype(np.float64))
