@@ -45,8 +45,8 @@ def _check(num_frames: int, clip_len: int, num_clips: int) -> None:
         raise AgcnError(f"number of clips must be at least 1, got {num_clips}")
 
 
-def _segment_starts(num_frames: int, clip_len: int) -> np.ndarray:
-    """(clip_len + 1,) segment boundaries i * num_frames // clip_len."""
+def _segment_starts(num_frames: int | np.ndarray, clip_len: int) -> np.ndarray:
+    """(..., clip_len + 1) segment boundaries i * num_frames // clip_len (num_frames broadcasts)."""
     return np.arange(clip_len + 1, dtype=np.int64) * num_frames // clip_len
 
 
@@ -111,9 +111,7 @@ def sample_batch_indices(num_frames: np.ndarray, clip_len: int, rng: np.random.G
     `uniform_sample_indices(num_frames[n], clip_len, rng=...)`.
     """
     nf = np.asarray(num_frames, dtype=np.int64).reshape(-1)
-    if nf.size and int(nf.min()) < 1:
-        raise AgcnError(f"cannot sample a clip from a sequence of {int(nf.min())} frames; expected at least 1")
-    _check(1, clip_len, 1)
+    _check(int(nf.min()) if nf.size else 1, clip_len, 1)
     n, steps = nf.shape[0], np.arange(clip_len, dtype=np.int64)
     out = np.empty((n, clip_len), dtype=np.int64)
 
@@ -133,7 +131,7 @@ def sample_batch_indices(num_frames: np.ndarray, clip_len: int, rng: np.random.G
         out[mid] = steps + np.cumsum(skipped, axis=1)[:, :clip_len]
 
     if long.any():  # one uniform frame per segment
-        bounds = np.arange(clip_len + 1, dtype=np.int64) * nf[long][:, None] // clip_len
+        bounds = _segment_starts(nf[long][:, None], clip_len)  # (n_long, clip_len + 1)
         out[long] = bounds[:, :-1] + rng.integers(0, np.diff(bounds, axis=1))
 
     return np.mod(out, nf[:, None])
