@@ -359,14 +359,17 @@ class BatchLoader:
         n = len(self.dataset)
         order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
         if self.world_size > 1:
-            per_rank = n // self.world_size if self.drop_last else -(-n // self.world_size)
-            order = np.resize(order, per_rank * self.world_size)[self.rank :: self.world_size]
+            order = np.resize(order, self._per_rank() * self.world_size)[self.rank :: self.world_size]
         stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
         return [order[i : i + self.batch_size] for i in range(0, stop, self.batch_size)]
 
-    def __len__(self) -> int:
+    def _per_rank(self) -> int:
+        """Samples per rank: the split padded by wrapping around, or cut with `drop_last`."""
         n, ws = len(self.dataset), self.world_size
-        per_rank = n // ws if self.drop_last else -(-n // ws)
+        return n // ws if self.drop_last else -(-n // ws)
+
+    def __len__(self) -> int:
+        per_rank = self._per_rank()
         return per_rank // self.batch_size if self.drop_last else -(-per_rank // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
