@@ -25,7 +25,6 @@ from .h5io import NUM_PERSONS, SampleMeta, SplitWriter
 from .preprocess import PreprocessReport, SplitSummary
 
 FORMATS = ("auto", "ntu", "pkl", "kinetics")
-SPLITS = ("train", "test")
 
 
 class SampleError(AgcnError):

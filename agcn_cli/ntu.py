@@ -67,11 +67,15 @@ class SkeletonFile:
     """
 
     num_frames: int
-    bodies_per_frame: np.ndarray  # (F,) int: bodies listed in each frame
     frame: np.ndarray  # (K,) int
     slot: np.ndarray  # (K,) int
     body_id: np.ndarray  # (K,) int64 (read as integers, never through float64)
     xyz: np.ndarray  # (K, 25, 3) float64
+
+    @property
+    def bodies_per_frame(self) -> np.ndarray:
+        """(F,) int: bodies listed in each frame."""
+        return np.bincount(self.frame, minlength=self.num_frames)
 
 
 def _int_line(lines: list[str], i: int, path: Path, what: str) -> int:
@@ -103,14 +107,12 @@ def parse_skeleton(path: Path) -> SkeletonFile:
     num_frames = _int_line(lines, 0, path, "the number of frames")
     if num_frames < 0:
         raise SkeletonError(f"{path}: line 1: negative frame count {num_frames}")
-    bodies_per_frame = np.zeros(num_frames, dtype=np.int64)
     frame, slot, body_id, blocks = [], [], [], []  # blocks: first line index of each body's joints
     i = 1
     for f in range(num_frames):
         nb = _int_line(lines, i, path, f"the body count of frame {f + 1}")
         if nb < 0:
             raise SkeletonError(f"{path}: line {i + 1}: negative body count {nb}")
-        bodies_per_frame[f] = nb
         i += 1
         for b in range(nb):
             if i >= len(lines):
@@ -137,7 +139,6 @@ def parse_skeleton(path: Path) -> SkeletonFile:
     xyz = _joint_values(lines, blocks, path)
     return SkeletonFile(
         num_frames=num_frames,
-        bodies_per_frame=bodies_per_frame,
         frame=np.asarray(frame, dtype=np.int64),
         slot=np.asarray(slot, dtype=np.int64),
         body_id=np.asarray(body_id, dtype=np.int64),

@@ -63,10 +63,12 @@ def _process(job: tuple[str, str, str, dict]) -> tuple[str, object]:
     path, name, recipe, normalize = job
     try:
         sk = parse_skeleton(Path(path))
+    except SkeletonError as e:  # the parser names the file and line
+        return "error", str(e)
+    try:
         return "ok", make_sample(sk, recipe, normalize)
-    except SkeletonError as e:
-        reason = str(e)
-        return "error", reason if reason.startswith(path) else f"{path}: {reason}"
+    except SkeletonError as e:  # the recipes see bodies, not files
+        return "error", f"{path}: {e}"
 
 
 def list_files(folder: Path, suffix: str, hint: str = "") -> list[Path]:
