@@ -29,6 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from agcn_cli.distributed import DEVICES, resolve_device  # noqa: E402
 from agcn_cli.model import ModelConfig, build_model  # noqa: E402
 from agcn_cli.preprocess import PreprocessConfig, preprocess  # noqa: E402
 from agcn_cli.streams import STREAMS  # noqa: E402
@@ -72,7 +73,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=0.05, help="not scaled with the batch")
     ap.add_argument("--modalities", nargs="+", default=list(STREAMS), choices=STREAMS)
-    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--device", default="auto", choices=DEVICES)
     ap.add_argument("--out", type=Path, default=ROOT / "bench_out" / "train")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -121,9 +122,7 @@ def main() -> None:
                 f"data-wait {r['data_wait_s_per_epoch']:.2f} s/epoch",
                 flush=True,
             )
-    device = torch.device(
-        "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
-    )
+    device = resolve_device(args.device)
     step = step_throughput(device)
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {device.type}",
