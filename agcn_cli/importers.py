@@ -22,6 +22,7 @@ import numpy as np
 from . import h5io
 from .errors import AgcnError
 from .h5io import NUM_PERSONS, SampleMeta, SplitWriter
+from .layouts import get_layout
 from .preprocess import PreprocessReport, SplitSummary
 
 FORMATS = ("auto", "ntu", "pkl", "kinetics")
@@ -100,8 +101,8 @@ def import_source(config: ImportConfig, progress: Callable[[int], None] | None =
 
 def write_splits(
     outputs: dict[str, Path],
+    layout: str,
     attrs: dict,
-    shape: tuple[int, int],
     jobs: dict[str, list],
     convert: Callable[[object], Converted],
     *,
@@ -115,11 +116,14 @@ def write_splits(
     """Convert `jobs[split]` into `outputs[split]`, in order; all files appear only on success.
 
     `convert(job)` returns a `Converted` or raises `SampleError`, which skips the sample
-    (recorded as `(str(job), "source: reason")`) unless `strict`. `shape` is (V, C) of the
-    layout; `split_attrs[split]` adds attributes to one split's file. With `workers` > 1
+    (recorded as `(str(job), "source: reason")`) unless `strict`. The files get `attrs` plus
+    the layout's name and channels and their split; `split_attrs[split]` adds attributes to one
+    split's file. With `workers` > 1
     (0: one per core) the conversions run in forked processes, the writing here.
     """
     skipped = [] if skipped is None else skipped
+    spec = get_layout(layout)
+    attrs = {"layout": layout, "channels": ",".join(spec.channels), **attrs}
     summaries = {split: SplitSummary(path) for split, path in outputs.items()}
     flat = [(split, job) for split in outputs for job in jobs.get(split, [])]
     extras: dict[str, dict[str, list]] = {split: {} for split in outputs}
@@ -127,7 +131,7 @@ def write_splits(
     try:
         for split, path in outputs.items():
             file_attrs = {**attrs, "split": split, **(split_attrs or {}).get(split, {})}
-            writers[split] = SplitWriter(path, file_attrs, NUM_PERSONS, *shape)
+            writers[split] = SplitWriter(path, file_attrs, NUM_PERSONS, spec.num_joints, len(spec.channels))
         results = _convert_all(convert, [job for _, job in flat], workers)
         for (split, job), (status, item) in zip(flat, results, strict=True):
             if progress:

@@ -36,7 +36,6 @@ from .importers import (
     make_report,
     write_splits,
 )
-from .layouts import get_layout
 from .preprocess import PreprocessReport, list_files, output_paths
 
 SOURCE = "kinetics-skeleton"
@@ -203,10 +202,7 @@ def import_kinetics(config: ImportConfig, progress: Callable[[int], None] | None
     if config.strict and skipped:
         raise AgcnError(f"{skipped[0][1]} ({skipped[0][0]})")
     outputs = output_paths(config.out_dir, splits, config.overwrite)
-    spec = get_layout(LAYOUT)
     attrs = {
-        "layout": LAYOUT,
-        "channels": ",".join(spec.channels),
         "recipe": RECIPE,
         "normalized": True,  # the reference's centring is applied here (see data_specs/recipes.md)
         "benchmark": BENCHMARK,
@@ -214,7 +210,7 @@ def import_kinetics(config: ImportConfig, progress: Callable[[int], None] | None
         "source": SOURCE,
     }
     summaries, skipped = write_splits(
-        outputs, attrs, (spec.num_joints, len(spec.channels)), jobs, convert_video,
+        outputs, LAYOUT, attrs, jobs, convert_video,
         source=str(Path(config.source)), strict=config.strict, workers=config.workers,
         skipped=skipped, progress=progress,
     )  # fmt: skip

@@ -242,10 +242,7 @@ def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = No
             check_label(label, num_classes, f"{path}: {name}")
 
     outputs = output_paths(config.out_dir, keys, config.overwrite)
-    spec = get_layout(layout)
     attrs = {
-        "layout": layout,
-        "channels": ",".join(spec.channels),
         "recipe": RECIPE,
         "normalized": True,  # PreNormalize3D / PreNormalize2D applied here (see data_specs/recipes.md)
         "benchmark": benchmark,
@@ -255,7 +252,7 @@ def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = No
     }
 
     summaries, skipped = write_splits(
-        outputs, attrs, (spec.num_joints, len(spec.channels)), jobs,
+        outputs, layout, attrs, jobs,
         lambda job: convert_annotation(job.ann, job.name, layout, sig, num_classes),
         source=str(path), split_attrs={split: {"source_split": key} for split, key in keys.items()},
         strict=config.strict, workers=config.workers, skipped=skipped, progress=progress,
