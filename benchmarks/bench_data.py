@@ -31,9 +31,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agcn_cli.data import BatchLoader, SkeletonDataset, make_loader  # noqa: E402
-from agcn_cli.h5io import SampleMeta, SplitWriter  # noqa: E402
-from agcn_cli.streams import DERIVED_STREAMS, STREAMS, materialize_streams  # noqa: E402
+from agcn_cli.engine.data import BatchLoader, SkeletonDataset, make_loader  # noqa: E402
+from agcn_cli.io.splitfile import SampleMeta, SplitWriter  # noqa: E402
+from agcn_cli.io.streamfile import materialize_streams  # noqa: E402
+from agcn_cli.skeleton.streams import DERIVED_STREAMS, STREAMS  # noqa: E402
 
 PATHS = ("sample/mem/w0", "sample/mem/w2", "sample/file/w0", "sample/file/w2", "batch/w0", "batch/thread", "batch/w2")
 

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agcn_cli.safe_pickle import load_pickle  # noqa: E402
+from agcn_cli.sources.safe_pickle import load_pickle  # noqa: E402
 
 CODECS = {"lzf": {"compression": "lzf"}, "gzip 4": {"compression": "gzip", "compression_opts": 4}}
 

@@ -44,11 +44,12 @@ sys.path.insert(0, str(ROOT))
 from bench_data import write_split  # noqa: E402
 from bench_model import make_pair  # noqa: E402
 
-from agcn_cli import model as agcn_model  # noqa: E402
-from agcn_cli.data import BatchLoader, SkeletonDataset  # noqa: E402
-from agcn_cli.distributed import tf32  # noqa: E402
-from agcn_cli.evaluate import EvalConfig, evaluate  # noqa: E402
-from agcn_cli.train import TrainConfig, fit  # noqa: E402
+from agcn_cli.engine.config import TrainConfig  # noqa: E402
+from agcn_cli.engine.data import BatchLoader, SkeletonDataset  # noqa: E402
+from agcn_cli.engine.device import tf32  # noqa: E402
+from agcn_cli.engine.fit import fit  # noqa: E402
+from agcn_cli.evaluation.evaluate import EvalConfig, evaluate  # noqa: E402
+from agcn_cli.models import agcn as agcn_model  # noqa: E402
 
 T0 = time.perf_counter()
 

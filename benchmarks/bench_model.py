@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reference_agcn import RefAGCN, RefMMAAGCN  # noqa: E402
 
-from agcn_cli import model as agcn_model  # noqa: E402
+from agcn_cli.models import agcn as agcn_model  # noqa: E402
+from agcn_cli.models.foreign import load_foreign_state_dict  # noqa: E402
 
 
 def make_pair(variant: str, randomise: bool = False) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -44,7 +45,7 @@ def make_pair(variant: str, randomise: bool = False) -> tuple[torch.nn.Module, t
                     b.uniform_(0.5, 2.0)
                 elif name.endswith("running_mean"):
                     b.normal_(0.0, 0.1)
-    ours, _ = agcn_model.load_foreign_state_dict(agcn_model.ModelConfig(variant=variant), ref.state_dict())
+    ours, _ = load_foreign_state_dict(agcn_model.ModelConfig(variant=variant), ref.state_dict())
     return ref, ours
 
 

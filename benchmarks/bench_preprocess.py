@@ -71,7 +71,7 @@ def run_measured(cmd: list[str]) -> tuple[float, int]:
 
 
 def make_files(raw: Path, files: int, min_frames: int, max_frames: int) -> list[Path]:
-    from agcn_cli.synth import SynthConfig, generate
+    from agcn_cli.sources.synth import SynthConfig, generate
 
     existing = sorted(raw.glob("*.skeleton")) if raw.exists() else []
     if len(existing) == files:

@@ -5,7 +5,7 @@
 
 1. Writes the default synthetic classes (8 NTU actions, `agcn synth`, seed 0) and preprocesses
    them as ntu60-xsub (performers 1 2 4 5 8 train, 3 6 7 test) into bench_out/train/data.
-2. Trains the MMAction2-variant AGCN (`agcn_cli.train.fit`, the `agcn train` code path) once per
+2. Trains the MMAction2-variant AGCN (`agcn_cli.engine.fit.fit`, the `agcn train` code path) once per
    stream, derived on the fly, validating on the held-out performers every epoch, and reports
    the final and best single-clip top-1, the wall time of the run and the training samples/s
    (the best epoch's, data loading included, and the mean data-wait per epoch).
@@ -29,12 +29,13 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agcn_cli.distributed import DEVICES, resolve_device  # noqa: E402
-from agcn_cli.model import ModelConfig, build_model  # noqa: E402
-from agcn_cli.preprocess import PreprocessConfig, preprocess  # noqa: E402
-from agcn_cli.streams import STREAMS  # noqa: E402
-from agcn_cli.synth import SynthConfig, generate  # noqa: E402
-from agcn_cli.train import TrainConfig, fit  # noqa: E402
+from agcn_cli.engine.config import TrainConfig  # noqa: E402
+from agcn_cli.engine.device import DEVICES, resolve_device  # noqa: E402
+from agcn_cli.engine.fit import fit  # noqa: E402
+from agcn_cli.models.agcn import ModelConfig, build_model  # noqa: E402
+from agcn_cli.skeleton.streams import STREAMS  # noqa: E402
+from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess  # noqa: E402
+from agcn_cli.sources.synth import SynthConfig, generate  # noqa: E402
 
 
 def make_data(out: Path, samples_per_class: int) -> Path:

@@ -22,7 +22,7 @@ subsets, `permute(...).contiguous()` before each embedding product.
   `cls_head.fc.*`; pyskl names the head `cls_head.fc_cls`).
 
 Both take `(N, C, T, V, M)` and return logits `(N, num_class)`. The graphs are built here
-from the references' own hard-coded edge lists, independently of `agcn_cli.layouts`.
+from the references' own hard-coded edge lists, independently of `agcn_cli.skeleton.layouts`.
 """
 
 import math

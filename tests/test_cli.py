@@ -6,7 +6,7 @@ import sys
 
 from typer.testing import CliRunner
 
-from agcn_cli.cli import app
+from agcn_cli.cli.app import app
 
 COMMANDS = ("synth", "preprocess", "info", "streams", "model-info", "train", "eval", "fuse", "predict")
 
@@ -49,7 +49,7 @@ def test_outputs_get_their_folder_and_os_errors_are_one_line(tmp_path):
     import pytest
 
     from agcn_cli.errors import AgcnError
-    from agcn_cli.h5io import atomic_output
+    from agcn_cli.io.atomic import atomic_output
 
     target = tmp_path / "new" / "deeper" / "out.txt"
     with atomic_output(target) as tmp:

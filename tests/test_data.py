@@ -9,13 +9,14 @@ import pytest
 import torch
 from test_streams_h5 import write_split
 
-from agcn_cli.data import BatchLoader, SkeletonDataset, make_loader
+from agcn_cli.engine.data import BatchLoader, SkeletonDataset, make_loader
 from agcn_cli.errors import AgcnError
-from agcn_cli.h5io import fit_persons
-from agcn_cli.layouts import get_layout
-from agcn_cli.normalize import pre_normalize_2d, pre_normalize_3d
-from agcn_cli.sampling import sample_batch_indices, uniform_sample_indices
-from agcn_cli.streams import DERIVED_STREAMS, STREAMS, compute_stream, materialize_streams
+from agcn_cli.io.streamfile import materialize_streams
+from agcn_cli.skeleton.layouts import get_layout
+from agcn_cli.skeleton.normalize import pre_normalize_2d, pre_normalize_3d
+from agcn_cli.skeleton.persons import fit_persons
+from agcn_cli.skeleton.sampling import sample_batch_indices, uniform_sample_indices
+from agcn_cli.skeleton.streams import DERIVED_STREAMS, STREAMS, compute_stream
 
 LENGTHS = (5, 12, 1, 30, 17, 8, 23, 40, 9, 16)  # around clip_len 8: shorter, between, longer
 

@@ -10,12 +10,10 @@ import torch
 import torch.nn as nn
 from test_streams_h5 import write_split
 
-from agcn_cli.checkpoint import DataInfo, save_checkpoint
-from agcn_cli.data import SkeletonDataset
+from agcn_cli.engine.data import SkeletonDataset
 from agcn_cli.errors import AgcnError
-from agcn_cli.evaluate import EvalConfig, check_test_file, clip_scores, evaluate, foreign_facts, score_dataset
-from agcn_cli.h5io import check_split_file
-from agcn_cli.metrics import (
+from agcn_cli.evaluation.evaluate import EvalConfig, check_test_file, evaluate
+from agcn_cli.evaluation.metrics import (
     class_names,
     compute_metrics,
     confusion_matrix,
@@ -24,8 +22,12 @@ from agcn_cli.metrics import (
     top_k_accuracy,
     write_confusion_csv,
 )
-from agcn_cli.model import ModelConfig, build_model
-from agcn_cli.scores import Scores, read_scores, write_mmaction_dump, write_scores
+from agcn_cli.evaluation.scoring import clip_scores, score_dataset
+from agcn_cli.io.checkpoint import DataInfo, save_checkpoint
+from agcn_cli.io.scores import Scores, read_scores, write_mmaction_dump, write_scores
+from agcn_cli.io.splitfile import check_split_file
+from agcn_cli.models.agcn import ModelConfig, build_model
+from agcn_cli.models.loading import foreign_facts
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from agcn_cli.cli import app
+from agcn_cli.cli.app import app
 from agcn_cli.errors import AgcnError
-from agcn_cli.fuse import align, fuse_files, fuse_scores, parse_weights, search_weights, weight_grid
-from agcn_cli.scores import Scores, read_scores, write_scores
+from agcn_cli.evaluation.fusion import align, fuse_files, fuse_scores, parse_weights, search_weights, weight_grid
+from agcn_cli.io.scores import Scores, read_scores, write_scores
 
 runner = CliRunner()
 NAMES = [f"S001C001P{p:03d}R001A{a:03d}" for p in (3, 6, 7) for a in (1, 2, 3, 4)]

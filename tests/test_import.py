@@ -1,6 +1,6 @@
 """`agcn preprocess` of MMAction2/pyskl .pkl files and Kinetics-Skeleton JSON folders.
 
-Every input is made here from synthetic data: NTU .skeleton files from `agcn_cli.synth`, their
+Every input is made here from synthetic data: NTU .skeleton files from `agcn_cli.sources.synth`, their
 pyskl bodies packed as a 3D annotation file, projected to pixels with scores as a 2D one, and
 written as OpenPose-18 Kinetics-Skeleton videos.
 """
@@ -15,18 +15,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from agcn_cli.cli import app
-from agcn_cli.data import BatchLoader, SkeletonDataset
+from agcn_cli.cli.app import app
+from agcn_cli.engine.data import BatchLoader, SkeletonDataset
 from agcn_cli.errors import AgcnError
-from agcn_cli.h5io import check_split_file, read_meta, read_sample
-from agcn_cli.importers import ImportConfig, import_source
-from agcn_cli.kinetics import video_sample
-from agcn_cli.layouts import get_layout
-from agcn_cli.model import ModelConfig, build_model
-from agcn_cli.ntu import get_benchmark, parse_name, parse_skeleton
-from agcn_cli.recipes import make_sample, select_bodies_mmaction2
-from agcn_cli.streams import materialize_streams
-from agcn_cli.synth import SynthConfig, generate
+from agcn_cli.io.splitfile import check_split_file, read_meta, read_sample
+from agcn_cli.io.streamfile import materialize_streams
+from agcn_cli.models.agcn import ModelConfig, build_model
+from agcn_cli.skeleton.layouts import get_layout
+from agcn_cli.sources.kinetics import video_sample
+from agcn_cli.sources.ntu import get_benchmark, parse_name, parse_skeleton
+from agcn_cli.sources.pipeline import ImportConfig, import_source
+from agcn_cli.sources.recipes import make_sample, select_bodies_mmaction2
+from agcn_cli.sources.synth import SynthConfig, generate
 
 runner = CliRunner()
 # NTU-25 joints standing in for COCO-17: nose/eyes/ears on the head, then shoulders .. ankles
@@ -350,7 +350,7 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
         _import(evil, tmp_path / "out")
     assert not marker.exists() and not (tmp_path / "out").exists()
     custom = write_pkl(tmp_path / "custom.pkl", {"split": {}, "annotations": [ImportConfig("a", "b")]})
-    with pytest.raises(AgcnError, match=r"refusing to load agcn_cli\.importers\.ImportConfig"):
+    with pytest.raises(AgcnError, match=r"refusing to load agcn_cli\.[\w.]+\.ImportConfig"):
         _import(custom, tmp_path / "out")
     result = runner.invoke(app, ["preprocess", str(evil), str(tmp_path / "out")])
     assert result.exit_code == 1 and "refusing to load" in result.stderr and "Traceback" not in result.output
@@ -395,7 +395,7 @@ def test_crafted_pickles_are_refused_without_crashing(tmp_path, case):
     path = tmp_path / "evil.pkl"
     path.write_bytes(_crafted_pickles()[case])
     code = (
-        "import sys; from agcn_cli.errors import AgcnError; from agcn_cli.mmaction_pkl import load_annotation_file\n"
+        "import sys; from agcn_cli.errors import AgcnError; from agcn_cli.sources.pkl import load_annotation_file\n"
         "try:\n    load_annotation_file(sys.argv[1])\nexcept AgcnError as e:\n    print(e); sys.exit(3)\n"
     )
     import subprocess

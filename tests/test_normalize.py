@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from agcn_cli.errors import AgcnError
-from agcn_cli.normalize import angle_between, pre_normalize_2d, pre_normalize_3d, rotation_matrix
+from agcn_cli.skeleton.normalize import angle_between, pre_normalize_2d, pre_normalize_3d, rotation_matrix
 
 # --- a slow, loop-by-loop transcription of MMAction2 PreNormalize3D -------------------------
 

@@ -3,7 +3,7 @@ import pytest
 from skeleton_writer import write_skeleton
 
 from agcn_cli.errors import AgcnError
-from agcn_cli.ntu import SkeletonError, get_benchmark, parse_name, parse_skeleton, read_name_list
+from agcn_cli.sources.ntu import SkeletonError, get_benchmark, parse_name, parse_skeleton, read_name_list
 
 
 def _joints(scale: float) -> np.ndarray:

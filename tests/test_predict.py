@@ -8,15 +8,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from agcn_cli.checkpoint import DataInfo, save_checkpoint
-from agcn_cli.cli import app
-from agcn_cli.data import SkeletonDataset
-from agcn_cli.model import ModelConfig, build_model
-from agcn_cli.ntu import parse_skeleton
-from agcn_cli.predict import predict, sample_clips
-from agcn_cli.preprocess import PreprocessConfig, preprocess
-from agcn_cli.scores import read_scores
-from agcn_cli.synth import SynthConfig, generate
+from agcn_cli.cli.app import app
+from agcn_cli.engine.data import SkeletonDataset
+from agcn_cli.evaluation.predict import predict, sample_clips
+from agcn_cli.io.checkpoint import DataInfo, save_checkpoint
+from agcn_cli.io.scores import read_scores
+from agcn_cli.models.agcn import ModelConfig, build_model
+from agcn_cli.sources.ntu import parse_skeleton
+from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
+from agcn_cli.sources.synth import SynthConfig, generate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()

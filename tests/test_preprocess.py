@@ -4,14 +4,14 @@ import pytest
 from skeleton_writer import random_body, write_skeleton
 from typer.testing import CliRunner
 
-from agcn_cli import preprocess as preprocess_module
-from agcn_cli.cli import app
+from agcn_cli.cli.app import app
 from agcn_cli.errors import AgcnError
-from agcn_cli.h5io import check_split_file, read_meta, read_sample
-from agcn_cli.layouts import get_layout
-from agcn_cli.ntu import parse_skeleton
-from agcn_cli.preprocess import PreprocessConfig, preprocess
-from agcn_cli.recipes import make_sample
+from agcn_cli.io.splitfile import check_split_file, read_meta, read_sample
+from agcn_cli.skeleton.layouts import get_layout
+from agcn_cli.sources import ntu_convert as preprocess_module
+from agcn_cli.sources.ntu import parse_skeleton
+from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
+from agcn_cli.sources.recipes import make_sample
 
 runner = CliRunner()
 # performers 1, 2 train (xsub); 3, 6 test

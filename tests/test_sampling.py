@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from agcn_cli.errors import AgcnError
-from agcn_cli.sampling import sample_batch_indices, uniform_sample_indices
+from agcn_cli.skeleton.sampling import sample_batch_indices, uniform_sample_indices
 
 
 def _test(num_frames: int, clip_len: int, num_clips: int) -> list[list[int]]:

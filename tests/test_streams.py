@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from agcn_cli.errors import AgcnError
-from agcn_cli.layouts import get_layout
-from agcn_cli.streams import STREAMS, bone, compute_stream, motion
+from agcn_cli.skeleton.layouts import get_layout
+from agcn_cli.skeleton.streams import STREAMS, bone, compute_stream, motion
 
 NTU = get_layout("ntu25")
 COCO = get_layout("coco17")

@@ -10,12 +10,13 @@ import h5py
 import numpy as np
 import pytest
 
-from agcn_cli import h5io
-from agcn_cli import streams as streams_module
 from agcn_cli.errors import AgcnError
-from agcn_cli.h5io import SampleMeta, SplitWriter, check_split_file, read_sample
-from agcn_cli.layouts import get_layout
-from agcn_cli.streams import DERIVED_STREAMS, STREAMS, compute_stream, compute_stream_frames, materialize_streams
+from agcn_cli.io import splitfile as h5io
+from agcn_cli.io import streamfile as streams_module
+from agcn_cli.io.splitfile import SampleMeta, SplitWriter, check_split_file, read_sample
+from agcn_cli.io.streamfile import materialize_streams
+from agcn_cli.skeleton.layouts import get_layout
+from agcn_cli.skeleton.streams import DERIVED_STREAMS, STREAMS, compute_stream, compute_stream_frames
 
 
 def write_split(
@@ -165,8 +166,8 @@ def test_sample_blocks():
 def test_preprocessed_file_round_trip(tmp_path):
     from skeleton_writer import random_body, write_skeleton
 
-    from agcn_cli.data import SkeletonDataset
-    from agcn_cli.preprocess import PreprocessConfig, preprocess
+    from agcn_cli.engine.data import SkeletonDataset
+    from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
 
     rng = np.random.default_rng(0)
     raw = tmp_path / "raw"
@@ -190,7 +191,7 @@ def test_preprocessed_file_round_trip(tmp_path):
 def test_streams_cli(tmp_path):
     from typer.testing import CliRunner
 
-    from agcn_cli.cli import app
+    from agcn_cli.cli.app import app
 
     path = write_split(tmp_path / "train.h5")
     runner = CliRunner()

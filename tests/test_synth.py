@@ -2,7 +2,7 @@
 split conventions, look like Kinect output (artefacts included) and hold learnable classes.
 
 The files are read back with a small strict reader written here from the format description,
-independent of `agcn_cli.ntu`, so a generator bug cannot hide behind a lenient parser.
+independent of `agcn_cli.sources.ntu`, so a generator bug cannot hide behind a lenient parser.
 """
 
 import re
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from agcn_cli.errors import AgcnError
-from agcn_cli.synth import MUTUAL_ACTIONS, SynthConfig, generate, sample_names
+from agcn_cli.sources.synth import MUTUAL_ACTIONS, SynthConfig, generate, sample_names
 
 NAME = re.compile(r"^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})\.skeleton$")
 XSUB_TRAIN = {1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38}

@@ -19,13 +19,16 @@ import torch
 from test_streams_h5 import write_split
 from typer.testing import CliRunner
 
-from agcn_cli.checkpoint import load_model, read_checkpoint
-from agcn_cli.cli import app
-from agcn_cli.data import BatchLoader, SkeletonDataset
+from agcn_cli.cli.app import app
+from agcn_cli.engine.config import TrainConfig, build_config
+from agcn_cli.engine.data import BatchLoader, SkeletonDataset
+from agcn_cli.engine.fit import fit
+from agcn_cli.engine.loop import evaluate
 from agcn_cli.errors import AgcnError
-from agcn_cli.preprocess import PreprocessConfig, preprocess
-from agcn_cli.synth import SynthConfig, generate
-from agcn_cli.train import TrainConfig, build_config, evaluate, fit
+from agcn_cli.io.checkpoint import read_checkpoint
+from agcn_cli.models.loading import load_model
+from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
+from agcn_cli.sources.synth import SynthConfig, generate
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -194,7 +197,7 @@ def tf32_flags() -> tuple[bool, bool]:
 
 
 def test_precision_fp32_is_float32_and_tf32_is_asked_for(tiny, tmp_path, monkeypatch):
-    import agcn_cli.train as train_module
+    import agcn_cli.engine.fit as train_module
 
     seen, lines, before = [], [], tf32_flags()
     original = train_module.train_one_epoch

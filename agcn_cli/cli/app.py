@@ -1,0 +1,83 @@
+"""The `agcn` command line: one thin function per command.
+
+Each command validates its options, builds a config, calls one library function and prints a
+summary. Library errors (`AgcnError`) are printed as one red line on stderr with exit code 1;
+`--debug` shows the traceback. Heavy imports (torch, h5py) happen inside the commands so that
+`agcn --help` is instant.
+"""
+
+import functools
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ..errors import AgcnError
+
+app = typer.Typer(
+    name="agcn",
+    help="Skeleton-based action recognition with 2s-AGCN: preprocess, streams, train, eval, fuse, predict.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# plain lines are not hard-wrapped, and tables get 120 columns, when output is piped or logged
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True)
+_state = {"debug": False}
+
+# Options shared across commands.
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+WorkersOpt = Annotated[int, typer.Option("--workers", "-j", min=0, help="Worker processes (0: one per CPU core).")]
+
+
+def command(*args, **kwargs):
+    """`app.command` that turns AgcnError (and Ctrl-C) into one line on stderr."""
+
+    def register(fn):
+        @functools.wraps(fn)
+        def wrapper(*a, **kw):
+            try:
+                return fn(*a, **kw)
+            except (AgcnError, OSError) as e:  # OSError: a disk or file-system problem not caught closer to it
+                if _state["debug"]:
+                    raise
+                if isinstance(e, AgcnError):
+                    message = " ".join(str(e).splitlines())  # one line, even when a library's text has several
+                else:
+                    message = (f"{e.filename}: " if getattr(e, "filename", None) else "") + str(e.strerror or e)
+                err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+                raise typer.Exit(1) from None
+            except KeyboardInterrupt:
+                err.print("[yellow]interrupted[/yellow]; no partial output was kept")
+                raise typer.Exit(130) from None
+
+        return app.command(*args, **kwargs)(wrapper)
+
+    return register
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _progress(total: int, desc: str, unit: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, disable=None)
+
+
+# ---- eval, fuse, predict ----------------------------------------------------------------------
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

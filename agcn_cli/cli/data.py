@@ -1,0 +1,201 @@
+"""`agcn synth`, `preprocess`, `info`, `streams`: the commands that make and inspect data files."""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..errors import AgcnError
+from .app import JsonOpt, OverwriteOpt, WorkersOpt, _progress, command, err, out
+
+
+@command("synth")
+def synth(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write .skeleton files into.")],
+    classes: Annotated[
+        str | None, typer.Option(help="Comma-separated NTU action ids (default: the built-in class set).")
+    ] = None,
+    samples_per_class: Annotated[int | None, typer.Option(min=1, help="Files per class.")] = None,
+    subjects: Annotated[str | None, typer.Option(help="Comma-separated performer ids.")] = None,
+    min_frames: Annotated[int | None, typer.Option(min=1, help="Shortest sequence.")] = None,
+    max_frames: Annotated[int | None, typer.Option(min=1, max=300, help="Longest sequence.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 0,
+    clean: Annotated[bool, typer.Option("--clean/--artefacts", help="Leave out the Kinect artefacts.")] = False,
+) -> None:
+    """Write synthetic NTU-format .skeleton files (articulated bodies, Kinect artefacts)."""
+    from dataclasses import replace
+
+    from ..sources.synth import SynthConfig, generate
+
+    config = SynthConfig(seed=seed, artefacts=not clean)
+    overrides = {
+        "actions": _int_list(classes, "--classes"),
+        "subjects": _int_list(subjects, "--subjects"),
+        "samples_per_class": samples_per_class,
+        "min_frames": min_frames,
+        "max_frames": max_frames,
+    }
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    total = len(config.actions) * config.samples_per_class
+    with _progress(total, "synth", "file") as bar:
+        paths = generate(out_dir, config, progress=bar.update)
+    out.print(f"wrote {len(paths)} .skeleton files ({len(config.actions)} classes) to {out_dir}")
+
+
+def _int_list(text: str | None, option: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise AgcnError(f"{option}: expected comma-separated integers, got {text!r}") from None
+
+
+@command("preprocess")
+def preprocess(
+    raw_dir: Annotated[
+        Path,
+        typer.Argument(help="Folder of NTU .skeleton files, an MMAction2/pyskl .pkl, or a Kinetics-Skeleton folder."),
+    ],
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write train.h5 and test.h5 into.")],
+    benchmark: Annotated[
+        str | None, typer.Option(help="ntu60-xsub (default) | ntu60-xview | ntu120-xsub | ntu120-xset")
+    ] = None,
+    recipe: Annotated[
+        str | None, typer.Option(help="mmaction2 (pyskl denoising, default) | 2s-agcn (the original scripts)")
+    ] = None,
+    missing_list: Annotated[
+        Path | None, typer.Option(help="Samples to exclude (default: the benchmark's missing-skeleton list).")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail on the first bad file instead of skipping it.")
+    ] = False,
+    source_format: Annotated[
+        str, typer.Option("--format", help="auto | ntu | pkl | kinetics (auto: from the input)")
+    ] = "auto",
+    split_names: Annotated[
+        str | None, typer.Option(help="pkl: split keys TRAIN[,TEST] (default from the benchmark: xsub_train,xsub_val).")
+    ] = None,
+    num_classes: Annotated[
+        int | None, typer.Option(min=1, help="pkl/kinetics: classifier size (default: the benchmark's, 400 Kinetics)")
+    ] = None,
+    labels: Annotated[Path | None, typer.Option(help="kinetics: label JSON of a single folder of videos.")] = None,
+    split: Annotated[str | None, typer.Option(help="kinetics: train | test for a single folder.")] = None,
+    workers: WorkersOpt = 0,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Convert NTU .skeleton files, an MMAction2/pyskl .pkl or Kinetics-Skeleton JSON into HDF5 split files."""
+    from ..sources.ntu import get_benchmark
+    from ..sources.ntu_convert import PreprocessConfig, list_skeleton_files
+    from ..sources.ntu_convert import preprocess as run
+    from ..sources.pipeline import detect_format
+    from ..sources.recipes import check_recipe
+
+    import_only = {"--split-names": split_names, "--num-classes": num_classes, "--labels": labels, "--split": split}
+    if detect_format(raw_dir, source_format) != "ntu":
+        from ..sources.pipeline import ImportConfig, import_source
+
+        if missing_list is not None:
+            raise AgcnError(f"--missing-list applies to .skeleton folders, not to {raw_dir}")
+        names = tuple(split_names.split(",")) if split_names else None
+        config = ImportConfig(
+            raw_dir, out_dir, format=source_format, benchmark=benchmark, split_names=names, num_classes=num_classes,
+            labels=labels, split=split, recipe=recipe, strict=strict, overwrite=overwrite, workers=workers,
+        )  # fmt: skip
+        with _progress(None, "import", "sample") as bar:
+            report = import_source(config, progress=bar.update)
+        _print_preprocess_report(report, as_json)
+        return
+    given = [opt for opt, value in import_only.items() if value is not None]
+    if given:
+        raise AgcnError(f"{given[0]} applies to a .pkl or Kinetics-Skeleton input, not to .skeleton files")
+    benchmark, recipe = benchmark or "ntu60-xsub", recipe or "mmaction2"
+    get_benchmark(benchmark), check_recipe(recipe)
+    config = PreprocessConfig(raw_dir, out_dir, benchmark, recipe, missing_list, strict, workers, overwrite)
+    total = len(list_skeleton_files(raw_dir))
+    with _progress(total, "preprocess", "file") as bar:
+        report = run(config, progress=bar.update)
+    _print_preprocess_report(report, as_json)
+
+
+def _print_preprocess_report(report, as_json: bool) -> None:
+    from ..sources.ntu_convert import class_count_range
+
+    if as_json:
+        data = {
+            "splits": {
+                name: {"path": str(s.path), "samples": s.samples, "frames": s.frames, "classes": len(s.class_counts)}
+                for name, s in report.splits.items()
+            },
+            "skipped": [{"file": f, "reason": r} for f, r in report.skipped],
+            "excluded_missing": report.excluded,
+            "outside_benchmark": report.outside_benchmark,
+            "seconds": round(report.seconds, 3),
+        }
+        out.print_json(json.dumps(data))
+        return
+    table = Table(title="agcn preprocess", title_justify="left")
+    for col in ("split", "samples", "frames", "classes", "per-class count", "file"):
+        table.add_column(col, justify="right" if col in ("samples", "frames", "classes") else "left")
+    for name, s in report.splits.items():
+        lo, hi = class_count_range(s.class_counts)
+        table.add_row(name, str(s.samples), str(s.frames), str(len(s.class_counts)), f"{lo}-{hi}", str(s.path))
+    out.print(table)
+    rate = report.files_processed / report.seconds if report.seconds else 0.0
+    out.print(
+        f"excluded (missing-skeleton list): {report.excluded}   outside the benchmark: {report.outside_benchmark}   "
+        f"skipped (bad files): {len(report.skipped)}   time: {report.seconds:.1f} s ({rate:.0f} files/s)"
+    )
+    for name, reason in report.skipped:
+        err.print(f"[yellow]skipped[/yellow] {name}: {reason}", highlight=False, soft_wrap=True)
+
+
+@command("info")
+def info(
+    path: Annotated[Path, typer.Argument(help="An HDF5 split file written by agcn preprocess.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Summarise an agcn HDF5 split file: attributes, samples, frames, classes, streams."""
+    from ..io.splitfile import summarize
+
+    summary = summarize(path)
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    table = Table(title=str(path), title_justify="left", show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+@command("streams")
+def streams(
+    path: Annotated[Path, typer.Argument(help="An HDF5 split file written by agcn preprocess.")],
+    modality: Annotated[str, typer.Option(help="bone | joint-motion | bone-motion | all")] = "all",
+    force: Annotated[bool, typer.Option("--force", help="Rewrite streams that are already in the file.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Store the bone, joint-motion and bone-motion streams in a split file (derived from joints)."""
+    from ..io.splitfile import check_split_file
+    from ..io.streamfile import materialize_streams
+    from ..skeleton.streams import DERIVED_STREAMS
+
+    wanted = list(DERIVED_STREAMS) if modality == "all" else [modality]
+    if wanted[0] not in DERIVED_STREAMS:
+        raise AgcnError(f"--modality {modality!r}: choose one of: {', '.join(DERIVED_STREAMS)}, all")
+    samples = int(check_split_file(path)["num_samples"])
+    with _progress(samples, "streams", "sample") as bar:
+        report = materialize_streams(path, wanted, force=force, progress=bar.update)
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    if report["written"]:
+        out.print(
+            f"{path}: wrote {', '.join(report['written'])} for {report['samples']} samples "
+            f"({report['frames']} frames) in {report['seconds']:.1f} s"
+        )
+    for name in report["already_present"]:
+        out.print(f"{path}: {name} already present (pass --force to rewrite it)")

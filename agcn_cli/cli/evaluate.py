@@ -1,0 +1,291 @@
+"""`agcn eval`, `fuse` and `predict`: scoring checkpoints, fusing streams, classifying files."""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..errors import AgcnError
+from .app import JsonOpt, OverwriteOpt, _progress, command, err, out
+
+TestClipsOpt = Annotated[int, typer.Option("--clips", min=1, help="Test clips per sample (MMAction2: 10).")]
+
+
+TestClipLenOpt = Annotated[
+    int | None, typer.Option("--clip-len", min=1, help="Frames per clip (default: the checkpoint's).")
+]
+
+
+TestBatchOpt = Annotated[
+    int, typer.Option("--batch-size", "-b", min=1, help="Samples per forward pass (each with all its clips).")
+]
+
+
+TestDeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
+
+
+ForeignClassesOpt = Annotated[
+    int | None, typer.Option("--num-classes", min=1, help="Foreign weights: classifier size (e.g. 60, 120).")
+]
+
+
+ForeignModalityOpt = Annotated[
+    str | None,
+    typer.Option("--modality", help="Foreign weights: stream trained on (joint | bone | joint-motion | bone-motion)."),
+]
+
+
+ForeignChannelsOpt = Annotated[
+    int | None, typer.Option("--in-channels", min=1, help="Foreign weights: channels per joint (default: layout's).")
+]
+
+
+def _note(text: str) -> None:
+    err.print(f"[yellow]note:[/yellow] {text}", highlight=False, soft_wrap=True)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+def _accuracies(m) -> tuple[str, str, str]:
+    """Top-1, top-5 and mean class accuracy of a Metrics, as table cells."""
+    return _pct(m.top1), _pct(m.top5), _pct(m.mean_class)
+
+
+def _class_label(label: int, name: str) -> str:
+    """`A013 tear up paper` for NTU names, `class 7` otherwise."""
+    return name if name == f"class {label}" else f"A{label + 1:03d} {name}"
+
+
+@command("eval")
+def eval_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from agcn train (or foreign weights, see below).")],
+    test_file: Annotated[Path, typer.Argument(help="A split file from agcn preprocess, e.g. OUT_DIR/test.h5.")],
+    clips: TestClipsOpt = 10,
+    clip_len: TestClipLenOpt = None,
+    batch_size: TestBatchOpt = 16,
+    device: TestDeviceOpt = "auto",
+    bf16: Annotated[
+        bool, typer.Option("--bf16", help="bfloat16 autocast (CUDA only); else float32, TF32 off.")
+    ] = False,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Write scores here (HDF5, for agcn fuse).")] = None,
+    confusion: Annotated[
+        Path | None, typer.Option(help="Write the confusion matrix as CSV (and a PNG beside it with matplotlib).")
+    ] = None,
+    mmaction_dump: Annotated[
+        Path | None, typer.Option(help="Also write MMAction2 1.x's test.py --dump pickle (.pkl).")
+    ] = None,
+    per_class: Annotated[int, typer.Option(min=0, help="Worst classes shown (0: all).")] = 10,
+    num_classes: ForeignClassesOpt = None,
+    layout: Annotated[str | None, typer.Option(help="Foreign weights: skeleton layout (default: the file's).")] = None,
+    modality: ForeignModalityOpt = None,
+    in_channels: ForeignChannelsOpt = None,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Test a checkpoint on a split file: multi-clip scores, top-1/top-5, per-class accuracy.
+
+    Foreign weights (lshiwjx/2s-AGCN, MMAction2, pyskl) need --num-classes and --modality.
+    """
+    from ..evaluation.evaluate import EvalConfig, evaluate
+    from ..evaluation.metrics import write_confusion_csv, write_confusion_png
+    from ..io.atomic import refuse_existing
+    from ..io.scores import write_mmaction_dump, write_scores
+    from ..io.splitfile import check_split_file
+    from ..models.loading import foreign_facts
+
+    if mmaction_dump is not None and mmaction_dump.suffix not in (".pkl", ".pickle"):
+        raise AgcnError(f"--mmaction-dump {mmaction_dump}: MMAction2 dumps are .pkl or .pickle files")
+    if confusion is not None and confusion.suffix.lower() != ".csv":
+        raise AgcnError(f"--confusion {confusion}: expected a .csv file name")
+    refuse_existing([out_path, confusion, mmaction_dump], overwrite)
+    attrs = check_split_file(test_file)
+    foreign_config, foreign_data = foreign_facts(
+        num_classes=num_classes, layout=layout, modality=modality, in_channels=in_channels, clip_len=clip_len,
+        defaults=attrs,
+    )  # fmt: skip
+    config = EvalConfig(checkpoint, test_file, clips, clip_len, batch_size, device, bf16, foreign_config, foreign_data)
+    with _progress(int(attrs.get("num_samples", 0)) or None, "eval", "sample") as bar:
+        result = evaluate(config, progress=bar.update, note=_note)
+    m, scores = result.metrics, result.scores
+    if out_path is not None:
+        write_scores(out_path, scores)
+    if mmaction_dump is not None:
+        write_mmaction_dump(mmaction_dump, scores)
+    if confusion is not None:
+        write_confusion_csv(confusion, m.confusion, result.class_names)
+        png = confusion.with_suffix(".png")
+        if not write_confusion_png(png, m.confusion, result.class_names):
+            _note("matplotlib is not installed: wrote the CSV only (pip install matplotlib for the PNG)")
+    if as_json:
+        info = {"checkpoint": str(checkpoint), "test_file": str(test_file), "modality": scores.attrs["modality"],
+                "clips": clips, "clip_len": scores.attrs["clip_len"], "device": result.device}  # fmt: skip
+        out.print_json(json.dumps({**info, **m.summary()}))
+        return
+    table = Table(title=f"agcn eval {checkpoint.name} on {test_file}", title_justify="left")
+    for col in ("stream", "clips", "samples", "top-1 %", "top-5 %", "mean class %"):
+        table.add_column(col, justify="left" if col == "stream" else "right")
+    table.add_row(scores.attrs["modality"], f"{clips} x {scores.attrs['clip_len']}", str(m.samples), *_accuracies(m))
+    out.print(table)
+    shown = m.per_class if per_class == 0 else m.per_class[:per_class]
+    worst = Table(title=f"per class, worst first ({len(shown)} of {len(m.per_class)})", title_justify="left")
+    for col in ("class", "samples", "top-1 %", "most confused with"):
+        worst.add_column(col, justify="right" if col in ("samples", "top-1 %") else "left")
+    for c in shown:
+        other = "" if c.confused_with is None else (
+            f"{_class_label(c.confused_with, result.class_names[c.confused_with])} ({c.confused_count})"
+        )  # fmt: skip
+        worst.add_row(_class_label(c.label, c.name), str(c.samples), _pct(c.accuracy), other)
+    out.print(worst)
+    written = [str(p) for p in (out_path, mmaction_dump, confusion) if p is not None]
+    if written:
+        out.print(f"wrote {', '.join(written)}")
+
+
+@command("fuse")
+def fuse_cmd(
+    scores: Annotated[list[Path], typer.Argument(help="Score files from agcn eval --out, one per stream.")],
+    weights: Annotated[
+        str | None, typer.Option(help="Comma-separated weight per file, e.g. 2,1,2,1 (default: all 1).")
+    ] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Write the fused scores here (HDF5).")] = None,
+    logits: Annotated[
+        bool, typer.Option("--logits", help="Fuse clip-averaged logits instead of probabilities.")
+    ] = False,
+    search: Annotated[bool, typer.Option("--search", help="Choose the weights on a grid (see --grid, --val).")] = False,
+    grid: Annotated[str, typer.Option(help="Weight values tried by --search.")] = "0,0.5,1,1.5,2",
+    val: Annotated[
+        list[Path] | None,
+        typer.Option("--val", help="Validation score files (same streams, same order) to search on; repeat."),
+    ] = None,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fuse per-stream scores by a weighted sum, aligned by sample name."""
+    from dataclasses import asdict
+
+    from ..evaluation.fusion import fuse_files, parse_numbers
+    from ..io.atomic import refuse_existing
+
+    refuse_existing([out_path], overwrite)
+    values = tuple(parse_numbers(grid, "--grid"))
+    if search and not val:
+        err.print(
+            "[yellow]warning:[/yellow] choosing weights on the test split overfits it; pass --val with scores "
+            "of a validation split to choose them there",
+            highlight=False,
+            soft_wrap=True,
+        )
+    kind = "logit" if logits else "prob"
+    report = fuse_files(scores, weights, kind=kind, out=out_path, search=search, grid=values, val=val or [])
+
+    def row(m):
+        return {"top1": m.top1, "top5": m.top5, "mean_class_accuracy": m.mean_class, "samples": m.samples}
+
+    if as_json:
+        data = {
+            "kind": kind,
+            "streams": [
+                {"file": str(s.path), "modality": s.modality, "weight": s.weight, **row(s.metrics)}
+                for s in report.streams
+            ],
+            "fused": {"weights": report.weights, **row(report.metrics)},
+        }
+        if report.search is not None:
+            data["given"] = {"weights": report.given_weights, **row(report.given)}
+            data["search"] = asdict(report.search)
+            if report.val_metrics is not None:
+                data["search"]["val"] = row(report.val_metrics)
+        out.print_json(json.dumps(data))
+        return
+    table = Table(title=f"agcn fuse ({'logits' if logits else 'probabilities'})", title_justify="left")
+    for col in ("scores", "stream", "weight", "top-1 %", "top-5 %", "mean class %"):
+        table.add_column(col, justify="left" if col in ("scores", "stream") else "right")
+
+    def fmt_w(ws):
+        return ",".join(f"{w:g}" for w in ws)
+
+    for s in report.streams:
+        m = s.metrics
+        table.add_row(s.path.name, s.modality, f"{s.weight:g}", *_accuracies(m))
+    fused_modality = str(report.fused.attrs["modality"])
+    if report.search is not None:
+        g = report.given
+        table.add_row("fused", fused_modality, fmt_w(report.given_weights), *_accuracies(g))
+        if report.val_metrics is not None:
+            v = report.val_metrics
+            table.add_row("fused, searched (val)", fused_modality, fmt_w(report.weights), *_accuracies(v))
+        label = "fused, searched" + (" (applied to test)" if report.val_metrics is not None else " (on test)")
+    else:
+        label = "fused"
+    m = report.metrics
+    table.add_row(label, fused_modality, fmt_w(report.weights), *_accuracies(m))
+    out.print(table)
+    if report.search is not None:
+        out.print(f"best of {report.search.tried} weight combinations on {report.search.on}: {fmt_w(report.weights)}")
+    if out_path is not None:
+        out.print(f"wrote {out_path}")
+
+
+@command("predict")
+def predict_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from agcn train.")],
+    files: Annotated[list[Path], typer.Argument(help="Raw NTU .skeleton files.")],
+    more: Annotated[
+        list[Path] | None,
+        typer.Option("--checkpoint", "-c", help="A further checkpoint (e.g. the bone stream) to fuse with; repeat."),
+    ] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="Comma-separated weight per checkpoint, in order (default: all 1).")
+    ] = None,
+    top: Annotated[int, typer.Option(min=1, help="Classes shown per file.")] = 5,
+    clips: TestClipsOpt = 10,
+    clip_len: TestClipLenOpt = None,
+    batch_size: TestBatchOpt = 16,
+    device: TestDeviceOpt = "auto",
+    num_classes: ForeignClassesOpt = None,
+    modality: ForeignModalityOpt = None,
+    in_channels: ForeignChannelsOpt = None,
+    recipe: Annotated[
+        str | None, typer.Option(help="Foreign weights: preprocessing recipe of their training data.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Top classes with probabilities for raw .skeleton files (the checkpoint's recipe, stream, 10 clips)."""
+    from ..evaluation.fusion import parse_weights
+    from ..evaluation.predict import predict
+    from ..models.loading import foreign_facts
+
+    checkpoints = [checkpoint, *(more or [])]
+    w = parse_weights(weights, checkpoints, noun="checkpoints")
+    foreign_config, foreign_data = foreign_facts(
+        num_classes=num_classes, modality=modality, in_channels=in_channels, recipe=recipe, clip_len=clip_len
+    )
+    preds = predict(
+        checkpoints, files, weights=w, clips=clips, clip_len=clip_len, top=top, batch_size=batch_size, device=device,
+        foreign_config=foreign_config, foreign_data=foreign_data, note=_note,
+    )  # fmt: skip
+    if as_json:
+        data = [
+            {
+                "file": str(p.file),
+                "frames": p.frames,
+                "true_action": p.action,
+                "top": [{"label": c, "action": c + 1, "name": name, "probability": prob} for c, name, prob in p.top],
+            }
+            for p in preds
+        ]
+        out.print_json(json.dumps(data))
+        return
+    for p in preds:
+        truth = f", true A{p.action:03d}" if p.action is not None else ""
+        table = Table(title=f"{p.file} ({p.frames} frames{truth})", title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("class")
+        table.add_column("probability", justify="right")
+        for rank, (c, name, prob) in enumerate(p.top, 1):
+            table.add_row(str(rank), _class_label(c, name), f"{prob:.4f}")
+        out.print(table)

@@ -1,0 +1,38 @@
+"""Device and numeric precision: which device a command runs on, and TF32 on CUDA."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+from ..errors import AgcnError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` (CUDA when available), `cpu` or `cuda`."""
+    if name not in DEVICES:
+        raise AgcnError(f"unknown device {name!r}; choose one of: {', '.join(DEVICES)}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AgcnError("--device cuda: no CUDA device is available here; use --device cpu")
+    return torch.device(name)
+
+
+@contextmanager
+def tf32(enabled: bool) -> Iterator[None]:
+    """TF32 for cuDNN convolutions and CUDA matmuls on or off inside the block, restored after.
+
+    PyTorch's defaults are TF32 convolutions and fp32 matmuls, so a plain float32 model on
+    CUDA is not float32: on an H200 its logits are ~8e-5 (relative) from float64 against
+    ~1e-7 with TF32 off (BENCHMARKS.md). agcn's `fp32` is float32; `tf32` asks for TF32.
+    No effect on the CPU.
+    """
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -1,0 +1,155 @@
+"""`agcn eval`: multi-clip testing of a checkpoint on a split file.
+
+Testing follows MMAction2's skeleton recipe: each sample gives `clips` clips drawn by
+`UniformSampleFrames` in test mode (fixed seed 255 per sample, `sampling.py`); all clips of a
+batch of samples go through the model together, `(N, K, C, T, V, M) -> (N*K, C, T, V, M)`, and
+the class probabilities are the mean over clips of the softmax (GCNHead's
+`average_clips="prob"`). The mean over clips of the logits is kept as well, for fusing logits.
+Metrics are in `metrics.py`, score files (`data_specs/scores.md`) in `scores.py`.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from ..engine.data import SkeletonDataset
+from ..engine.device import resolve_device
+from ..errors import AgcnError
+from ..io.checkpoint import DataInfo
+from ..io.scores import Scores
+from ..io.splitfile import check_split_file
+from ..models.agcn import ModelConfig
+from ..models.loading import load_model
+from ..skeleton.layouts import get_layout
+from ..skeleton.persons import NUM_PERSONS
+from .metrics import Metrics, class_names, compute_metrics
+from .scoring import score_dataset
+
+Note = Callable[[str], None]
+
+
+# ---- multi-clip scoring -----------------------------------------------------------------------
+
+
+# ---- agcn eval --------------------------------------------------------------------------------
+
+
+def check_test_file(path: Path, attrs: dict[str, Any], config: ModelConfig, data: DataInfo) -> list[str]:
+    """Refuse a split file the model cannot score; return notes on what is unusual but fine."""
+    path = Path(path)
+    if attrs["layout"] != config.layout:
+        raise AgcnError(
+            f"{path}: skeleton layout {attrs['layout']!r}, but the checkpoint's model is for {config.layout!r}; "
+            f"evaluate on data preprocessed for {config.layout}"
+        )
+    channels = str(attrs.get("channels", ",".join(get_layout(attrs["layout"]).channels)))
+    if len(channels.split(",")) != config.in_channels or (data.channels and channels != data.channels):
+        raise AgcnError(
+            f"{path}: channels {channels!r}, but the checkpoint was trained on {data.channels!r} "
+            f"({config.in_channels} channels)"
+        )
+    if config.num_persons != NUM_PERSONS:
+        raise AgcnError(f"the checkpoint's model takes {config.num_persons} persons; agcn data has {NUM_PERSONS}")
+    with h5py.File(path, "r") as f:
+        labels = f["label"][:]
+        stored = data.modality in f
+    if len(labels) == 0:
+        raise AgcnError(f"{path}: no samples to evaluate")
+    if labels.min() < 0 or labels.max() >= config.num_classes:
+        raise AgcnError(
+            f"{path}: labels reach class {int(labels.max())} (action A{int(labels.max()) + 1:03d}), but the model has "
+            f"{config.num_classes} classes; evaluate with a checkpoint trained for {attrs['num_classes']} classes"
+        )
+    notes = []
+    if not attrs["normalized"]:
+        notes.append(
+            f"{path.name} holds joints not yet pre-normalised; normalising them (and deriving streams) on load"
+        )
+    elif not stored:
+        notes.append(f"{path.name}: stream {data.modality!r} is not stored in the file; deriving it from the joints")
+    if data.recipe and attrs.get("recipe") and attrs["recipe"] != data.recipe:
+        notes.append(
+            f"{path.name} was preprocessed with recipe {attrs['recipe']!r}, the checkpoint was trained on "
+            f"{data.recipe!r} data: accuracy will suffer (agcn preprocess --recipe {data.recipe})"
+        )
+    if data.benchmark and attrs.get("benchmark") and attrs["benchmark"] != data.benchmark:
+        notes.append(f"{path.name} belongs to {attrs['benchmark']}, the checkpoint was trained on {data.benchmark}")
+    if attrs.get("split") == "train":
+        notes.append(f"{path.name} is a training split: these numbers do not measure generalisation")
+    return notes
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    checkpoint: Path  # an agcn checkpoint, or foreign weights with foreign_config/foreign_data
+    test_file: Path  # a split file written by agcn preprocess
+    clips: int = 10  # test clips per sample (MMAction2: 10)
+    clip_len: int | None = None  # frames per clip; None: the checkpoint's training clip length
+    batch_size: int = 16  # samples per forward pass, each with `clips` clips
+    device: str = "auto"  # auto | cpu | cuda
+    bf16: bool = False  # bfloat16 autocast on CUDA
+    foreign_config: ModelConfig | None = None  # for weights without agcn metadata (see foreign_facts)
+    foreign_data: DataInfo | None = None
+
+
+@dataclass
+class EvalResult:
+    scores: Scores
+    metrics: Metrics
+    class_names: list[str]
+    device: str
+
+
+def evaluate(config: EvalConfig, progress: Callable[[int], None] | None = None, note: Note | None = None) -> EvalResult:
+    """Score every sample of `config.test_file` with multi-clip testing; metrics and scores.
+
+    `note(text)` receives remarks (a stream derived on the fly, a recipe mismatch...) before
+    the scoring starts; `progress(n)` is called as samples are scored.
+    """
+    note = note or (lambda _: None)
+    if config.clips < 1 or (config.clip_len is not None and config.clip_len < 1) or config.batch_size < 1:
+        raise AgcnError(f"clips, clip length and batch size must be at least 1, got {config.clips}, "
+                        f"{config.clip_len} and {config.batch_size}")  # fmt: skip
+    test_file = Path(config.test_file)
+    attrs = check_split_file(test_file)
+    device = resolve_device(config.device)
+    model, data, _ = load_model(
+        config.checkpoint, foreign_config=config.foreign_config, foreign_data=config.foreign_data, note=note
+    )
+    for text in check_test_file(test_file, attrs, model.config, data):
+        note(text)
+    bf16 = config.bf16 and device.type == "cuda"
+    if config.bf16 and not bf16:
+        note("--bf16 applies on CUDA only; running in float32")
+    clip_len = config.clip_len or data.clip_len
+    dataset = SkeletonDataset(
+        test_file, data.modality, clip_len=clip_len, num_clips=config.clips, test_mode=True, in_memory=True
+    )
+    prob, logit = score_dataset(
+        model, dataset, batch_size=config.batch_size, device=device, bf16=bf16, progress=progress
+    )
+    names = class_names(model.config.num_classes, str(attrs.get("benchmark", "")) or data.benchmark)
+    scores = Scores(
+        names=list(dataset.names),
+        labels=dataset.labels.copy(),
+        prob=prob,
+        logit=logit,
+        attrs={
+            "modality": data.modality,
+            "clips": config.clips,
+            "clip_len": clip_len,
+            "checkpoint": str(Path(config.checkpoint).resolve()),
+            "test_file": str(test_file.resolve()),
+            "layout": model.config.layout,
+            "benchmark": str(attrs.get("benchmark", "")),
+            "split": str(attrs.get("split", "")),
+            "recipe": str(attrs.get("recipe", "")),
+            "fused_by": "",
+            "sources": [],
+            "weights": [],
+        },
+    )
+    return EvalResult(scores, compute_metrics(prob, scores.labels, names), names, str(device))

@@ -1,0 +1,179 @@
+"""Bone and motion streams, vectorised, for numpy arrays and torch tensors alike.
+
+Every function takes one sample `(C, T, V, M)` or a batch `(N, C, T, V, M)` and returns the
+same shape and dtype, as the same kind of array (torch tensors stay on their device, so
+training can derive streams on the fly).
+
+- bone: `bone[v] = x[v] - x[parent(v)]` over the layout's bone table; a joint that is its
+  own parent (NTU's spine-shoulder, COCO's nose) has a zero bone.
+- motion: `m[t] = x[t + 1] - x[t]`, the last real frame zero.
+
+For layouts whose last channel is a detection score (COCO-17: x, y, score) the score is
+not differenced: a bone's score is the mean of its two joints' scores and a motion's score
+the mean of its two frames' scores, as in MMAction2's `JointToBone` / `ToMotion` (which
+apply that rule for their 2D layouts `coco` and `openpose` when C == 3, never for
+`nturgb+d`). With that rule bone and motion still commute, so bone-motion is both the
+motion of the bone and the bone of the motion.
+
+`num_frames` (an int, or one per sample) marks the real frames: frames at or after it are
+padding and come out zero in every stream, and the motion of the last real frame is zero
+rather than a jump into the padding. MMAction2 derives streams on the unpadded sequence
+before sampling frames; computing them on a padded array with the true length gives the
+same values on the real frames.
+"""
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from ..errors import AgcnError
+from .layouts import Layout
+
+STREAMS = ("joint", "bone", "joint-motion", "bone-motion")
+
+# Axes counted from the end, valid for (C, T, V, M) and (N, C, T, V, M).
+_C, _T, _V = -4, -3, -2
+
+
+def _is_torch(x: Any) -> bool:
+    torch = sys.modules.get("torch")  # never import torch here just to check
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _prepare(x: Any, layout: Layout) -> tuple[Any, bool]:
+    """Validate the shape against the layout; return float data and whether it has a score channel."""
+    if not _is_torch(x):
+        x = np.asarray(x)
+    if x.ndim not in (4, 5):
+        raise AgcnError(f"expected skeleton data of shape (C, T, V, M) or (N, C, T, V, M), got {tuple(x.shape)}")
+    c, v = x.shape[_C], x.shape[_V]
+    if v != layout.num_joints:
+        raise AgcnError(f"data has {v} joints but layout {layout.name} has {layout.num_joints}")
+    if c != len(layout.channels):
+        raise AgcnError(
+            f"data has {c} channels but layout {layout.name} has {len(layout.channels)} ({', '.join(layout.channels)})"
+        )
+    if _is_torch(x):
+        if not x.is_floating_point():
+            x = x.float()
+    elif not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+    return x, layout.channels[-1] == "score"
+
+
+def _frame_mask(x: Any, num_frames: Any, shift: int = 0) -> Any:
+    """Boolean mask broadcastable to x: True where t + shift < num_frames (per sample)."""
+    t = x.shape[_T]
+    if _is_torch(x):
+        import torch
+
+        steps = torch.arange(t, device=x.device) + shift
+        nf = torch.as_tensor(num_frames, device=x.device).reshape(-1)
+    else:
+        steps = np.arange(t) + shift
+        nf = np.asarray(num_frames).reshape(-1)
+    if x.ndim == 5:
+        if nf.shape[0] not in (1, x.shape[0]):
+            raise AgcnError(f"num_frames has {nf.shape[0]} entries for a batch of {x.shape[0]} samples")
+        return (steps[None, :] < nf[:, None])[:, None, :, None, None]  # (N, 1, T, 1, 1)
+    if nf.shape[0] != 1:
+        raise AgcnError(f"num_frames has {nf.shape[0]} entries for a single sample")
+    return (steps < nf)[None, :, None, None]  # (1, T, 1, 1)
+
+
+def _zeros_like(x: Any) -> Any:
+    if _is_torch(x):
+        import torch
+
+        return torch.zeros_like(x)
+    return np.zeros_like(x)
+
+
+def _where(mask: Any, x: Any) -> Any:
+    if _is_torch(x):
+        import torch
+
+        return torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
+    return np.where(mask, x, np.zeros((), dtype=x.dtype))
+
+
+def _bone(x: Any, layout: Layout, has_score: bool) -> Any:
+    parents = layout.bone_parents()
+    if _is_torch(x):
+        import torch
+
+        parents = torch.as_tensor(parents, device=x.device)
+    parent = x[..., parents, :]
+    bone = x - parent
+    if has_score:
+        bone[..., -1, :, :, :] = (x[..., -1, :, :, :] + parent[..., -1, :, :, :]) / 2
+    return bone
+
+
+def _motion(x: Any, has_score: bool) -> Any:
+    motion = _zeros_like(x)
+    motion[..., :-1, :, :] = x[..., 1:, :, :] - x[..., :-1, :, :]
+    if has_score:
+        motion[..., -1, :-1, :, :] = (x[..., -1, 1:, :, :] + x[..., -1, :-1, :, :]) / 2
+    return motion
+
+
+def bone(joints: Any, layout: Layout, num_frames: Any = None) -> Any:
+    """Bone stream of joints (C, T, V, M) or (N, C, T, V, M); same shape and dtype."""
+    x, has_score = _prepare(joints, layout)
+    out = _bone(x, layout, has_score)
+    return out if num_frames is None else _where(_frame_mask(x, num_frames), out)
+
+
+def motion(data: Any, layout: Layout, num_frames: Any = None) -> Any:
+    """Temporal difference x[t+1] - x[t] of any stream, last real frame zero; same shape and dtype."""
+    x, has_score = _prepare(data, layout)
+    out = _motion(x, has_score)
+    if num_frames is None:
+        return out
+    return _where(_frame_mask(x, num_frames, shift=1), out)  # t + 1 must be a real frame
+
+
+def compute_stream(joints: Any, stream: str, layout: Layout, num_frames: Any = None) -> Any:
+    """Derive `stream` (one of STREAMS) from joints (C, T, V, M) or (N, C, T, V, M).
+
+    `num_frames`: real length per sample (int, or (N,) array/tensor); frames at or after it
+    are zero in the result. Without it every frame counts as real and "joint" returns the
+    input itself.
+    """
+    if stream not in STREAMS:
+        raise AgcnError(f"unknown stream {stream!r}; choose one of: {', '.join(STREAMS)}")
+    if stream == "joint":
+        if num_frames is None:
+            return joints
+        x, _ = _prepare(joints, layout)
+        return _where(_frame_mask(x, num_frames), x)
+    if stream == "bone":
+        return bone(joints, layout, num_frames)
+    if stream == "joint-motion":
+        return motion(joints, layout, num_frames)
+    return motion(bone(joints, layout, num_frames), layout, num_frames)
+
+
+# ---- frame-concatenated samples and materialised streams ---------------------------------
+
+DERIVED_STREAMS = STREAMS[1:]  # what `agcn streams` can store next to `joint`
+
+
+def compute_stream_frames(frames: np.ndarray, stream: str, layout: Layout, num_frames: Any) -> np.ndarray:
+    """`stream` of samples stored back to back, (F, M, V, C) as in a split file; same shape.
+
+    Equals `compute_stream` on each sample's real frames `(C, T, V, M)` separately, in one
+    vectorised call: bone works frame by frame, and the motion across the boundary between two
+    samples is replaced by the zero of each sample's last frame. `num_frames`: (N,) lengths,
+    summing to F.
+    """
+    lengths = np.asarray(num_frames, dtype=np.int64).reshape(-1)
+    if int(lengths.sum()) != frames.shape[0]:
+        raise AgcnError(f"num_frames sum to {int(lengths.sum())} but the block holds {frames.shape[0]} frames")
+    x = np.asarray(frames).transpose(3, 0, 2, 1)  # (C, F, V, M) view
+    out = compute_stream(x, stream, layout)
+    if stream.endswith("motion"):
+        out[:, np.cumsum(lengths)[lengths > 0] - 1] = 0  # each sample's last frame
+    return np.ascontiguousarray(out.transpose(1, 3, 2, 0))  # (F, M, V, C)

@@ -1,0 +1,209 @@
+"""Kinetics-Skeleton (ST-GCN's OpenPose release, used by 2s-AGCN) -> split files.
+
+The release holds one JSON file per video in `kinetics_train/` and `kinetics_val/`, and one
+label file per folder, `kinetics_train_label.json` / `kinetics_val_label.json`, mapping a
+video id to `{has_skeleton, label, label_index}`. A video file holds `data`, a list of frames
+`{frame_index, skeleton: [{pose: [x0, y0, x1, y1, ...] (36 values), score: [18 values]}]}`
+(coordinates divided by the frame size), and `label`, `label_index`.
+
+Each video becomes a sample as 2s-AGCN's `data_gen/kinetics_gendata.py` makes it (the feeder
+ST-GCN uses as well):
+1. the first 5 bodies of each frame are read into slots 0-4 at their `frame_index`;
+2. x and y are centred (`- 0.5`), y is negated (image y points down), and x, y are zeroed
+   where the score is 0;
+3. in *each frame* the slots are ordered by their summed score over the 18 joints, highest
+   first (a stable sort: equal sums keep slot order), and the first 2 are kept.
+The reference pads every sample to 300 frames; agcn stores frames 0 .. last `frame_index`,
+which equal the reference's first frames (the rest of its window is zero). Videos whose label
+entry says `has_skeleton: false` are left out as the reference does, and counted.
+"""
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AgcnError
+from ..io.splitfile import SampleMeta
+from .ntu_convert import PreprocessReport, list_files, output_paths
+from .pipeline import Converted, ImportConfig, SampleError, check_label, fit_persons, make_report, write_splits
+
+SOURCE = "kinetics-skeleton"
+RECIPE = "2s-agcn"  # data_gen/kinetics_gendata.py
+LAYOUT = "openpose18"
+BENCHMARK = "kinetics-skeleton"
+NUM_CLASSES = 400
+NUM_JOINTS = 18
+NUM_PERSON_IN = 5  # bodies read per frame
+MAX_FRAMES = 300  # the reference's window: frame_index must be below it
+FOLDERS = {"train": "kinetics_train", "test": "kinetics_val"}  # agcn split -> release folder
+
+
+def video_sample(video: dict) -> tuple[np.ndarray, int]:
+    """One video's JSON -> (2, T, 18, 3) float32 (x, y, score) and the persons present (<= 2)."""
+    frames = video.get("data")
+    if not isinstance(frames, list):
+        raise SampleError("no 'data' list of frames")
+    try:
+        indices = [int(f["frame_index"]) for f in frames]
+    except (TypeError, KeyError, ValueError):
+        raise SampleError("a frame without an integer frame_index") from None
+    if not indices:
+        raise SampleError("no frames")
+    if min(indices) < 0 or max(indices) >= MAX_FRAMES:
+        bad = min(indices) if min(indices) < 0 else max(indices)
+        raise SampleError(f"frame_index {bad} is outside the reference's window 0..{MAX_FRAMES - 1}")
+    t = max(indices) + 1
+    data = np.zeros((NUM_PERSON_IN, t, NUM_JOINTS, 3))  # (M_in, T, V, C) float64, as the reference
+    for t_idx, frame in zip(indices, frames, strict=True):
+        bodies = frame.get("skeleton", [])
+        if not isinstance(bodies, list):
+            raise SampleError(f"frame {t_idx}: 'skeleton' is not a list")
+        for m, body in enumerate(bodies[:NUM_PERSON_IN]):
+            try:
+                pose = np.asarray(body["pose"], dtype=np.float64)
+                score = np.asarray(body["score"], dtype=np.float64)
+            except (TypeError, KeyError, ValueError):
+                raise SampleError(f"frame {t_idx}: a body without numeric 'pose' and 'score'") from None
+            if pose.shape != (2 * NUM_JOINTS,) or score.shape != (NUM_JOINTS,):
+                raise SampleError(
+                    f"frame {t_idx}: pose has {pose.size} values and score {score.size}, expected "
+                    f"{2 * NUM_JOINTS} and {NUM_JOINTS} (OpenPose 18 joints)"
+                )
+            data[m, t_idx, :, 0] = pose[0::2]
+            data[m, t_idx, :, 1] = pose[1::2]
+            data[m, t_idx, :, 2] = score
+    if not np.isfinite(data).all():
+        raise SampleError("NaN or infinite pose or score values")
+    data[..., :2] -= 0.5
+    data[..., 1] *= -1
+    data[..., :2] = np.where(data[..., 2:] == 0, 0.0, data[..., :2])  # zero x, y where the score is 0
+    # per frame, slots by summed score, highest first
+    order = np.argsort(-data[..., 2].sum(axis=2), axis=0, kind="stable")  # (M_in, T)
+    data = np.take_along_axis(data, order[:, :, None, None], axis=0)
+    return fit_persons(data.astype(np.float32))
+
+
+def read_labels(path: Path) -> dict[str, dict]:
+    """The label file: `{video_id: {has_skeleton, label, label_index}}`."""
+    try:
+        labels = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise AgcnError(f"{path}: cannot read label file ({e.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AgcnError(f"{path}: not a JSON label file ({e})") from None
+    if not isinstance(labels, dict) or not all(
+        isinstance(v, dict) and "label_index" in v and "has_skeleton" in v for v in labels.values()
+    ):
+        raise AgcnError(f"{path}: expected {{video_id: {{has_skeleton, label, label_index}}}} (kinetics_*_label.json)")
+    return labels
+
+
+def find_splits(config: ImportConfig) -> dict[str, tuple[Path, Path]]:
+    """{split: (folder of video JSON files, label file)} for the release root or a single folder."""
+    root = Path(config.source)
+    if not root.is_dir():
+        raise AgcnError(f"{root}: not a directory (expected a Kinetics-Skeleton folder)")
+    found = {s: root / f for s, f in FOLDERS.items() if (root / f).is_dir()}
+    if found:
+        if config.labels or config.split:
+            raise AgcnError(
+                f"{root}: holds {', '.join(p.name for p in found.values())}, whose label files are found next to "
+                "them; --labels and --split are for a single folder of video files"
+            )
+        splits = {s: (d, root / f"{d.name}_label.json") for s, d in found.items()}
+    else:
+        split = config.split or _split_from_name(root.name)
+        if split is None:
+            raise AgcnError(f"{root}: cannot tell the split from the folder name; pass --split train or --split test")
+        if split not in FOLDERS:
+            raise AgcnError(f"unknown split {split!r}; choose one of: {', '.join(FOLDERS)}")
+        labels = config.labels or root.parent / f"{root.name}_label.json"
+        splits = {split: (root, Path(labels))}
+    for folder, labels in splits.values():
+        if not labels.is_file():
+            hint = "pass --labels LABEL_JSON" if folder == root else f"it belongs next to {folder.name}/"
+            raise AgcnError(f"{labels}: no such label file; {hint}")
+    return splits
+
+
+def _split_from_name(name: str) -> str | None:
+    if name.endswith("_train") or name == "train":
+        return "train"
+    if name.endswith(("_val", "_test")) or name in ("val", "test"):
+        return "test"
+    return None
+
+
+class _Job:
+    def __init__(self, path: Path, name: str, label: int):
+        self.path, self.name, self.label = path, name, label
+
+    def __str__(self) -> str:
+        return self.path.name
+
+
+def convert_video(job: _Job) -> Converted:
+    try:
+        video = json.loads(job.path.read_text())
+    except OSError as e:
+        raise SampleError(f"cannot read ({e.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SampleError(f"not JSON ({e})") from None
+    if not isinstance(video, dict):
+        raise SampleError("not a Kinetics-Skeleton video file (a JSON object with 'data')")
+    if "label_index" in video and video["label_index"] != job.label:
+        raise SampleError(f"label_index {video['label_index']} differs from the label file's {job.label}")
+    sample, persons = video_sample(video)
+    return Converted(sample, SampleMeta(job.name, job.label), persons)
+
+
+def import_kinetics(config: ImportConfig, progress: Callable[[int], None] | None = None) -> PreprocessReport:
+    """Write OUT_DIR/train.h5 and/or test.h5 from Kinetics-Skeleton JSON files."""
+    t0 = time.perf_counter()
+    if config.recipe not in (None, RECIPE):
+        raise AgcnError(f"--recipe {config.recipe}: Kinetics-Skeleton follows 2s-AGCN's kinetics_gendata ({RECIPE})")
+    if config.benchmark or config.split_names:
+        raise AgcnError("--benchmark and --split-names are for NTU data; Kinetics-Skeleton has its own train/val")
+    num_classes = config.num_classes or NUM_CLASSES
+    if num_classes < 1:
+        raise AgcnError(f"--num-classes must be at least 1, got {num_classes}")
+    splits = find_splits(config)
+    jobs: dict[str, list[_Job]] = {}
+    skipped: list[tuple[str, str]] = []
+    excluded = 0
+    for split, (folder, label_path) in splits.items():
+        labels = read_labels(label_path)
+        jobs[split] = []
+        for path in list_files(folder, ".json", " (Kinetics-Skeleton video files)"):
+            name = path.name.split(".")[0]  # the video id, as the reference takes it
+            entry = labels.get(name)
+            if entry is None:
+                skipped.append((path.name, f"{folder}: video {name} is not in {label_path.name}"))
+            elif not entry["has_skeleton"]:
+                excluded += 1
+            else:
+                try:
+                    label = check_label(entry["label_index"], num_classes, f"{label_path}: {name}")
+                except SampleError as e:
+                    skipped.append((path.name, str(e)))
+                    continue
+                jobs[split].append(_Job(path, name, label))
+    if config.strict and skipped:
+        raise AgcnError(f"{skipped[0][1]} ({skipped[0][0]})")
+    outputs = output_paths(config.out_dir, splits, config.overwrite)
+    attrs = {
+        "recipe": RECIPE,
+        "normalized": True,  # the reference's centring is applied here (see data_specs/recipes.md)
+        "benchmark": BENCHMARK,
+        "num_classes": num_classes,
+        "source": SOURCE,
+    }
+    summaries, skipped = write_splits(
+        outputs, LAYOUT, attrs, jobs, convert_video,
+        source=str(Path(config.source)), strict=config.strict, workers=config.workers,
+        skipped=skipped, progress=progress,
+    )  # fmt: skip
+    return make_report(summaries, skipped, excluded, 0, t0)

@@ -1,0 +1,253 @@
+"""MMAction2 / pyskl skeleton annotation files (`ntu60_3d.pkl`, `ntu60_2d.pkl`, ...) -> split files.
+
+The file is a pickled dict: `split` maps a split name (`xsub_train`, `xsub_val`, `xview_*`,
+`xset_*`) to a list of sample names, and `annotations` is a list of dicts, one per sample:
+`frame_dir` (the name; `filename` in some files), `label` (0-based), `total_frames`, `keypoint`
+(M, T, V, C) and, for 2D poses, `keypoint_score` (M, T, V) plus `img_shape` (height, width).
+MMAction2's `PoseDataset` keeps the annotations whose name is listed under the split.
+
+Pickles can run arbitrary code when loaded: the file is read with `safe_pickle.load_pickle`,
+which rebuilds plain numeric numpy arrays and Python containers and refuses anything else.
+
+Each sample goes through what MMAction2's pipeline does before sampling frames, once here:
+- 3D (NTU-25, x, y, z): `PreNormalize3D` (`normalize.pre_normalize_3d`), in the stored dtype
+  (float16 in pyskl's files) for the centring, as there;
+- 2D (COCO-17, or OpenPose-18; x, y, score): `PreNormalize2D`, x and y mapped from pixels to
+  [-1, 1] by the sample's `img_shape` (default 1080 x 1920), in the stored dtype as there (it
+  rescales pyskl's float16 arrays in place), every joint alike, unscored ones included; then the
+  score appended as the third channel, as `GenSkeFeat` / `FormatGCNInput` concatenate it;
+then persons are cut or zero-padded to 2 (`FormatGCNInput(num_person=2)`).
+"""
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AgcnError
+from ..io.splitfile import SampleMeta
+from ..skeleton.layouts import get_layout
+from ..skeleton.normalize import DEFAULT_IMG_SHAPE, pre_normalize_2d, pre_normalize_3d
+from .ntu import SkeletonError, get_benchmark, parse_name
+from .ntu_convert import PreprocessReport, output_paths
+from .pipeline import Converted, ImportConfig, SampleError, check_label, fit_persons, make_report, write_splits
+from .safe_pickle import load_pickle
+
+SOURCE = "mmaction2-pkl"
+RECIPE = "mmaction2"
+DEFAULT_BENCHMARK = "ntu60-xsub"
+# (channels in the file, has keypoint_score, joints) -> layout
+LAYOUTS = {(3, False, 25): "ntu25", (2, True, 17): "coco17", (2, True, 18): "openpose18"}
+
+
+def load_annotation_file(path: Path) -> dict:
+    """The pickled `{split, annotations}` dict of `path`, structure checked; arrays unchecked."""
+    data = load_pickle(path)
+    if not isinstance(data, dict) or not {"split", "annotations"} <= data.keys():
+        found = f"a dict with keys {', '.join(map(str, data))}" if isinstance(data, dict) else type(data).__name__
+        raise AgcnError(
+            f"{path}: expected an MMAction2/pyskl annotation file, a dict with 'split' and 'annotations'; found {found}"
+        )
+    split, annotations = data["split"], data["annotations"]
+    if not isinstance(split, dict) or not all(isinstance(v, list | tuple) for v in split.values()):
+        raise AgcnError(f"{path}: 'split' must map split names to lists of sample names")
+    if not isinstance(annotations, list | tuple):
+        raise AgcnError(f"{path}: 'annotations' must be a list of dicts, found {type(annotations).__name__}")
+    return data
+
+
+# ---- choosing splits and layout ---------------------------------------------------------------
+
+
+def split_keys(config: ImportConfig, available: dict) -> tuple[dict[str, str], str, int]:
+    """({train/test: split key}, benchmark attribute, num_classes) from the options."""
+    path = config.source
+    if config.split_names:
+        names = [n.strip() for n in config.split_names if n.strip()]
+        if not 1 <= len(names) <= 2:
+            raise AgcnError(f"--split-names: give 1 or 2 split names (train[,test]), got {config.split_names}")
+        keys = dict(zip(("train", "test"), names, strict=False))
+        bench = get_benchmark(config.benchmark) if config.benchmark else None
+    else:
+        bench = get_benchmark(config.benchmark or DEFAULT_BENCHMARK)
+        protocol = bench.name.split("-")[1]
+        keys = {"train": f"{protocol}_train", "test": f"{protocol}_val"}
+    missing = [k for k in keys.values() if k not in available]
+    if missing:
+        have = ", ".join(map(str, available)) or "none"
+        raise AgcnError(f"{path}: no split {missing[0]!r}; the file has: {have}. Pass --split-names TRAIN,TEST")
+    num_classes = config.num_classes or (bench.num_classes if bench else None)
+    if num_classes is None:
+        raise AgcnError(f"{path}: with --split-names and no --benchmark, pass --num-classes")
+    return keys, (bench.name if bench else "custom"), num_classes
+
+
+def _signature(ann: object) -> tuple[int, bool, int] | None:
+    kp = ann.get("keypoint") if isinstance(ann, dict) else None
+    if not isinstance(kp, np.ndarray) or kp.ndim != 4:
+        return None
+    return kp.shape[3], "keypoint_score" in ann, kp.shape[2]
+
+
+def detect_layout(path: Path, annotations: list) -> tuple[str, tuple[int, bool, int]]:
+    """The layout most samples fit (others are skipped one by one with their reason)."""
+    counts = Counter(sig for sig in map(_signature, annotations) if sig in LAYOUTS)
+    if not counts:
+        shapes = Counter(
+            f"(M, T, {s[2]}, {s[0]}){' + keypoint_score' if s[1] else ''}" for s in map(_signature, annotations) if s
+        )
+        found = shapes.most_common(1)[0][0] if shapes else "no 4-D keypoint array"
+        raise AgcnError(
+            f"{path}: keypoints {found} match no layout; expected (M, T, 25, 3) (NTU 3D) or (M, T, 17, 2) with "
+            "keypoint_score (COCO 2D) or (M, T, 18, 2) with keypoint_score (OpenPose 2D)"
+        )
+    sig = counts.most_common(1)[0][0]
+    return LAYOUTS[sig], sig
+
+
+# ---- one sample -------------------------------------------------------------------------------
+
+
+def _name(ann: dict) -> str | None:
+    name = ann.get("frame_dir", ann.get("filename")) if isinstance(ann, dict) else None
+    return str(name) if isinstance(name, str | bytes | np.str_) else None
+
+
+def _float_array(value: object, what: str) -> np.ndarray:
+    if not isinstance(value, np.ndarray) or not (
+        np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)
+    ):
+        raise SampleError(f"{what} is not a numeric array")
+    return value if np.issubdtype(value.dtype, np.floating) else value.astype(np.float32)
+
+
+class _Job:
+    """One annotation to convert; `str(job)` names it in the skipped list."""
+
+    def __init__(self, name: str, ann: dict):
+        self.name, self.ann = name, ann
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def convert_annotation(ann: dict, name: str, layout: str, sig: tuple, num_classes: int) -> Converted:
+    """One annotation -> the stored (2, T, V, C) sample, pre-normalised as MMAction2's pipeline."""
+    spec = get_layout(layout)
+    kp = ann.get("keypoint")
+    if not isinstance(kp, np.ndarray) or kp.ndim != 4:
+        found = f"shape {kp.shape}" if isinstance(kp, np.ndarray) else type(kp).__name__
+        raise SampleError(f"keypoint has {found}, expected an array (M, T, V, C)")
+    if _signature(ann) != sig:
+        raise SampleError(
+            f"keypoint (M, T, V, C) = {kp.shape}{' with' if 'keypoint_score' in ann else ' without'} keypoint_score "
+            f"does not fit layout {layout} ({spec.num_joints} joints) of the other samples"
+        )
+    kp = _float_array(kp, "keypoint")
+    m, t = kp.shape[:2]
+    total = ann.get("total_frames", t)
+    if t == 0 or total == 0:
+        raise SampleError("no frames")
+    if m == 0:
+        raise SampleError("no person")
+    if total != t:
+        raise SampleError(f"total_frames {total} but keypoint holds {t} frames")
+    if not np.isfinite(kp).all():
+        raise SampleError("keypoint has NaN or infinite values")
+    label = check_label(ann.get("label"), num_classes, name)
+    extras = None
+    if spec.normalize is not None:  # 3D. PreNormalize3D handles 1 or 2 persons; FormatGCNInput keeps 2
+        sample = pre_normalize_3d(kp[:2], **spec.normalize, dtype=np.float32)
+    else:
+        score = _float_array(ann.get("keypoint_score"), "keypoint_score")
+        if score.shape != kp.shape[:3]:
+            raise SampleError(f"keypoint_score has shape {score.shape}, expected {kp.shape[:3]}")
+        if not np.isfinite(score).all():
+            raise SampleError("keypoint_score has NaN or infinite values")
+        img_shape = ann.get("img_shape", DEFAULT_IMG_SHAPE)
+        try:
+            h, w = (float(s) for s in img_shape)
+        except (TypeError, ValueError):
+            raise SampleError(f"img_shape {img_shape!r} is not (height, width)") from None
+        if not (h > 0 and w > 0):
+            raise SampleError(f"img_shape {img_shape!r} is not a positive (height, width)")
+        # PreNormalize2D in the stored dtype, then the score as the third channel (FormatGCNInput)
+        sample = pre_normalize_2d(kp[:2], (h, w), score=score[:2], dtype=kp.dtype)
+        extras = {"img_shape": np.array([h, w], dtype=np.int32)}
+    sample, persons = fit_persons(sample)
+    try:
+        info = parse_name(name)
+        meta = SampleMeta(name, label, info.setup, info.camera, info.subject, info.replication)
+    except SkeletonError:  # not an NTU name: fields unknown
+        meta = SampleMeta(name, label)
+    return Converted(sample, meta, persons, extras)
+
+
+# ---- the whole file ---------------------------------------------------------------------------
+
+
+def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = None) -> PreprocessReport:
+    """Write OUT_DIR/train.h5 (and test.h5) from the annotation file `config.source`."""
+    t0 = time.perf_counter()
+    path = Path(config.source)
+    if config.recipe not in (None, RECIPE):
+        raise AgcnError(
+            f"{path}: --recipe {config.recipe} needs raw .skeleton files; an annotation file holds pyskl's bodies, "
+            f"imported with the {RECIPE} recipe"
+        )
+    if config.labels or config.split:
+        raise AgcnError(f"{path}: --labels and --split are for Kinetics-Skeleton folders; use --split-names")
+    if config.num_classes is not None and config.num_classes < 1:
+        raise AgcnError(f"--num-classes must be at least 1, got {config.num_classes}")
+    data = load_annotation_file(path)
+    keys, benchmark, num_classes = split_keys(config, data["split"])
+
+    skipped: list[tuple[str, str]] = []
+    by_name: dict[str, dict] = {}
+    for i, ann in enumerate(data["annotations"]):
+        name = _name(ann)
+        if name is None:
+            skipped.append((f"annotation #{i}", f"{path}: not a dict with a frame_dir name"))
+        elif name in by_name:
+            skipped.append((name, f"{path}: annotation #{i} repeats this frame_dir; the first one is kept"))
+        else:
+            by_name[name] = ann
+    jobs: dict[str, list[_Job]] = {}
+    used: set[str] = set()
+    for split, key in keys.items():
+        names = sorted({str(n) for n in data["split"][key]})
+        for n in names:
+            if n not in by_name:
+                skipped.append((n, f"{path}: listed in split {key!r} but has no annotation"))
+        jobs[split] = [_Job(n, by_name[n]) for n in names if n in by_name]
+        used.update(job.name for job in jobs[split])
+    if not used:
+        raise AgcnError(f"{path}: splits {', '.join(keys.values())} list no annotated sample")
+    if config.strict and skipped:
+        raise AgcnError(f"{skipped[0][1]} ({skipped[0][0]})")
+    layout, sig = detect_layout(path, [by_name[n] for n in sorted(used)])
+    for name in sorted(used):  # out-of-range labels fail before anything is written
+        label = by_name[name].get("label")
+        if isinstance(label, int | np.integer) and not isinstance(label, bool):
+            check_label(label, num_classes, f"{path}: {name}")
+
+    outputs = output_paths(config.out_dir, keys, config.overwrite)
+    attrs = {
+        "recipe": RECIPE,
+        "normalized": True,  # PreNormalize3D / PreNormalize2D applied here (see data_specs/recipes.md)
+        "benchmark": benchmark,
+        "num_classes": num_classes,
+        "source": SOURCE,
+        "source_file": path.name,  # and, per file, source_split: the pkl's split key
+    }
+
+    summaries, skipped = write_splits(
+        outputs, layout, attrs, jobs,
+        lambda job: convert_annotation(job.ann, job.name, layout, sig, num_classes),
+        source=str(path), split_attrs={split: {"source_split": key} for split, key in keys.items()},
+        strict=config.strict, workers=config.workers, skipped=skipped, progress=progress,
+    )  # fmt: skip
+    outside = len(by_name) - len(used)
+    return make_report(summaries, skipped, 0, outside, t0)

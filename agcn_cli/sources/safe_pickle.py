@@ -1,0 +1,129 @@
+"""A pickle reader for annotation files that resolves plain data only.
+
+`pickle.load` can execute any code a file names. `load_pickle` resolves only what MMAction2 /
+pyskl annotation files need: numpy's array and scalar reconstruction under their numpy 1 and
+numpy 2 names, the builtin containers and plain types, `collections.OrderedDict`, and the
+`_codecs.encode(..., "latin1")` call of protocol-2 pickles. Anything else is refused, named,
+before it is called (`data_specs/imports.md`, "Pickles can run code").
+"""
+
+import io
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AgcnError
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """What protocol-2 pickles call to rebuild `bytes` (`_codecs.encode(text, "latin1")`)."""
+    if encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r} is not allowed")
+    return text.encode("latin1")
+
+
+_PLAIN_KINDS = "biufcSU"  # bool, integers, floats, complex, bytes and str: no object pointers
+
+
+class _NdarrayMarker:
+    """Stands for `numpy.ndarray` in the pickle: `_reconstruct` takes it, but nothing can call it
+    (`ndarray(shape, object_dtype, buffer)` would read pointers from raw bytes)."""
+
+
+_NDARRAY = _NdarrayMarker()
+
+
+def _check_dtype(dtype: object) -> np.dtype:
+    if not isinstance(dtype, np.dtype):
+        raise pickle.UnpicklingError(f"expected a numpy dtype, found {type(dtype).__name__}")
+    if dtype.kind not in _PLAIN_KINDS or dtype.fields is not None or dtype.subdtype is not None or dtype.hasobject:
+        raise pickle.UnpicklingError(f"numpy dtype {dtype} is not allowed; annotation files hold plain numeric arrays")
+    return dtype
+
+
+def _allowed_globals() -> dict[tuple[str, str], object]:
+    from collections import OrderedDict
+
+    core = getattr(np, "_core", None) or np.core  # numpy 2 / numpy 1
+    multiarray, numeric = core.multiarray, core.numeric
+
+    def reconstruct(subtype: object, shape: object, typecode: object) -> np.ndarray:
+        if subtype is not _NDARRAY:
+            raise pickle.UnpicklingError("_reconstruct of anything but numpy.ndarray is not allowed")
+        return multiarray._reconstruct(np.ndarray, shape, typecode)
+
+    def scalar(dtype: object, *args: object) -> object:
+        return multiarray.scalar(_check_dtype(dtype), *args)
+
+    def frombuffer(buf: object, dtype: object, *args: object) -> np.ndarray:  # args: shape, order[, axis order]
+        return numeric._frombuffer(buf, _check_dtype(dtype), *args)
+
+    allowed: dict[tuple[str, str], object] = {("numpy", "ndarray"): _NDARRAY, ("numpy", "dtype"): np.dtype}
+    for pkg in ("numpy.core", "numpy._core"):  # names written by numpy 1 and numpy 2
+        allowed[(f"{pkg}.multiarray", "_reconstruct")] = reconstruct
+        allowed[(f"{pkg}.multiarray", "scalar")] = scalar
+        allowed[(f"{pkg}.numeric", "_frombuffer")] = frombuffer
+    for mod in ("builtins", "__builtin__"):  # protocol 2 writes the Python 2 name
+        for cls in (set, frozenset, bytes, bytearray, str, int, float, bool, complex, list, dict, tuple):
+            allowed[(mod, cls.__name__)] = cls
+    allowed[("_codecs", "encode")] = _latin1_encode
+    allowed[("collections", "OrderedDict")] = OrderedDict
+    return allowed
+
+
+class SafeUnpickler(pickle._Unpickler):
+    """An Unpickler that rebuilds plain numpy arrays and containers and refuses everything else.
+
+    `find_class` resolves only `_allowed_globals`. BUILD (`obj.__setstate__(state)`) is allowed
+    on arrays and dtypes only, and checked: a dtype's state can describe object fields over raw
+    bytes, so dtypes must come out plain (no objects, fields or subarrays) and arrays are built
+    only with plain dtypes. It is the pure-Python unpickler, since the C one's BUILD cannot be
+    intercepted; annotation files are a few opcodes per sample, so this costs seconds.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, file: io.BufferedIOBase, path: Path):
+        super().__init__(file)
+        self.path = path
+        self.allowed = _allowed_globals()
+
+    def find_class(self, module: str, name: str) -> object:
+        obj = self.allowed.get((module, name))
+        if obj is None:
+            raise AgcnError(
+                f"{self.path}: refusing to load {module}.{name} from the pickle; agcn reads only numpy arrays "
+                "and plain containers from annotation files, since a pickle can run code"
+            )
+        return obj
+
+    def load_build(self) -> None:
+        state = self.stack.pop()
+        inst = self.stack[-1]
+        if isinstance(inst, np.ndarray) and isinstance(state, tuple) and len(state) in (4, 5):
+            _check_dtype(state[-3])  # (version,) shape, dtype, is_fortran, data
+            inst.__setstate__(state)
+        elif isinstance(inst, np.dtype):
+            inst.__setstate__(state)
+            _check_dtype(inst)
+        else:
+            raise pickle.UnpicklingError(f"setting the state of a {type(inst).__name__} is not allowed")
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+def load_pickle(path: Path) -> object:
+    """The object pickled in `path`, through `SafeUnpickler`; AgcnError naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise AgcnError(f"{path}: no such file")
+    try:
+        with path.open("rb") as f:
+            data = SafeUnpickler(f, path).load()
+    except OSError as e:
+        raise AgcnError(f"{path}: cannot read ({e.strerror})") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            UnicodeDecodeError, OverflowError, MemoryError) as e:  # fmt: skip
+        raise AgcnError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None
+    return data
