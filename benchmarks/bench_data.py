@@ -3,15 +3,15 @@
     python benchmarks/bench_data.py [--samples 2000] [--batch-size 128] [--clip-len 100] [--json]
 
 1. Writes a split file of `--samples` samples of 60-150 frames, 2 persons, 25 joints (random
-   walks around a random pose, written directly with h5io.SplitWriter) into
+   walks around a random pose, written directly with io.splitfile.SplitWriter) into
    bench_out/data/split.h5, and a copy with bone, joint-motion and bone-motion materialised
    (`agcn streams`, timed).
 2. For each stream, read from the materialised dataset and derived on the fly from `joint`,
-   measures samples/s of: the per-sample DataLoader path (make_loader, stream in memory,
-   num_workers 0 and 2), the same reading from the file (in_memory=False), and the batched
-   path (BatchLoader: in the main process, with its prefetch thread, and with 2 workers), all
-   in training mode with shuffling. The rate is the best epoch's, timed from its first batch to
-   its end (worker start-up excluded), over at least 3 epochs and `--seconds`.
+   measures samples/s of the data path (BatchLoader: in the main process, with its prefetch
+   thread, and with 2 workers), in training mode with shuffling. (The per-sample DataLoader
+   paths measured before 2026-11-30 were removed with the restructure: no command used them.)
+   The rate is the best epoch's, timed from its first batch to its end (worker start-up
+   excluded), over at least 3 epochs and `--seconds`.
    "load s" is the time to build the in-memory dataset (deriving the stream if needed).
 """
 
@@ -31,12 +31,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agcn_cli.engine.data import BatchLoader, SkeletonDataset, make_loader  # noqa: E402
+from agcn_cli.engine.data import BatchLoader, SkeletonDataset  # noqa: E402
 from agcn_cli.io.splitfile import SampleMeta, SplitWriter  # noqa: E402
 from agcn_cli.io.streamfile import materialize_streams  # noqa: E402
 from agcn_cli.skeleton.streams import DERIVED_STREAMS, STREAMS  # noqa: E402
 
-PATHS = ("sample/mem/w0", "sample/mem/w2", "sample/file/w0", "sample/file/w2", "batch/w0", "batch/thread", "batch/w2")
+PATHS = ("batch/w0", "batch/thread", "batch/w2")
 
 
 def write_split(path: Path, samples: int, seed: int = 0) -> None:
@@ -116,16 +116,10 @@ def main() -> None:
         for source, path in (("materialised", mat), ("on the fly", plain)):
             if stream == "joint" and source == "on the fly":
                 continue  # joint is always read as stored
-            kw = {"clip_len": args.clip_len, "seed": 0}
             t0 = time.perf_counter()
-            mem = SkeletonDataset(path, stream, in_memory=True, **kw)
+            mem = SkeletonDataset(path, stream, clip_len=args.clip_len)
             load_s = time.perf_counter() - t0
-            lazy = SkeletonDataset(path, stream, **kw)
             loaders = {
-                "sample/mem/w0": partial(make_loader, mem, bs, drop_last=True),
-                "sample/mem/w2": partial(make_loader, mem, bs, drop_last=True, num_workers=2),
-                "sample/file/w0": partial(make_loader, lazy, bs, drop_last=True),
-                "sample/file/w2": partial(make_loader, lazy, bs, drop_last=True, num_workers=2),
                 "batch/w0": partial(BatchLoader, mem, bs, drop_last=True, prefetch=0),
                 "batch/thread": partial(BatchLoader, mem, bs, drop_last=True, prefetch=2),
                 "batch/w2": partial(BatchLoader, mem, bs, drop_last=True, num_workers=2),
@@ -146,7 +140,7 @@ def main() -> None:
         f"materialise 3 streams {results['materialize_s']} s; file {results['file_mb']['joint only']} MiB (joint), "
         f"{results['file_mb']['4 streams']} MiB (4 streams)"
     )
-    print("\nsamples/s (training mode; w = DataLoader workers; mem = stream in memory, file = read per sample)\n")
+    print("\nsamples/s (training mode; w = DataLoader workers over whole batches; thread = prefetch thread)\n")
     print("| stream | source | load s | " + " | ".join(PATHS) + " |")
     print("|---|---|---|" + "---|" * len(PATHS))
     for r in results["rows"]:

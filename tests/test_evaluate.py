@@ -97,17 +97,17 @@ def split(tmp_path_factory):
 
 def test_score_dataset_batched_equals_per_sample(split):
     model = MeanLinear(3, 3)
-    ds = SkeletonDataset(split, "bone", clip_len=8, num_clips=3, test_mode=True, in_memory=True)
+    ds = SkeletonDataset(split, "bone", clip_len=8, num_clips=3, test_mode=True)
     prob, logit = score_dataset(model, ds, batch_size=3)
     prob1, _ = score_dataset(model, ds, batch_size=1)
     np.testing.assert_allclose(prob, prob1, rtol=1e-6)
     for i in range(len(ds)):
-        x, _, _ = ds[i]  # (K, C, L, V, M)
+        x = ds.gather(np.array([i]), ds.batch_frame_indices(np.array([i]), None))[0]  # (K, C, L, V, M)
         with torch.no_grad():
             z = model(x)  # (K, classes)
         np.testing.assert_allclose(prob[i], z.softmax(-1).mean(0).numpy(), rtol=1e-5)
         np.testing.assert_allclose(logit[i], z.mean(0).numpy(), rtol=1e-5, atol=1e-6)
-    one = SkeletonDataset(split, "joint", clip_len=8, num_clips=1, test_mode=True, in_memory=True)
+    one = SkeletonDataset(split, "joint", clip_len=8, num_clips=1, test_mode=True)
     assert score_dataset(model, one, batch_size=4)[0].shape == (len(one), 3)  # (N, C, T, V, M) batches too
 
 

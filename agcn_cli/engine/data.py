@@ -1,30 +1,22 @@
-"""The data pipeline of training and evaluation: a split file in, clips `(N, C, T, V, M)` out.
+"""The data path of training and evaluation: a split file in, batches of clips `(N, C, T, V, M)` out.
 
-Two ways to read the same clips:
-
-- `SkeletonDataset`: map-style, one sample per `__getitem__`, for a torch `DataLoader` (any
-  number of workers, `pin_memory`, a `DistributedSampler`); `make_loader` builds one.
-- `BatchLoader`: the fast training path. It draws a whole batch of frame indices at once
-  (`sampling.sample_batch_indices`) and gathers the frames with one `np.take` per channel from
-  the stream held in memory; it shuffles and shards by (seed, epoch, rank, world_size) itself.
-
-Both give `for x, y, idx in loader:` with x float32 `(N, C, clip_len, V, M)`, or
-`(N, num_clips, C, clip_len, V, M)` when `num_clips > 1`, y the labels and idx the sample
-indices (int64), so scores can be written by sample name.
+`SkeletonDataset` holds one stream of a split file in memory as a (C, F, V, M) float32 array of
+all samples' frames. `BatchLoader` draws a whole batch of frame indices at once
+(`sampling.sample_batch_indices` in training, MMAction2's fixed-seed test clips in test mode) and
+gathers the frames with one `np.take` per channel; it shuffles and shards by (seed, epoch, rank,
+world_size) itself. `for x, y, idx in loader:` gives x float32 `(N, C, clip_len, V, M)`, or
+`(N, num_clips, C, clip_len, V, M)` when `num_clips > 1`, y the labels and idx the sample indices
+(int64), so scores can be written by sample name.
 
 Streams: a stream materialised in the file (`agcn streams`) is read as stored; otherwise it is
-derived from `joint` with the same `streams.compute_stream` on each sample's full real frames
-before sampling, as MMAction2's GenSkeFeat does, so both give identical tensors. In memory the
-derivation runs once at load time (`streams.compute_stream_frames`, exactly what `agcn streams`
-stores); motion needs whole sequences, so deriving it after sampling would be wrong.
+derived from `joint` at load time with `streams.compute_stream_frames` on each sample's full real
+frames, exactly what `agcn streams` stores (MMAction2's GenSkeFeat runs before frame sampling,
+so motion must be derived on whole sequences, never after sampling).
 
 Persons: as MMAction2's `FormatGCNInput(num_person=2)`, extra persons are dropped and missing
-ones zero-padded. A file with `normalized=False` gets `pre_normalize_3d` (3D layouts) or
-`pre_normalize_2d` (2D layouts, image size from a per-sample `img_shape` dataset if present)
-per sample at load time, before streams are derived (materialised streams are ignored then).
+ones zero-padded.
 """
 
-import os
 import queue
 import sys
 import threading
@@ -35,17 +27,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from ..errors import AgcnError
 from ..io.checkpoint import DataInfo
-from ..io.splitfile import check_split_file, sample_blocks
+from ..io.splitfile import check_split_file, read_blocks
 from ..models.agcn import ModelConfig
 from ..skeleton.layouts import get_layout
-from ..skeleton.normalize import DEFAULT_IMG_SHAPE, pre_normalize_2d, pre_normalize_3d
 from ..skeleton.persons import NUM_PERSONS, fit_persons
 from ..skeleton.sampling import TEST_SEED, sample_batch_indices, uniform_sample_indices
-from ..skeleton.streams import STREAMS, compute_stream, compute_stream_frames
+from ..skeleton.streams import STREAMS, compute_stream_frames
 from .config import TrainConfig
 from .distributed import Dist
 
@@ -58,23 +49,14 @@ def _test_indices(num_frames: int, clip_len: int, num_clips: int) -> np.ndarray:
     return idx
 
 
-class SkeletonDataset(Dataset):
-    """One stream of a split file as clips; `ds[i]` is `(x, label, i)`.
+class SkeletonDataset:
+    """One stream of a split file, in memory, and how clips are cut from it.
 
-    x is float32 `(C, clip_len, V, M)` when `num_clips == 1`, else `(num_clips, C, clip_len,
-    V, M)` (the test clips of one sample), with M = 2.
-
-    Training mode (`test_mode=False`) draws frames from an explicit `np.random.Generator` per
-    process: seeded by `seed` (or `torch.initial_seed()`) in the main process, and by torch's
-    per-worker seed (plus `seed`) in a DataLoader worker, so each worker and each epoch draws
-    differently and a seeded DataLoader generator makes runs reproducible. Test mode uses
-    MMAction2's fixed-seed test clips, the same in every process.
-
-    `in_memory=True` loads the whole stream once at construction into `frames`, a (C, F, V, M)
-    float32 array of all samples' frames, 600 bytes a frame (NTU60 xsub train, 40,091 samples:
-    about 2 GB if they average 80 frames; arithmetic, not measured here); forked DataLoader
-    workers share it. Otherwise each process opens the file on first use and reads one sample
-    per item.
+    `frames` is a (C, F, V, M) float32 array of all samples' frames, loaded once at
+    construction (600 bytes a frame for NTU-25; NTU60 xsub train, 40,091 samples, is about 2 GB
+    if they average 80 frames: arithmetic, not measured); forked DataLoader workers share it.
+    Test mode (`test_mode=True`) cuts MMAction2's fixed-seed test clips, the same in every
+    process; training draws from the generator `BatchLoader` hands in.
     """
 
     def __init__(
@@ -85,75 +67,38 @@ class SkeletonDataset(Dataset):
         clip_len: int = 100,
         num_clips: int = 1,
         test_mode: bool = False,
-        in_memory: bool = False,
-        seed: int | None = None,
     ):
         if stream not in STREAMS:
             raise AgcnError(f"unknown stream {stream!r}; choose one of: {', '.join(STREAMS)}")
         if clip_len < 1 or num_clips < 1:
             raise AgcnError(f"clip_len and num_clips must be at least 1, got {clip_len} and {num_clips}")
-        if seed is not None and seed < 0:
-            raise AgcnError(f"seed must be a non-negative integer, got {seed}")
         self.path = Path(path)
         self.attrs = check_split_file(self.path)
-        self.stream, self.clip_len, self.num_clips = stream, int(clip_len), int(num_clips)
-        self.test_mode, self.seed = test_mode, seed
+        self.stream, self.clip_len, self.num_clips, self.test_mode = stream, int(clip_len), int(num_clips), test_mode
         self.layout = get_layout(self.attrs["layout"])
-        self.normalized = bool(self.attrs["normalized"])
         with h5py.File(self.path, "r") as f:
             self.offset = f["offset"][:].astype(np.int64)  # rows of sample i: offset[i] + range(num_frames[i])
-            self.num_frames = f["num_frames"][:].astype(np.int64)  # after normalisation when in memory
+            self.num_frames = f["num_frames"][:].astype(np.int64)
             self.labels = f["label"][:].astype(np.int64)
             self.names = list(f["name"].asstr()[:])
-            self.img_shape = f["img_shape"][:] if "img_shape" in f else None
-            materialized = self.normalized and stream in f
-        # `source`: the dataset read; `derive`: whether compute_stream runs on it
-        self.source = stream if materialized else "joint"
-        self.derive = stream != self.source
-        self.frames: np.ndarray | None = None  # (C, F, V, M) when in memory
-        self._h5_file: h5py.File | None = None
-        self._h5: h5py.Dataset | None = None  # the source dataset, opened in this process
-        self._h5_pid = -1
-        self._rng: np.random.Generator | None = None
-        self._rng_key: tuple | None = None
-        if in_memory:
-            self._load()
+            # `source`: the dataset read; `derive`: whether the stream is computed from it at load time
+            self.source = stream if stream in f else "joint"
+            self.derive = stream != self.source
+            self.frames = self._load(f[self.source])  # (C, F, V, M)
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
-        i = int(i)
-        if self.frames is None:
-            seq = self.sequence(i)  # (C, T, V, M)
-            idx = self.frame_indices(seq.shape[1])  # (K, L)
-            x = torch.from_numpy(np.ascontiguousarray(seq[:, idx].swapaxes(0, 1)))  # (K, C, L, V, M)
-        else:
-            idx = self.frame_indices(int(self.num_frames[i]))
-            x = self.gather(np.array([i]), idx[None])[0]  # (K, C, L, V, M)
-        return (x[0] if self.num_clips == 1 else x), int(self.labels[i]), i
-
-    # ---- sampling ---------------------------------------------------------------------------
-
-    def rng(self) -> np.random.Generator:
-        """This process's training generator (a new one in each DataLoader worker)."""
-        info = torch.utils.data.get_worker_info()
-        key = (os.getpid(), None if info is None else info.seed)
-        if self._rng is None or self._rng_key != key:
-            if info is None:  # the main process
-                entropy = [torch.initial_seed() if self.seed is None else self.seed]
-            else:  # torch's worker seed differs per worker and per epoch (non-persistent workers)
-                entropy = [info.seed] + ([] if self.seed is None else [self.seed])
-            self._rng = np.random.default_rng(entropy)
-            self._rng_key = key
-        return self._rng
-
-    def frame_indices(self, num_frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
-        """(num_clips, clip_len) frame indices for a sequence of `num_frames` frames."""
-        if self.test_mode:
-            return _test_indices(int(num_frames), self.clip_len, self.num_clips)
-        rng = self.rng() if rng is None else rng
-        return uniform_sample_indices(num_frames, self.clip_len, num_clips=self.num_clips, rng=rng)
+    def _load(self, data: h5py.Dataset) -> np.ndarray:
+        """The whole stream as (C, F, V, M), read (and derived, if needed) block by block."""
+        c, v = len(self.layout.channels), self.layout.num_joints
+        out = np.empty((c, int(self.num_frames.sum()), v, NUM_PERSONS), dtype=np.float32)
+        for a, b, r0, r1, block in read_blocks(data, self.offset, self.num_frames, str(self.path)):
+            block = fit_persons(block, axis=1)  # (F, M, V, C)
+            if self.derive:
+                block = compute_stream_frames(block, self.stream, self.layout, self.num_frames[a:b])
+            out[:, r0:r1] = block.transpose(3, 0, 2, 1)  # (C, F, V, M)
+        return out
 
     def batch_frame_indices(self, indices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(N, num_clips, clip_len) frame indices for samples `indices`, vectorised in training."""
@@ -162,87 +107,21 @@ class SkeletonDataset(Dataset):
             return np.stack([_test_indices(int(t), self.clip_len, self.num_clips) for t in lengths])
         return np.stack([sample_batch_indices(lengths, self.clip_len, rng) for _ in range(self.num_clips)], axis=1)
 
-    # ---- reading ----------------------------------------------------------------------------
-
-    def sequence(self, i: int) -> np.ndarray:
-        """Sample i's full stream (C, T, V, M) float32: real frames, persons fitted to 2."""
-        if self.frames is not None:
-            start, t = int(self.offset[i]), int(self.num_frames[i])
-            return self.frames[:, start : start + t].copy()
-        return self._read_sequence(self._data(), i)
-
     def gather(self, indices: np.ndarray, frame_idx: np.ndarray) -> torch.Tensor:
-        """Clips of samples `indices` (N,) at `frame_idx` (N, L) or (N, K, L), from memory.
+        """Clips of samples `indices` (N,) at `frame_idx` (N, L) or (N, K, L).
 
         Returns (N, C, L, V, M) or (N, K, C, L, V, M) float32, a new tensor.
         """
-        if self.frames is None:
-            raise AgcnError("batched gathering needs the stream in memory: SkeletonDataset(..., in_memory=True)")
         frame_idx = np.asarray(frame_idx, dtype=np.int64)
         starts = self.offset[np.asarray(indices, dtype=np.int64)]
         rows = starts.reshape(-1, *[1] * (frame_idx.ndim - 1)) + frame_idx  # (N, [K,] L)
         c, _, v, m = self.frames.shape
         out = np.empty((*rows.shape[:-1], c, rows.shape[-1], v, m), dtype=np.float32)  # (N, [K,] C, L, V, M)
-        # One take per channel, straight into place. Single-threaded on purpose: a 128 x 100
-        # batch takes ~2 ms whatever the load, where torch's index_select with its thread pool
-        # was twice as fast on an idle machine but fell to ~16 ms per batch at times on a busy one.
+        # One take per channel, straight into place, single-threaded on purpose: steadier than
+        # torch's index_select under load (BENCHMARKS.md, "Data pipeline").
         for ch in range(c):
             np.take(self.frames[ch], rows, axis=0, out=out[..., ch, :, :, :])
         return torch.from_numpy(out)
-
-    def _data(self) -> h5py.Dataset:
-        # h5py handles must not cross a fork: open on first use in each process
-        if self._h5 is None or self._h5_pid != os.getpid():
-            self._h5_file = h5py.File(self.path, "r")
-            self._h5 = self._h5_file[self.source]
-            self._h5_pid = os.getpid()
-        return self._h5
-
-    def _read_sequence(self, data: h5py.Dataset, i: int) -> np.ndarray:
-        start, t = int(self.offset[i]), int(self.num_frames[i])
-        frames = fit_persons(data[start : start + t], axis=1)  # (T, M, V, C)
-        if not self.normalized:
-            frames = self._normalize(frames, i)
-        x = frames.transpose(3, 0, 2, 1)  # (C, T, V, M)
-        if self.derive:
-            x = compute_stream(x, self.stream, self.layout)
-        return np.ascontiguousarray(x, dtype=np.float32)
-
-    def _normalize(self, frames: np.ndarray, i: int) -> np.ndarray:
-        """The load-time pre-normalisation of one (T, M, V, C) sample; T may shrink (3D)."""
-        kp = frames.transpose(1, 0, 2, 3)  # (M, T, V, C)
-        if "z" in self.layout.channels:
-            kp = pre_normalize_3d(kp, **(self.layout.normalize or {}), dtype=np.float32)
-        else:
-            shape = DEFAULT_IMG_SHAPE if self.img_shape is None else tuple(int(s) for s in self.img_shape[i])
-            kp = pre_normalize_2d(kp, shape)
-        return kp.transpose(1, 0, 2, 3)
-
-    def _load(self) -> None:
-        """Hold the whole stream in memory as (C, F, V, M), derived block by block if needed."""
-        c, v = len(self.layout.channels), self.layout.num_joints
-        with h5py.File(self.path, "r") as f:
-            if not self.normalized:  # lengths change: normalise and derive sample by sample
-                seqs = [self._read_sequence(f[self.source], i) for i in range(len(self))]  # (C, T', V, M)
-                self.num_frames = np.array([s.shape[1] for s in seqs], dtype=np.int64)
-                self.offset = np.cumsum(self.num_frames) - self.num_frames
-                self.frames = np.concatenate(seqs, axis=1) if seqs else np.empty((c, 0, v, NUM_PERSONS), np.float32)
-                return
-            data = f[self.source]
-            out = np.empty((c, int(self.num_frames.sum()), v, NUM_PERSONS), dtype=np.float32)
-            for a, b in sample_blocks(self.offset, self.num_frames, source=str(self.path)):
-                r0, r1 = int(self.offset[a]), int(self.offset[b - 1] + self.num_frames[b - 1])
-                block = fit_persons(data[r0:r1], axis=1)  # (F, M, V, C)
-                if self.derive:
-                    block = compute_stream_frames(block, self.stream, self.layout, self.num_frames[a:b])
-                out[:, r0:r1] = block.transpose(3, 0, 2, 1)  # (C, F, V, M)
-            self.frames = out
-
-    def __getstate__(self) -> dict:
-        # a pickled copy (spawned workers) reopens the file and reseeds in its own process
-        state = self.__dict__.copy()
-        state.update(_h5_file=None, _h5=None, _h5_pid=-1, _rng=None, _rng_key=None)
-        return state
 
 
 # ---- loaders ----------------------------------------------------------------------------------
@@ -253,42 +132,6 @@ def worker_context(num_workers: int) -> str | None:
     from 3.14): forked workers share an in-memory split (gigabytes for NTU60 xsub), where others
     would be sent a pickled copy of it at every epoch's start."""
     return "fork" if num_workers > 0 and sys.platform == "linux" else None
-
-
-def make_loader(
-    dataset: SkeletonDataset,
-    batch_size: int,
-    *,
-    shuffle: bool | None = None,
-    drop_last: bool = False,
-    num_workers: int = 0,
-    pin_memory: bool = False,
-    seed: int = 0,
-    rank: int = 0,
-    world_size: int = 1,
-) -> DataLoader:
-    """A per-sample DataLoader; shuffles in training mode unless told.
-
-    Seeded (order and worker seeds) by `seed`. With `world_size > 1` it shards with a
-    `DistributedSampler`: call `loader.sampler.set_epoch(epoch)` each epoch.
-    """
-    shuffle = not dataset.test_mode if shuffle is None else shuffle
-    sampler = None
-    if world_size > 1:
-        sampler = DistributedSampler(
-            dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
-        )
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle if sampler is None else None,
-        sampler=sampler,
-        drop_last=drop_last,
-        num_workers=num_workers,
-        pin_memory=pin_memory and torch.cuda.is_available(),
-        generator=torch.Generator().manual_seed(seed),
-        multiprocessing_context=worker_context(num_workers),
-    )
 
 
 class _EpochBatches(Dataset):
@@ -340,8 +183,6 @@ class BatchLoader:
         pin_memory: bool = False,
         prefetch: int | None = None,
     ):
-        if dataset.frames is None:
-            raise AgcnError("BatchLoader needs the stream in memory: SkeletonDataset(..., in_memory=True)")
         if batch_size < 1:
             raise AgcnError(f"batch size must be at least 1, got {batch_size}")
         if seed < 0:
@@ -453,9 +294,7 @@ def resolve_splits(config: "TrainConfig") -> tuple[Path, Path | None]:
 
 def load_split(path: Path, config: "TrainConfig", test_mode: bool, log: Callable[[str], None]) -> SkeletonDataset:
     """The split's stream in memory; derived from joint (with a log line) when not stored."""
-    ds = SkeletonDataset(
-        path, config.modality, clip_len=config.clip_len, test_mode=test_mode, in_memory=True, seed=config.seed
-    )
+    ds = SkeletonDataset(path, config.modality, clip_len=config.clip_len, test_mode=test_mode)
     if len(ds) == 0:
         raise AgcnError(f"{path}: the split holds no samples; check agcn preprocess's report (agcn info {path})")
     if ds.derive:

@@ -64,11 +64,7 @@ def check_test_file(path: Path, attrs: dict[str, Any], config: ModelConfig, data
             f"{config.num_classes} classes; evaluate with a checkpoint trained for {attrs['num_classes']} classes"
         )
     notes = []
-    if not attrs["normalized"]:
-        notes.append(
-            f"{path.name} holds joints not yet pre-normalised; normalising them (and deriving streams) on load"
-        )
-    elif not stored:
+    if not stored:
         notes.append(f"{path.name}: stream {data.modality!r} is not stored in the file; deriving it from the joints")
     if data.recipe and attrs.get("recipe") and attrs["recipe"] != data.recipe:
         notes.append(
@@ -126,7 +122,7 @@ def evaluate(config: EvalConfig, progress: Callable[[int], None] | None = None, 
         note("--bf16 applies on CUDA only; running in float32")
     clip_len = config.clip_len or data.clip_len
     dataset = SkeletonDataset(
-        test_file, data.modality, clip_len=clip_len, num_clips=config.clips, test_mode=True, in_memory=True
+        test_file, data.modality, clip_len=clip_len, num_clips=config.clips, test_mode=True
     )
     prob, logit = score_dataset(
         model, dataset, batch_size=config.batch_size, device=device, bf16=bf16, progress=progress

@@ -6,6 +6,7 @@ are concatenated along the first axis of each stream dataset, `(total_frames, M,
 """
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,6 +156,11 @@ def check_split_file(path: Path) -> dict:
             missing = [a for a in REQUIRED_ATTRS if a not in attrs] + [d for d in REQUIRED_DATASETS if d not in f]
             if missing:
                 raise AgcnError(f"{path}: incomplete file, missing {', '.join(missing)}")
+            if not attrs["normalized"]:  # every agcn writer pre-normalises (data_specs/hdf5.md)
+                raise AgcnError(
+                    f"{path}: joints are not pre-normalised (normalized=False); agcn reads only the pre-normalised "
+                    "files its writers produce. Re-create it with agcn preprocess"
+                )
             n = len(f["offset"])
             wrong = [d for d in REQUIRED_DATASETS if d != "joint" and len(f[d]) != n]
             if wrong:
@@ -208,6 +214,16 @@ def summarize(path: Path) -> dict:
         size_mb=round(Path(path).stat().st_size / 2**20, 2),
     )
     return summary
+
+
+def read_blocks(
+    dataset: h5py.Dataset, offset: np.ndarray, num_frames: np.ndarray, source: str = "split file"
+) -> Iterator[tuple[int, int, int, int, np.ndarray]]:
+    """`(a, b, r0, r1, frames)` per block of whole samples: samples a..b-1 are rows r0:r1 of
+    `dataset`, read as `frames` (r1 - r0, M, V, C). The one block walk of a stream's readers."""
+    for a, b in sample_blocks(offset, num_frames, source=source):
+        r0, r1 = int(offset[a]), int(offset[b - 1] + num_frames[b - 1])
+        yield a, b, r0, r1, dataset[r0:r1]
 
 
 def sample_blocks(

@@ -1,13 +1,17 @@
 """Materialised streams: bone and motion stored next to `joint` in a split file (`agcn streams`)."""
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from ..errors import AgcnError
+from ..skeleton.layouts import get_layout
 from ..skeleton.streams import DERIVED_STREAMS, compute_stream_frames
+from . import atomic, splitfile
 
 
 def materialize_streams(
@@ -25,13 +29,6 @@ def materialize_streams(
     `progress(n)` is called as n more samples are done. Returns `{"path", "written",
     "already_present", "samples", "frames", "seconds"}`.
     """
-    import time
-
-    import h5py  # here, not at the top: streams stays light for torch-only users
-
-    from ..skeleton.layouts import get_layout
-    from . import atomic, splitfile
-
     t0 = time.perf_counter()
     path = Path(path)
     wanted = list(dict.fromkeys(streams))
@@ -40,11 +37,6 @@ def materialize_streams(
         found = repr(unknown[0]) if unknown else "no stream"
         raise AgcnError(f"cannot materialise {found}; choose from: {', '.join(DERIVED_STREAMS)}")
     attrs = splitfile.check_split_file(path)
-    if not attrs["normalized"]:
-        raise AgcnError(
-            f"{path}: joints are not pre-normalised (normalized=False), and streams must be derived after "
-            "normalisation; training derives them on the fly for this file, or re-create it with agcn preprocess"
-        )
     layout = get_layout(attrs["layout"])
     with h5py.File(path, "r") as f:
         present = [s for s in wanted if s in f]
@@ -58,7 +50,6 @@ def materialize_streams(
         "frames": int(lengths.sum()),
     }
     if todo:
-        blocks = splitfile.sample_blocks(offset, lengths, source=str(path))
         with atomic.atomic_output(path) as tmp, h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
             for key, value in src.attrs.items():
                 dst.attrs[key] = value
@@ -69,9 +60,7 @@ def materialize_streams(
             outputs = {s: splitfile.create_stream(dst, s, joint.shape[1:]) for s in todo}
             for out in outputs.values():
                 out.resize(joint.shape[0], axis=0)
-            for a, b in blocks:
-                r0, r1 = int(offset[a]), int(offset[b - 1] + lengths[b - 1])
-                block = joint[r0:r1]  # (F, M, V, C)
+            for a, b, r0, r1, block in splitfile.read_blocks(joint, offset, lengths, str(path)):  # (F, M, V, C)
                 for s, out in outputs.items():
                     out[r0:r1] = compute_stream_frames(block, s, layout, lengths[a:b])
                 if progress:

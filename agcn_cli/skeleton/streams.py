@@ -1,8 +1,7 @@
-"""Bone and motion streams, vectorised, for numpy arrays and torch tensors alike.
+"""Bone and motion streams, vectorised numpy.
 
 Every function takes one sample `(C, T, V, M)` or a batch `(N, C, T, V, M)` and returns the
-same shape and dtype, as the same kind of array (torch tensors stay on their device, so
-training can derive streams on the fly).
+same shape and dtype.
 
 - bone: `bone[v] = x[v] - x[parent(v)]` over the layout's bone table; a joint that is its
   own parent (NTU's spine-shoulder, COCO's nose) has a zero bone.
@@ -22,7 +21,6 @@ before sampling frames; computing them on a padded array with the true length gi
 same values on the real frames.
 """
 
-import sys
 from typing import Any
 
 import numpy as np
@@ -36,15 +34,9 @@ STREAMS = ("joint", "bone", "joint-motion", "bone-motion")
 _C, _T, _V = -4, -3, -2
 
 
-def _is_torch(x: Any) -> bool:
-    torch = sys.modules.get("torch")  # never import torch here just to check
-    return torch is not None and isinstance(x, torch.Tensor)
-
-
-def _prepare(x: Any, layout: Layout) -> tuple[Any, bool]:
+def _prepare(x: Any, layout: Layout) -> tuple[np.ndarray, bool]:
     """Validate the shape against the layout; return float data and whether it has a score channel."""
-    if not _is_torch(x):
-        x = np.asarray(x)
+    x = np.asarray(x)
     if x.ndim not in (4, 5):
         raise AgcnError(f"expected skeleton data of shape (C, T, V, M) or (N, C, T, V, M), got {tuple(x.shape)}")
     c, v = x.shape[_C], x.shape[_V]
@@ -54,25 +46,15 @@ def _prepare(x: Any, layout: Layout) -> tuple[Any, bool]:
         raise AgcnError(
             f"data has {c} channels but layout {layout.name} has {len(layout.channels)} ({', '.join(layout.channels)})"
         )
-    if _is_torch(x):
-        if not x.is_floating_point():
-            x = x.float()
-    elif not np.issubdtype(x.dtype, np.floating):
+    if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float32)
     return x, layout.channels[-1] == "score"
 
 
-def _frame_mask(x: Any, num_frames: Any, shift: int = 0) -> Any:
+def _frame_mask(x: np.ndarray, num_frames: Any, shift: int = 0) -> np.ndarray:
     """Boolean mask broadcastable to x: True where t + shift < num_frames (per sample)."""
-    t = x.shape[_T]
-    if _is_torch(x):
-        import torch
-
-        steps = torch.arange(t, device=x.device) + shift
-        nf = torch.as_tensor(num_frames, device=x.device).reshape(-1)
-    else:
-        steps = np.arange(t) + shift
-        nf = np.asarray(num_frames).reshape(-1)
+    steps = np.arange(x.shape[_T]) + shift
+    nf = np.asarray(num_frames).reshape(-1)
     if x.ndim == 5:
         if nf.shape[0] not in (1, x.shape[0]):
             raise AgcnError(f"num_frames has {nf.shape[0]} entries for a batch of {x.shape[0]} samples")
@@ -82,51 +64,34 @@ def _frame_mask(x: Any, num_frames: Any, shift: int = 0) -> Any:
     return (steps < nf)[None, :, None, None]  # (1, T, 1, 1)
 
 
-def _zeros_like(x: Any) -> Any:
-    if _is_torch(x):
-        import torch
-
-        return torch.zeros_like(x)
-    return np.zeros_like(x)
-
-
-def _where(mask: Any, x: Any) -> Any:
-    if _is_torch(x):
-        import torch
-
-        return torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
+def _where(mask: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.where(mask, x, np.zeros((), dtype=x.dtype))
 
 
-def _bone(x: Any, layout: Layout, has_score: bool) -> Any:
-    parents = layout.bone_parents()
-    if _is_torch(x):
-        import torch
-
-        parents = torch.as_tensor(parents, device=x.device)
-    parent = x[..., parents, :]
+def _bone(x: np.ndarray, layout: Layout, has_score: bool) -> np.ndarray:
+    parent = x[..., layout.bone_parents(), :]
     bone = x - parent
     if has_score:
         bone[..., -1, :, :, :] = (x[..., -1, :, :, :] + parent[..., -1, :, :, :]) / 2
     return bone
 
 
-def _motion(x: Any, has_score: bool) -> Any:
-    motion = _zeros_like(x)
+def _motion(x: np.ndarray, has_score: bool) -> np.ndarray:
+    motion = np.zeros_like(x)
     motion[..., :-1, :, :] = x[..., 1:, :, :] - x[..., :-1, :, :]
     if has_score:
         motion[..., -1, :-1, :, :] = (x[..., -1, 1:, :, :] + x[..., -1, :-1, :, :]) / 2
     return motion
 
 
-def bone(joints: Any, layout: Layout, num_frames: Any = None) -> Any:
+def bone(joints: Any, layout: Layout, num_frames: Any = None) -> np.ndarray:
     """Bone stream of joints (C, T, V, M) or (N, C, T, V, M); same shape and dtype."""
     x, has_score = _prepare(joints, layout)
     out = _bone(x, layout, has_score)
     return out if num_frames is None else _where(_frame_mask(x, num_frames), out)
 
 
-def motion(data: Any, layout: Layout, num_frames: Any = None) -> Any:
+def motion(data: Any, layout: Layout, num_frames: Any = None) -> np.ndarray:
     """Temporal difference x[t+1] - x[t] of any stream, last real frame zero; same shape and dtype."""
     x, has_score = _prepare(data, layout)
     out = _motion(x, has_score)
@@ -135,10 +100,10 @@ def motion(data: Any, layout: Layout, num_frames: Any = None) -> Any:
     return _where(_frame_mask(x, num_frames, shift=1), out)  # t + 1 must be a real frame
 
 
-def compute_stream(joints: Any, stream: str, layout: Layout, num_frames: Any = None) -> Any:
+def compute_stream(joints: Any, stream: str, layout: Layout, num_frames: Any = None) -> np.ndarray:
     """Derive `stream` (one of STREAMS) from joints (C, T, V, M) or (N, C, T, V, M).
 
-    `num_frames`: real length per sample (int, or (N,) array/tensor); frames at or after it
+    `num_frames`: real length per sample (int, or (N,) array); frames at or after it
     are zero in the result. Without it every frame counts as real and "joint" returns the
     input itself.
     """
