@@ -1,4 +1,4 @@
-"""Graph adjacency, AGCN blocks and the 2s-AGCN model, in two variants.
+"""The AGCN model, as the paper draws it, in two variants: its units, blocks and the whole network.
 
 - `"2s-agcn"`: the CVPR 2019 model (lshiwjx/2s-AGCN `model/agcn.py`). Each graph unit uses
   the fixed graph `A` (a buffer) + a learned offset `PA` (init 1e-6) + a data-dependent
@@ -13,7 +13,7 @@ classes, 3 channels, 25 joints), laid out for speed: the three subsets' theta/ph
 embeddings are one conv, the graph aggregation is one einsum over all subsets and the
 three per-subset output convs are one conv over the stacked subsets (their three biases
 are kept, summed in forward, so the parameter count and SGD weight-decay dynamics match).
-`load_foreign_state_dict` maps the references' checkpoints onto this layout.
+The graph is `graph.py`; `foreign.py` maps the references' checkpoints onto this layout.
 """
 
 import math
@@ -66,8 +66,8 @@ class ModelConfig:
 def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """1x1 conv `(N, C_in, T, V)` -> `(N, C_out, T, V)` as one GEMM per sample.
 
-    On CPU, forward + backward, this is 1.8x faster than the NCHW 1x1 convolution at 64
-    channels and as fast at 128-256 (BENCHMARKS.md), and needs no memory-format change, so
+    On CPU, forward + backward, this is faster than the NCHW 1x1 convolution at 64 channels and
+    as fast at 128-256 (BENCHMARKS.md, "The AGCN model"), and needs no memory-format change, so
     the temporal convs keep their fast NCHW path.
     """
     N, C, T, V = x.shape
@@ -80,8 +80,19 @@ def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) 
     return y.view(N, -1, T, V)
 
 
+class PointwiseConv(nn.Conv2d):
+    """A 1x1 `nn.Conv2d` (same parameters, same init, same state-dict keys) run as a GEMM, with an
+    optional temporal stride: `(N, C_in, T, V)` -> `(N, C_out, T/stride, V)`."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__(in_channels, out_channels, 1, stride=(stride, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return pointwise(x[:, :, :: self.stride[0]], self.weight, self.bias)
+
+
 class StackedSubsetConv(nn.Module):
-    """The K per-subset 1x1 output convs of a graph unit, stored side by side.
+    """The references' K per-subset 1x1 output convs (`conv_d[k]`), stored side by side.
 
     weight `(C_out, K*C_in, 1, 1)`: the K reference weights concatenated on the input axis;
     bias `(K, C_out)`: the K reference biases, kept apart so that parameter count and SGD
@@ -101,8 +112,21 @@ class StackedSubsetConv(nn.Module):
         return pointwise(z, self.weight, self.bias.sum(0))
 
 
+class NoResidual(nn.Module):
+    """The first block's residual: none (the references' `lambda x: 0`)."""
+
+    def forward(self, x: torch.Tensor) -> int:
+        return 0
+
+
 class GraphConv(nn.Module):
-    """Adaptive graph convolution with 3 subsets: `(N, C_in, T, V)` -> `(N, C_out, T, V)`."""
+    """Adaptive graph convolution with 3 subsets: `(N, C_in, T, V)` -> `(N, C_out, T, V)`.
+
+    lshiwjx/2s-AGCN `unit_gcn` (variant "2s-agcn") and MMAction2 `AAGCNBlock`'s `unit_aagcn`
+    without attention (variant "mmaction2"): per subset k, the graph `adaptive_adjacency(x)[k]`
+    aggregates the joints, `conv_d[k]` mixes channels, the K results are summed, then BatchNorm,
+    the unit's own residual `down` and ReLU.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, A: torch.Tensor, variant: str) -> None:
         super().__init__()
@@ -115,12 +139,13 @@ class GraphConv(nn.Module):
         else:
             self.A = nn.Parameter(A.clone())
             self.alpha = nn.Parameter(torch.zeros(1))
-        # theta_k and phi_k of all subsets in one conv, output channels ordered (k, theta/phi, i)
-        self.embed = nn.Conv2d(in_channels, self.num_subsets * 2 * self.inter, 1)
+        # theta_k and phi_k (the references' conv_a[k], conv_b[k]) of all subsets in one conv,
+        # output channels ordered (k, theta/phi, i)
+        self.embed = PointwiseConv(in_channels, self.num_subsets * 2 * self.inter)
         self.conv_d = StackedSubsetConv(in_channels, out_channels, self.num_subsets)
-        self.down = None
+        self.down: nn.Module = nn.Identity()  # the references' `lambda x: x` where channels agree
         if in_channels != out_channels:
-            self.down = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels))
+            self.down = nn.Sequential(PointwiseConv(in_channels, out_channels), nn.BatchNorm2d(out_channels))
             nn.init.kaiming_normal_(self.down[0].weight, mode="fan_out")
             nn.init.zeros_(self.down[0].bias)
         self.bn = nn.BatchNorm2d(out_channels)
@@ -133,7 +158,7 @@ class GraphConv(nn.Module):
         """`(N, C, T, V)` -> the per-sample graphs `(N, K, V, V)`."""
         N, C, T, V = x.shape
         K, inter = self.num_subsets, self.inter
-        e = pointwise(x, self.embed.weight, self.embed.bias).view(N * K, 2, inter * T, V)  # (N*K, 2, inter*T, V)
+        e = self.embed(x).view(N * K, 2, inter * T, V)  # (N*K, 2, inter*T, V)
         theta, phi = e.unbind(1)  # views (N*K, inter*T, V); unbind's backward is one stack, not two zero-fills
         # theta^T phi summed over (inter, T), for every sample and subset at once
         s = torch.bmm(theta.transpose(1, 2), phi).view(N, K, V, V) / (inter * T)  # (N, K, V, V)
@@ -146,52 +171,62 @@ class GraphConv(nn.Module):
         adj = self.adaptive_adjacency(x)
         # all subsets at once: z[n, k, c, t, w] = sum_v x[n, c, t, v] adj[n, k, v, w]
         z = torch.einsum("nctv,nkvw->nkctw", x, adj).reshape(N, self.num_subsets * C, T, V)  # (N, K*C, T, V)
-        y = self.conv_d(z)
-        y = self.bn(y)
-        y = y + (x if self.down is None else self.down[1](pointwise(x, self.down[0].weight, self.down[0].bias)))
-        return F.relu(y, inplace=True)
+        y = self.bn(self.conv_d(z))
+        return F.relu(y + self.down(x), inplace=True)
 
 
 class TemporalConv(nn.Module):
-    """Conv (kernel, 1) over time + BatchNorm: `(N, C_in, T, V)` -> `(N, C_out, T/stride, V)`."""
+    """Conv (kernel, 1) over time + BatchNorm: `(N, C_in, T, V)` -> `(N, C_out, T/stride, V)`.
+
+    The references' `unit_tcn`; with kernel 1 it is also the block's projecting residual.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = TEMPORAL_KERNEL, stride: int = 1):
         super().__init__()
         pad = (kernel_size - 1) // 2
-        self.stride = stride
-        self.conv = nn.Conv2d(in_channels, out_channels, (kernel_size, 1), padding=(pad, 0), stride=(stride, 1))
+        if kernel_size == 1:
+            self.conv: nn.Conv2d = PointwiseConv(in_channels, out_channels, stride)
+        else:
+            self.conv = nn.Conv2d(in_channels, out_channels, (kernel_size, 1), padding=(pad, 0), stride=(stride, 1))
         self.bn = nn.BatchNorm2d(out_channels)
         nn.init.kaiming_normal_(self.conv.weight, mode="fan_out")
         nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.conv.kernel_size[0] == 1:
-            return self.bn(pointwise(x[:, :, :: self.stride], self.conv.weight, self.conv.bias))
         return self.bn(self.conv(x))
 
 
 class Block(nn.Module):
-    """GraphConv, TemporalConv, residual, ReLU: `(N, C_in, T, V)` -> `(N, C_out, T/stride, V)`."""
+    """GraphConv, TemporalConv, residual, ReLU: `(N, C_in, T, V)` -> `(N, C_out, T/stride, V)`.
+
+    lshiwjx/2s-AGCN `TCN_GCN_unit`; MMAction2 `AAGCNBlock`. The residual is none in the first
+    block, the identity where shapes agree, else a strided 1x1 TemporalConv.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, A: torch.Tensor, variant: str, stride: int = 1,
                  residual: bool = True) -> None:  # fmt: skip
         super().__init__()
         self.gcn = GraphConv(in_channels, out_channels, A, variant)
         self.tcn = TemporalConv(out_channels, out_channels, stride=stride)
-        self.has_residual = residual
-        self.residual = None  # identity where shapes agree
-        if residual and (in_channels != out_channels or stride != 1):
+        self.residual: nn.Module
+        if not residual:
+            self.residual = NoResidual()
+        elif in_channels == out_channels and stride == 1:
+            self.residual = nn.Identity()
+        else:
             self.residual = TemporalConv(in_channels, out_channels, kernel_size=1, stride=stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.tcn(self.gcn(x))
-        if self.has_residual:
-            y = y + (x if self.residual is None else self.residual(x))
-        return F.relu(y, inplace=True)
+        return F.relu(self.tcn(self.gcn(x)) + self.residual(x), inplace=True)
 
 
 class AGCN(nn.Module):
-    """`(N, C, T, V, M)` -> logits `(N, num_classes)`."""
+    """`(N, C, T, V, M)` -> logits `(N, num_classes)`.
+
+    lshiwjx/2s-AGCN `Model`; MMAction2 `AAGCN` backbone + `GCNHead`: a BatchNorm over the
+    persons x joints x channels of the input, ten blocks (STAGES), the mean over time, joints
+    and persons, a linear classifier.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

@@ -6,9 +6,10 @@ from dataclasses import replace
 from typing import Any
 
 import torch
+import torch.nn as nn
 
 from ..errors import AgcnError
-from .agcn import AGCN, ModelConfig, build_model
+from .agcn import AGCN, ModelConfig, TemporalConv, build_model
 
 FORMATS = ("agcn", "2s-agcn", "mmaction2", "pyskl")
 
@@ -104,12 +105,12 @@ def _plan(model: AGCN, fmt: str) -> Plan:
         plan.append((f"{ours}gcn.conv_d.weight", src, lambda ts: torch.cat(ts, dim=1)))
         src = tuple(f"{g}conv_d.{k}.bias" for k in subsets)
         plan.append((f"{ours}gcn.conv_d.bias", src, torch.stack))
-        if block.gcn.down is not None:
+        if isinstance(block.gcn.down, nn.Sequential):  # a projecting unit residual (else the identity)
             plan += [(f"{ours}gcn.down.0.{k}", (f"{g}down.0.{k}",), one) for k in ("weight", "bias")]
             plan += [(f"{ours}gcn.down.1.{k}", (f"{g}down.1.{k}",), one) for k in _BN_KEYS]
         plan += [(f"{ours}gcn.bn.{k}", (f"{g}bn.{k}",), one) for k in _BN_KEYS]
         for part, prefix in (("tcn", t), ("residual", r)):
-            if part == "residual" and block.residual is None:
+            if part == "residual" and not isinstance(block.residual, TemporalConv):  # none or the identity
                 continue
             plan += [(f"{ours}{part}.conv.{k}", (f"{prefix}conv.{k}",), one) for k in ("weight", "bias")]
             plan += [(f"{ours}{part}.bn.{k}", (f"{prefix}bn.{k}",), one) for k in _BN_KEYS]
