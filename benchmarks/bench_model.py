@@ -22,10 +22,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reference_agcn import RefAGCN, RefMMAAGCN  # noqa: E402
-
 from agcn_cli.models import agcn as agcn_model  # noqa: E402
 from agcn_cli.models.foreign import load_foreign_state_dict  # noqa: E402
+from tests.reference.agcn import RefAGCN, RefMMAAGCN  # noqa: E402
 
 
 def make_pair(variant: str, randomise: bool = False) -> tuple[torch.nn.Module, torch.nn.Module]:

@@ -8,7 +8,7 @@
    process tree (main + workers) to get the peak; also on a quarter of the files, to show
    that peak memory does not grow with the number of files.
 3. Runs the structure-faithful transcription of the original 2s-AGCN scripts
-   (benchmarks/reference_preprocess.py: dict parsing, per-joint loops) on `--reference-files`
+   (tests/reference/preprocess.py: dict parsing, per-joint loops) on `--reference-files`
    of the same files, one process (the original is single-process), and reports its files/s.
 
 Timings are the fastest of `--repeats` runs (this machine is a VM whose speed varies by up to
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.reference_preprocess import ref_2sagcn_sample  # noqa: E402
+from tests.reference.preprocess import ref_2sagcn_sample  # noqa: E402
 
 
 def tree_rss_kb(pid: int) -> int:

@@ -8,7 +8,7 @@ from agcn_cli.errors import AgcnError
 from agcn_cli.models.agcn import ModelConfig, build_model, count_parameters, measure_macs, model_summary
 from agcn_cli.models.foreign import detect_format, load_foreign_state_dict
 from agcn_cli.models.graph import adjacency
-from benchmarks.reference_agcn import RefAGCN, RefMMAAGCN, spatial_graph
+from tests.reference.agcn import RefAGCN, RefMMAAGCN, spatial_graph
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small CPU models run fastest on one thread
 

@@ -8,7 +8,7 @@ from agcn_cli.skeleton.layouts import get_layout
 from agcn_cli.skeleton.normalize import pre_normalize_2sagcn, pre_normalize_3d
 from agcn_cli.sources.ntu import SkeletonError, parse_skeleton
 from agcn_cli.sources.recipes import make_sample
-from benchmarks.reference_preprocess import ref_2sagcn_sample, ref_mmaction2_sample
+from tests.reference.preprocess import ref_2sagcn_sample, ref_mmaction2_sample
 
 NORM = get_layout("ntu25").normalize
 
