@@ -13,7 +13,7 @@ An agcn checkpoint is a `torch.save`d dict:
 | everything else | training state (optimizer, scheduler, RNG states, train config, metrics) |
 
 Foreign checkpoints (lshiwjx/2s-AGCN, MMAction2, pyskl) hold only weights; `load_model`
-accepts them when the missing facts (classes, layout, modality...) are given.
+(models/loading.py) accepts them when the missing facts (classes, layout, modality...) are given.
 """
 
 from dataclasses import asdict, dataclass
@@ -23,7 +23,6 @@ from typing import Any
 import torch
 
 from ..errors import AgcnError
-from ..models.agcn import AGCN
 from .atomic import atomic_output
 
 FORMAT = "agcn-checkpoint"
@@ -40,8 +39,9 @@ class DataInfo:
     clip_len: int = 100  # frames per clip at training time
 
 
-def save_checkpoint(path: Path, model: AGCN, data: DataInfo, epoch: int, **state: Any) -> None:
-    """Write atomically: a temporary file in the same folder, then rename."""
+def save_checkpoint(path: Path, model: torch.nn.Module, data: DataInfo, epoch: int, **state: Any) -> None:
+    """Write atomically: a temporary file in the same folder, then rename. `model` is an AGCN (its
+    `config` is stored), or a DDP / compiled wrapper of one."""
     model = getattr(model, "module", model)  # DDP
     model = getattr(model, "_orig_mod", model)  # torch.compile
     payload = {
