@@ -118,8 +118,8 @@ class SplitWriter:
 def create_stream(f: h5py.File, name: str, shape: tuple[int, int, int], data: np.ndarray | None = None):
     """A frame-concatenated stream dataset, chunked by frames, shuffled and LZF-compressed.
 
-    LZF (built into h5py) writes 3x and reads 2x faster than gzip at a similar ratio on
-    skeletons (about 0.5 of the raw size); `h5repack -f GZIP=4` converts for other readers.
+    LZF (built into h5py) writes and reads faster than gzip at a similar ratio on skeletons
+    (BENCHMARKS.md, "Format choices"); `h5repack -f GZIP=4` converts for other readers.
     """
     rows = 0 if data is None else len(data)
     chunk_rows = max(1, min(CHUNK_FRAMES, rows)) if data is not None else CHUNK_FRAMES
