@@ -6,7 +6,7 @@ One script for a short GPU lease; every section is timed against `--budget-s` an
 it would not fit, and results are appended to DIR/gpu.json as they come.
 
 1. correctness: for both variants, random weights and BatchNorm statistics, eval-mode logits of
-   agcn's model and the reference transcription (benchmarks/reference_agcn.py) on the GPU
+   agcn's model and the reference transcription (tests/reference/agcn.py) on the GPU
    against the reference in float64 on the CPU, as ||out - ref|| / ||ref|| and max |diff|, in
    the modes of `agcn train --precision` (fp32: TF32 off; tf32: cuDNN and matmul TF32; bf16
    autocast) and PyTorch's default flags (cuDNN TF32 on, matmul off); and the gradient of the
@@ -208,7 +208,7 @@ def pipeline(rep: Report, device: torch.device, tmp: Path, samples: int, batch: 
     t0 = time.perf_counter()
     write_split(split, samples)
     rep.add("pipeline", {"what": "write split", "samples": samples, "seconds": round(time.perf_counter() - t0, 2)})
-    ds = SkeletonDataset(split, "joint-motion", clip_len=frames, in_memory=True, seed=0)
+    ds = SkeletonDataset(split, "joint-motion", clip_len=frames)
     for prefetch in (0, 2):
         loader = BatchLoader(ds, batch, pin_memory=True, prefetch=prefetch)
         t0, n = time.perf_counter(), 0

@@ -83,3 +83,60 @@ def test_bad_inputs_give_one_line(tmp_path):
         assert r.exit_code == 1, r.output
         lines = r.output.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0], r.output
+
+
+def test_train_options_are_the_config_fields(tmp_path, monkeypatch):
+    """`agcn train` derives its options from TrainConfig: one per field, with its help and default."""
+    from dataclasses import asdict, fields
+
+    import typer
+
+    import agcn_cli.engine.fit as fit_module
+    from agcn_cli.engine.config import PRECISIONS, TrainConfig
+    from agcn_cli.engine.device import DEVICES
+    from agcn_cli.models.agcn import VARIANTS
+    from agcn_cli.skeleton.streams import STREAMS
+
+    params = {p.name: p for p in typer.main.get_command(app).commands["train"].params}
+    config_fields = {f.name: f for f in fields(TrainConfig)}
+    assert set(params) == set(config_fields) | {"config_file", "as_json"}
+    for name, f in config_fields.items():
+        param = params[name]
+        assert param.default is None, name  # not given: a --config file or the resumed run's config.json decides
+        assert param.help.startswith(f.metadata["help"]), name
+        if f.default not in (None, ""):
+            value = f.default
+            shown = (
+                ("on" if value else "off")
+                if isinstance(value, bool)
+                else f"{value:g}"
+                if isinstance(value, float)
+                else value
+            )
+            assert param.help.endswith(f"Default: {shown}."), (name, param.help)
+        if name == "data":
+            continue
+        flag = "--" + name.replace("_", "-")
+        assert flag in param.opts, (name, param.opts)
+        if isinstance(f.default, bool):
+            assert param.secondary_opts == ([] if name in ("resume", "overwrite") else ["--no-" + flag[2:]])
+    assert params["out"].opts == ["--out", "-o"]
+    for name, allowed in {"modality": STREAMS, "variant": VARIANTS, "device": DEVICES, "precision": PRECISIONS}.items():
+        assert all(value in params[name].help for value in allowed), name
+    r = CliRunner().invoke(app, ["train", "--help"])
+    assert r.exit_code == 0, r.output
+    for param in params.values():
+        assert all(opt in r.output for opt in param.opts if opt.startswith("--")), param.opts
+
+    # the flags reach the config with the field's type; what is not given keeps the dataclass default
+    seen = []
+    monkeypatch.setattr(fit_module, "fit", lambda config, log: seen.append(config) or {"rank": 1, "interrupted": None})
+    out = str(tmp_path / "run")
+    args = ["d", "-o", out, "--epochs", "3", "--lr", "0.5", "--no-nesterov", "--compile", "--val", "v.h5",
+            "--num-classes", "5", "--modality", "bone", "--overwrite"]  # fmt: skip
+    r = CliRunner().invoke(app, ["train", *args])
+    assert r.exit_code == 0, r.output
+    expected = TrainConfig(data="d", out=out, epochs=3, lr=0.5, nesterov=False, compile=True, val="v.h5",
+                           num_classes=5, modality="bone", overwrite=True)  # fmt: skip
+    assert [asdict(c) for c in seen] == [asdict(expected)]
+    assert {k: type(v) for k, v in asdict(seen[0]).items()} == {k: type(v) for k, v in asdict(expected).items()}

@@ -22,9 +22,10 @@ from agcn_cli.io.splitfile import check_split_file, read_meta, read_sample
 from agcn_cli.io.streamfile import materialize_streams
 from agcn_cli.models.agcn import ModelConfig, build_model
 from agcn_cli.skeleton.layouts import get_layout
+from agcn_cli.sources.formats import convert as import_source
 from agcn_cli.sources.kinetics import video_sample
 from agcn_cli.sources.ntu import get_benchmark, parse_name, parse_skeleton
-from agcn_cli.sources.pipeline import ImportConfig, import_source
+from agcn_cli.sources.pipeline import ImportConfig
 from agcn_cli.sources.recipes import make_sample, select_bodies_mmaction2
 from agcn_cli.sources.synth import SynthConfig, generate
 
@@ -261,12 +262,12 @@ def test_streams_loader_and_model(kind, pkl_3d, pkl_2d, kinetics_root, tmp_path)
         roots = [child for child, parent in layout.bones if child == parent]
         assert not bone[:, :, roots, :2].any()  # the bone of a root joint is zero
     c, v = len(layout.channels), layout.num_joints
-    ds = SkeletonDataset(path, "bone", clip_len=12, in_memory=True, seed=0)
+    ds = SkeletonDataset(path, "bone", clip_len=12)
     x, y, idx = next(iter(BatchLoader(ds, batch_size=4, seed=0)))
     assert x.shape == (4, c, 12, v, 2) and torch.isfinite(x).all()
     assert ((y >= 0) & (y < attrs["num_classes"])).all()
     test = SkeletonDataset(tmp_path / "out" / "test.h5", "joint", clip_len=12, num_clips=2, test_mode=True)
-    assert test[0][0].shape == (2, c, 12, v, 2)
+    assert next(iter(BatchLoader(test, 4)))[0].shape == (min(4, len(test)), 2, c, 12, v, 2)
     model = build_model(ModelConfig(layout=layout.name, num_classes=attrs["num_classes"], in_channels=c)).eval()
     with torch.no_grad():
         logits = model(x)

@@ -3,17 +3,19 @@
 import json
 import pickle
 
+import h5py
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
 from agcn_cli.cli.app import app
-from agcn_cli.engine.data import SkeletonDataset
 from agcn_cli.evaluation.predict import predict, sample_clips
 from agcn_cli.io.checkpoint import DataInfo, save_checkpoint
 from agcn_cli.io.scores import read_scores
+from agcn_cli.io.splitfile import read_sample
 from agcn_cli.models.agcn import ModelConfig, build_model
+from agcn_cli.skeleton.sampling import uniform_sample_indices
 from agcn_cli.sources.ntu import parse_skeleton
 from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
 from agcn_cli.sources.synth import SynthConfig, generate
@@ -59,8 +61,10 @@ def test_eval_fuse_end_to_end(run):
     assert (d / "cm.csv").read_text().splitlines()[8].startswith("7,sitting down,")
 
     # one sample by hand: its 2 test clips through the model, softmax, mean
-    ds = SkeletonDataset(d / "out/test.h5", "joint", clip_len=CLIP_LEN, num_clips=2, test_mode=True)
-    x, label, _ = ds[1]
+    with h5py.File(d / "out/test.h5") as f:
+        joints = read_sample(f, 1)  # (C, T, V, M)
+    idx = uniform_sample_indices(joints.shape[1], CLIP_LEN, num_clips=2, test_mode=True)
+    x = torch.from_numpy(np.ascontiguousarray(joints[:, idx].swapaxes(0, 1)))  # (K, C, L, V, M)
     model = build_model(ModelConfig(num_classes=60))
     model.load_state_dict(torch.load(d / "joint.pt", weights_only=True)["model"])
     with torch.no_grad():

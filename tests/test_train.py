@@ -23,7 +23,7 @@ from agcn_cli.cli.app import app
 from agcn_cli.engine.config import TrainConfig, build_config
 from agcn_cli.engine.data import BatchLoader, SkeletonDataset
 from agcn_cli.engine.fit import fit
-from agcn_cli.engine.loop import evaluate
+from agcn_cli.engine.loop import validate
 from agcn_cli.errors import AgcnError
 from agcn_cli.io.checkpoint import read_checkpoint
 from agcn_cli.models.loading import load_model
@@ -96,8 +96,8 @@ def test_learns_held_out_subjects(xsub, tmp_path):
     assert (data.modality, data.clip_len, data.benchmark, data.layout) == ("joint", 12, "ntu60-xsub", "ntu25")
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in model.state_dict())
     # best.pt holds the weights that scored best_top1 on the validation split
-    val = BatchLoader(SkeletonDataset(xsub / "test.h5", clip_len=12, test_mode=True, in_memory=True), 16)
-    assert evaluate(model, val, torch.device("cpu"))["top1"] == pytest.approx(summary["best_top1"])
+    val = BatchLoader(SkeletonDataset(xsub / "test.h5", clip_len=12, test_mode=True), 16)
+    assert validate(model, val, torch.device("cpu"))["top1"] == pytest.approx(summary["best_top1"])
 
 
 def test_resume_is_bit_identical(tiny, tmp_path):
@@ -267,8 +267,8 @@ def test_ddp_two_processes_gloo(tiny, tmp_path):
     assert ckpt["world_size"] == 2
     # the ranks' merged validation equals scoring the saved model on the whole split in one process
     model, _, _ = load_model(run / "last.pt")
-    val = BatchLoader(SkeletonDataset(tiny / "test.h5", clip_len=4, test_mode=True, in_memory=True), 4)
-    single = evaluate(model, val, torch.device("cpu"))
+    val = BatchLoader(SkeletonDataset(tiny / "test.h5", clip_len=4, test_mode=True), 4)
+    single = validate(model, val, torch.device("cpu"))
     assert single["top1"] == pytest.approx(history[-1]["val_top1"])
     # the same weights and BatchNorm statistics on every rank (rank 0's, broadcast before validating)
     assert single["loss"] == pytest.approx(history[-1]["val_loss"], rel=1e-6, abs=0)

@@ -54,7 +54,7 @@ def _int_list(text: str | None, option: str) -> tuple[int, ...] | None:
 
 
 @command("preprocess")
-def preprocess(
+def preprocess_cmd(
     raw_dir: Annotated[
         Path,
         typer.Argument(help="Folder of NTU .skeleton files, an MMAction2/pyskl .pkl, or a Kinetics-Skeleton folder."),
@@ -88,16 +88,13 @@ def preprocess(
     as_json: JsonOpt = False,
 ) -> None:
     """Convert NTU .skeleton files, an MMAction2/pyskl .pkl or Kinetics-Skeleton JSON into HDF5 split files."""
+    from ..sources.formats import convert, detect_source_format
     from ..sources.ntu import get_benchmark
     from ..sources.ntu_convert import PreprocessConfig, list_skeleton_files
-    from ..sources.ntu_convert import preprocess as run
-    from ..sources.pipeline import detect_format
+    from ..sources.pipeline import ImportConfig
     from ..sources.recipes import check_recipe
 
-    import_only = {"--split-names": split_names, "--num-classes": num_classes, "--labels": labels, "--split": split}
-    if detect_format(raw_dir, source_format) != "ntu":
-        from ..sources.pipeline import ImportConfig, import_source
-
+    if detect_source_format(raw_dir, source_format) != "ntu":
         if missing_list is not None:
             raise AgcnError(f"--missing-list applies to .skeleton folders, not to {raw_dir}")
         names = tuple(split_names.split(",")) if split_names else None
@@ -105,24 +102,23 @@ def preprocess(
             raw_dir, out_dir, format=source_format, benchmark=benchmark, split_names=names, num_classes=num_classes,
             labels=labels, split=split, recipe=recipe, strict=strict, overwrite=overwrite, workers=workers,
         )  # fmt: skip
-        with _progress(None, "import", "sample") as bar:
-            report = import_source(config, progress=bar.update)
-        _print_preprocess_report(report, as_json)
-        return
-    given = [opt for opt, value in import_only.items() if value is not None]
-    if given:
-        raise AgcnError(f"{given[0]} applies to a .pkl or Kinetics-Skeleton input, not to .skeleton files")
-    benchmark, recipe = benchmark or "ntu60-xsub", recipe or "mmaction2"
-    get_benchmark(benchmark), check_recipe(recipe)
-    config = PreprocessConfig(raw_dir, out_dir, benchmark, recipe, missing_list, strict, workers, overwrite)
-    total = len(list_skeleton_files(raw_dir))
-    with _progress(total, "preprocess", "file") as bar:
-        report = run(config, progress=bar.update)
+        total, desc, unit = None, "import", "sample"
+    else:
+        import_only = {"--split-names": split_names, "--num-classes": num_classes, "--labels": labels, "--split": split}
+        given = [opt for opt, value in import_only.items() if value is not None]
+        if given:
+            raise AgcnError(f"{given[0]} applies to a .pkl or Kinetics-Skeleton input, not to .skeleton files")
+        benchmark, recipe = benchmark or "ntu60-xsub", recipe or "mmaction2"
+        get_benchmark(benchmark), check_recipe(recipe)
+        config = PreprocessConfig(raw_dir, out_dir, benchmark, recipe, missing_list, strict, workers, overwrite)
+        total, desc, unit = len(list_skeleton_files(raw_dir)), "preprocess", "file"
+    with _progress(total, desc, unit) as bar:
+        report = convert(config, progress=bar.update)
     _print_preprocess_report(report, as_json)
 
 
 def _print_preprocess_report(report, as_json: bool) -> None:
-    from ..sources.ntu_convert import class_count_range
+    from ..sources.pipeline import class_count_range
 
     if as_json:
         data = {

@@ -1,11 +1,15 @@
 """`agcn model-info` and `agcn train`."""
 
+import inspect
 import json
+import types
+from dataclasses import MISSING, Field, fields
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, get_args
 
 import typer
 
+from ..engine.config import TrainConfig  # stdlib only: `agcn --help` stays instant
 from .app import JsonOpt, command, err, out
 
 
@@ -36,63 +40,45 @@ def model_info(
     )
 
 
-@command("train")
-def train_cmd(
-    data: Annotated[
-        Path | None, typer.Argument(help="DATA_DIR with train.h5 (+ test.h5), or a train split file.")
-    ] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="RUN_DIR: config, metrics, checkpoints.")] = None,
-    config_file: Annotated[
-        Path | None, typer.Option("--config", help="TOML (or JSON) file of these options; flags override it.")
-    ] = None,
-    modality: Annotated[str | None, typer.Option(help="joint | bone | joint-motion | bone-motion")] = None,
-    val: Annotated[Path | None, typer.Option(help="Validation split (default: DATA_DIR/test.h5).")] = None,
-    num_classes: Annotated[int | None, typer.Option(help="Classifier size (default: the file's).")] = None,
-    variant: Annotated[str | None, typer.Option(help="Model: mmaction2 (the recipe's) | 2s-agcn")] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout before the classifier. Default: 0.")] = None,
-    clip_len: Annotated[int | None, typer.Option(help="Frames per sampled clip. Default: 100.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Passes over the training set. Default: 80.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Total batch over all processes. Default: 128.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate for --base-batch-size. Default: 0.1.")] = None,
-    base_batch_size: Annotated[int | None, typer.Option(help="Batch the lr is given for. Default: 128.")] = None,
-    auto_scale_lr: Annotated[
-        bool | None, typer.Option("--auto-scale-lr/--no-auto-scale-lr", help="lr x batch / base batch. Default: on.")
-    ] = None,
-    min_lr: Annotated[float | None, typer.Option(help="Cosine annealing floor. Default: 0.")] = None,
-    momentum: Annotated[float | None, typer.Option(help="SGD momentum. Default: 0.9.")] = None,
-    nesterov: Annotated[bool | None, typer.Option("--nesterov/--no-nesterov", help="Nesterov. Default: on.")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="Weight decay. Default: 5e-4.")] = None,
-    val_every: Annotated[int | None, typer.Option(help="Validate every N epochs and at the end. Default: 5.")] = None,
-    val_batch_size: Annotated[int | None, typer.Option(help="Validation batch per process. Default: 64.")] = None,
-    stop_after: Annotated[int | None, typer.Option(help="Stop (resumably) after this many epochs.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of init, order and sampling. Default: 0.")] = None,
-    deterministic: Annotated[
-        bool | None, typer.Option("--deterministic/--no-deterministic", help="Deterministic kernels. Default: off.")
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda. Default: auto.")] = None,
-    precision: Annotated[
-        str | None, typer.Option(help="auto | fp32 | tf32 | bf16. Default: auto (bf16 CUDA, fp32 CPU).")
-    ] = None,
-    compile_model: Annotated[
-        bool | None,
-        typer.Option(
-            "--compile/--no-compile", help="torch.compile: GPU steps ~1.8x faster after ~1 min. Default: off."
-        ),
-    ] = None,
-    workers: Annotated[int | None, typer.Option(help="Batch-loading worker processes. Default: 0.")] = None,
-    pin_memory: Annotated[
-        bool | None, typer.Option("--pin-memory/--no-pin-memory", help="Pinned host batches (CUDA). Default: on.")
-    ] = None,
-    tensorboard: Annotated[
-        bool | None, typer.Option("--tensorboard/--no-tensorboard", help="Log to RUN_DIR/tb if installed. Default: on.")
-    ] = None,
-    resume: Annotated[bool | None, typer.Option("--resume", help="Continue the run in RUN_DIR from last.pt.")] = None,
-    overwrite: Annotated[bool | None, typer.Option("--overwrite", help="Replace a run already in RUN_DIR.")] = None,
-    as_json: JsonOpt = False,
-) -> None:
+# `agcn train`'s options are TrainConfig's fields: the name, type, help and default come from there.
+# These are the fields the command line spells otherwise than `--name VALUE` / `--name/--no-name`.
+_ARGUMENT = "data"  # the positional DATA
+_DECLS = {"out": ("--out", "-o"), "resume": ("--resume",), "overwrite": ("--overwrite",)}
+_PATHS = {"data", "out", "val"}  # typed Path on the command line, kept as str in the config
+
+
+def _default_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def option_help(f: Field) -> str:
+    """The field's help line, with its default (None and "" mean: said in the help, or none)."""
+    text = f.metadata["help"]
+    return text if f.default in (None, "", MISSING) else f"{text} Default: {_default_text(f.default)}."
+
+
+def _train_option(f: Field) -> inspect.Parameter:
+    """A keyword parameter `Annotated[T | None, typer.Option(...)] = None` for one config field.
+
+    None means "not given", so that a --config file and, with --resume, the run's config.json
+    fill what the flags leave out (engine.config.build_config).
+    """
+    kind = Path if f.name in _PATHS else next(t for t in (*get_args(f.type), f.type) if t is not types.NoneType)
+    if f.name == _ARGUMENT:
+        info = typer.Argument(help=option_help(f), show_default=False)
+    else:
+        flag = "--" + f.name.replace("_", "-")
+        decls = _DECLS.get(f.name) or ((f"{flag}/--no-{flag[2:]}",) if kind is bool else (flag,))
+        info = typer.Option(*decls, help=option_help(f), show_default=False)
+    return inspect.Parameter(
+        f.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[kind | None, info]
+    )
+
+
+def train_cmd(config_file: Path | None = None, as_json: bool = False, **flags: Any) -> None:
     """Train 2s-AGCN on one stream (MMAction2 recipe defaults); DDP under torchrun."""
-    flags = {k: v for k, v in locals().items() if k not in ("config_file", "as_json", "out_dir", "compile_model")}
-    flags.update(out=out_dir, compile=compile_model)
     from ..engine.config import build_config
     from ..engine.fit import fit
 
@@ -109,3 +95,18 @@ def train_cmd(
             out.print(f"{summary['run_dir']}: {summary['epoch']} epochs (last.pt)")
     if summary["interrupted"]:
         raise typer.Exit(130 if summary["interrupted"] == "SIGINT" else 143)
+
+
+def _train_signature() -> inspect.Signature:
+    """What Typer reads for `agcn train`: DATA, --out, --config, the other TrainConfig fields, --json."""
+    params = [_train_option(f) for f in fields(TrainConfig)]
+    config_file = typer.Option("--config", help="TOML (or JSON) file of these options; flags override it.")
+    at = [p.name for p in params].index("out") + 1
+    params.insert(at, inspect.Parameter("config_file", inspect.Parameter.KEYWORD_ONLY, default=None,
+                                        annotation=Annotated[Path | None, config_file]))  # fmt: skip
+    params.append(inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOpt))
+    return inspect.Signature(params)
+
+
+train_cmd.__signature__ = _train_signature()
+command("train")(train_cmd)

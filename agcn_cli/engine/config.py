@@ -1,14 +1,16 @@
-"""The training configuration: one dataclass, its checks, and how files and flags fill it."""
+"""The training configuration: one dataclass, its checks, and how files and flags fill it.
+
+Each field carries its `--help` line (`metadata["help"]`); `agcn train` derives its options from
+these fields, adding the default. This module imports neither torch nor numpy, so that
+`agcn --help` stays instant: the choice lists that live with torch code are imported by `check`.
+"""
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ..errors import AgcnError
-from ..models.agcn import VARIANTS
-from ..skeleton.streams import STREAMS
-from .device import DEVICES
 
 # auto: bf16 autocast on CUDA, fp32 on the CPU; fp32 is float32 (TF32 off), tf32 allows TF32 (CUDA only)
 PRECISIONS = ("auto", "fp32", "tf32", "bf16")
@@ -31,40 +33,50 @@ RUN_CONTROL = {
 }
 
 
+def _option(default: Any, help: str) -> Any:
+    """A field with its one-line `--help` text (the default is added by the CLI)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
-    data: str = ""  # DATA_DIR holding train.h5 (and test.h5), or a training split file
-    out: str = "runs/agcn"  # RUN_DIR: config.json, metrics.jsonl, last.pt, best.pt
-    val: str | None = None  # validation split; None: DATA_DIR/test.h5 when `data` is a folder
-    modality: str = "joint"  # stream: joint, bone, joint-motion, bone-motion (derived if not stored)
-    num_classes: int | None = None  # classifier size; None: the file's num_classes attribute
-    variant: str = "mmaction2"  # model variant: mmaction2 (AAGCN unit, the recipe's) or 2s-agcn
-    dropout: float = 0.0  # before the classifier (0 in the recipe)
-    clip_len: int = 100  # frames per uniformly sampled clip (UniformSampleFrames)
-    epochs: int = 80  # passes over the training set (MMAction2: 16 epochs x RepeatDataset 5)
-    batch_size: int = 128  # total over all processes (recipe: 16 per GPU x 8 GPUs)
-    lr: float = 0.1  # learning rate for base_batch_size
-    base_batch_size: int = 128  # the batch `lr` is given for
-    auto_scale_lr: bool = True  # lr x batch_size / base_batch_size (MMAction2's --auto-scale-lr)
-    min_lr: float = 0.0  # cosine annealing floor (eta_min)
-    momentum: float = 0.9  # SGD momentum
-    nesterov: bool = True  # Nesterov momentum
-    weight_decay: float = 5e-4  # L2 on every parameter, as the recipe
-    val_every: int = 5  # validate every N epochs and after the last (5: MMAction2's points)
-    val_batch_size: int = 64  # validation batch per process
-    stop_after: int | None = None  # stop (resumably) after this many epochs, e.g. to split a run
-    seed: int = 0  # model init, batch order and frame sampling
-    deterministic: bool = False  # deterministic kernels: a resumed run matches an uninterrupted one
-    device: str = "auto"  # auto (cuda if available), cpu or cuda
-    precision: str = "auto"  # fp32, tf32 (CUDA) or bf16 autocast; auto: bf16 on CUDA, fp32 on CPU
-    compile: bool = False  # torch.compile the training model
-    workers: int = 0  # BatchLoader worker processes (0: gather in the main process)
-    pin_memory: bool = True  # pinned host batches (CUDA only)
-    tensorboard: bool = True  # also log to RUN_DIR/tb when tensorboard is installed
-    resume: bool = False  # continue the run in `out` from last.pt
-    overwrite: bool = False  # replace a run already in `out`
+    data: str = _option("", "DATA_DIR with train.h5 (+ test.h5), or a training split file.")
+    out: str = _option("runs/agcn", "RUN_DIR: config.json, metrics.jsonl, last.pt, best.pt.")
+    val: str | None = _option(None, "Validation split. Default: DATA_DIR/test.h5 when DATA is a folder.")
+    modality: str = _option("joint", "Stream: joint | bone | joint-motion | bone-motion (derived if not stored).")
+    num_classes: int | None = _option(None, "Classifier size. Default: the data file's num_classes.")
+    variant: str = _option("mmaction2", "Model: mmaction2 (AAGCN unit, the recipe's) | 2s-agcn (CVPR original).")
+    dropout: float = _option(0.0, "Dropout before the classifier (0 in the recipe).")
+    clip_len: int = _option(100, "Frames per uniformly sampled clip (UniformSampleFrames).")
+    # MMAction2 trains 16 epochs of RepeatDataset(times=5): 80 passes, the same schedule
+    epochs: int = _option(80, "Passes over the training set.")
+    batch_size: int = _option(128, "Total batch over all processes (recipe: 16 per GPU x 8 GPUs).")
+    lr: float = _option(0.1, "Learning rate for --base-batch-size.")
+    base_batch_size: int = _option(128, "The batch the lr is given for.")
+    auto_scale_lr: bool = _option(True, "lr x batch size / base batch size (MMAction2's --auto-scale-lr).")
+    min_lr: float = _option(0.0, "Cosine annealing floor (eta_min).")
+    momentum: float = _option(0.9, "SGD momentum.")
+    nesterov: bool = _option(True, "Nesterov momentum.")
+    weight_decay: float = _option(5e-4, "Weight decay (L2 on every parameter, as the recipe).")
+    val_every: int = _option(5, "Validate every N epochs and after the last (5: MMAction2's points).")
+    val_batch_size: int = _option(64, "Validation batch per process.")
+    stop_after: int | None = _option(None, "Stop (resumably) after this many epochs, e.g. to split a run.")
+    seed: int = _option(0, "Seed of model init, batch order and frame sampling.")
+    deterministic: bool = _option(False, "Deterministic kernels: a resumed run matches an uninterrupted one.")
+    device: str = _option("auto", "auto (cuda if available) | cpu | cuda.")
+    precision: str = _option("auto", "auto (bf16 on CUDA, fp32 on CPU) | fp32 | tf32 (CUDA) | bf16 autocast.")
+    compile: bool = _option(False, "torch.compile the training model: GPU steps ~1.8x faster after ~1 min.")
+    workers: int = _option(0, "Batch-loading worker processes (0: gather in the main process).")
+    pin_memory: bool = _option(True, "Pinned host batches (CUDA only).")
+    tensorboard: bool = _option(True, "Also log to RUN_DIR/tb when tensorboard is installed.")
+    resume: bool = _option(False, "Continue the run in RUN_DIR from last.pt.")
+    overwrite: bool = _option(False, "Replace a run already in RUN_DIR.")
 
     def check(self) -> None:
+        from ..models.agcn import VARIANTS  # torch: imported on use, not for `agcn --help`
+        from ..skeleton.streams import STREAMS
+        from .device import DEVICES
+
         choices = {
             "modality": STREAMS,
             "variant": VARIANTS,

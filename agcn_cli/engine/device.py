@@ -26,8 +26,8 @@ def tf32(enabled: bool) -> Iterator[None]:
     """TF32 for cuDNN convolutions and CUDA matmuls on or off inside the block, restored after.
 
     PyTorch's defaults are TF32 convolutions and fp32 matmuls, so a plain float32 model on
-    CUDA is not float32: on an H200 its logits are ~8e-5 (relative) from float64 against
-    ~1e-7 with TF32 off (BENCHMARKS.md). agcn's `fp32` is float32; `tf32` asks for TF32.
+    CUDA is not float32: its logits are much further from float64 than with TF32 off (BENCHMARKS.md,
+    "On a GPU"). agcn's `fp32` is float32; `tf32` asks for TF32.
     No effect on the CPU.
     """
     saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32

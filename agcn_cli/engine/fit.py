@@ -25,7 +25,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,22 +35,17 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import AgcnError
 from ..io.atomic import atomic_output
-from ..io.checkpoint import save_checkpoint
-from ..models.agcn import AGCN, build_model
+from ..io.checkpoint import DataInfo, save_checkpoint
+from ..models.agcn import AGCN, ModelConfig, build_model
 from . import distributed
 from .config import RUN_CONTROL, TrainConfig
-from .data import build_data
+from .data import BatchLoader, build_data
 from .device import resolve_device, tf32
 from .distributed import Dist
-from .loop import EpochStats, evaluate, train_one_epoch
+from .loop import EpochStats, train_one_epoch, validate
 from .rng import rng_state, set_rng_state
 from .rundir import MetricsLog, check_resume, check_run_dir, epoch_line, prepare_run_dir
 from .signals import StopSignals
-
-# ---- one epoch --------------------------------------------------------------------------------
-
-
-# ---- the training run -------------------------------------------------------------------------
 
 
 def _stderr(line: str) -> None:
@@ -70,33 +65,97 @@ def fit(config: TrainConfig, log: Callable[[str], None] = _stderr) -> dict[str, 
     try:
         device = torch.device("cuda", ctx.local_rank) if cuda else torch.device("cpu")
         with tf32(config.precision == "tf32"):
-            return _fit(config, log if ctx.is_main else lambda _: None, device, ctx)
+            run = _setup(config, log if ctx.is_main else lambda _: None, device, ctx)
+            try:
+                return _train(run)
+            finally:
+                if run.metrics_log is not None:
+                    run.metrics_log.close()
     finally:
         torch.use_deterministic_algorithms(deterministic)  # process-wide: leave it as found
         distributed.cleanup(ctx)
 
 
-def _fit(config: TrainConfig, log: Callable[[str], None], device: torch.device, ctx: Dist) -> dict[str, Any]:
-    from tqdm import tqdm
+@dataclass
+class Run:
+    """One training run's objects, and its progress (`start`, `best`, `stats`) as it goes."""
 
+    config: TrainConfig
+    ctx: Dist
+    device: torch.device
+    log: Callable[[str], None]
+    run_dir: Path
+    loader: BatchLoader
+    val_loader: BatchLoader | None
+    data: DataInfo
+    model_config: ModelConfig
+    model: AGCN  # unwrapped: what is saved, validated and broadcast
+    train_model: torch.nn.Module  # `model`, or its DDP / torch.compile wrapper
+    optimizer: torch.optim.SGD
+    scheduler: torch.optim.lr_scheduler.CosineAnnealingLR
+    amp_dtype: torch.dtype | None  # bf16 autocast, or None
+    start: int = 0  # epochs done before this process
+    best: dict[str, Any] = field(default_factory=lambda: {"top1": -1.0, "epoch": 0})
+    stats: EpochStats = field(default_factory=EpochStats)  # the current epoch's, so far
+    wall0: float = 0.0  # training seconds of the run before this process
+    metrics_log: MetricsLog | None = None  # rank 0 only
+
+
+# ---- setting up --------------------------------------------------------------------------------
+
+
+def _setup(config: TrainConfig, log: Callable[[str], None], device: torch.device, ctx: Dist) -> Run:
+    """Seed, check the run folder, load the data, build the model, optimizer and schedule, resume."""
     if config.batch_size % ctx.world_size:
         raise AgcnError(f"batch size {config.batch_size} does not split over {ctx.world_size} processes")
-    random.seed(config.seed), np.random.seed(config.seed), torch.manual_seed(config.seed)
-    if config.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for determinism
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
-    amp_dtype = torch.bfloat16 if bf16 else None
-    precision = "bf16" if bf16 else "tf32" if config.precision == "tf32" and device.type == "cuda" else "fp32"
-    if config.precision == "tf32" and device.type != "cuda":
-        log("--precision tf32 applies on CUDA only; training in float32")
+    amp_dtype, precision = _seed_and_precision(config, device, log)
     run_dir = Path(config.out)
     distributed.on_main(ctx, lambda: check_run_dir(run_dir, config.resume, config.overwrite))  # before the load
     loader, val_loader, data, model_config = build_data(config, ctx, log)
     # rank 0 checks the folder and reads last.pt; every rank gets the checkpoint (or the error)
     ckpt = distributed.on_main(ctx, lambda: prepare_run_dir(run_dir, config.resume, config.overwrite))
 
+    model, optimizer, scheduler = _build_model(config, model_config, device, len(loader))
+    run = Run(
+        config=config,
+        ctx=ctx,
+        device=device,
+        log=log,
+        run_dir=run_dir,
+        loader=loader,
+        val_loader=val_loader,
+        data=data,
+        model_config=model_config,
+        model=model,
+        train_model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        amp_dtype=amp_dtype,
+    )
+    if ckpt is not None:
+        _resume(run, ckpt)
+    if ctx.enabled:
+        run.train_model = DistributedDataParallel(model, device_ids=None if device.index is None else [device.index])
+    if config.compile:
+        run.train_model = torch.compile(run.train_model)
+    if ctx.is_main:
+        with atomic_output(run_dir / "config.json") as tmp:
+            tmp.write_text(json.dumps(asdict(config), indent=2) + "\n")
+        run.metrics_log = MetricsLog(run_dir, run.start if ckpt is not None else None, config.tensorboard)
+    log(
+        f"training {data.modality} on {loader.dataset.path} ({len(loader.dataset)} samples, "
+        f"{model_config.num_classes} classes): {config.epochs} epochs x {len(loader)} batches of "
+        f"{config.batch_size // ctx.world_size} x {ctx.world_size} {device.type} process(es), "
+        f"lr {config.scaled_lr():.4g}, {precision}; "
+        f"validation: {val_loader.dataset.path if val_loader else 'none (pass --val FILE)'}"
+    )
+    return run
+
+
+def _build_model(
+    config: TrainConfig, model_config: ModelConfig, device: torch.device, steps_per_epoch: int
+) -> tuple[AGCN, torch.optim.SGD, torch.optim.lr_scheduler.CosineAnnealingLR]:
+    """The model (initialised from the seeded torch RNG), SGD, and cosine annealing stepped per iteration."""
     model: AGCN = build_model(model_config).to(device)
     optimizer = torch.optim.SGD(
         model.parameters(),
@@ -105,137 +164,181 @@ def _fit(config: TrainConfig, log: Callable[[str], None], device: torch.device, 
         nesterov=config.nesterov,
         weight_decay=config.weight_decay,
     )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs * len(loader), config.min_lr)
-    start, stats, best, wall0 = 0, EpochStats(), {"top1": -1.0, "epoch": 0}, 0.0
-    if ckpt is not None:
-        check_resume(ckpt, asdict(config), data, asdict(model_config), run_dir / "last.pt", RUN_CONTROL)
-        if ckpt["partial"] and ckpt["world_size"] != ctx.world_size:  # the done batches were another sharding
-            raise AgcnError(
-                f"{run_dir / 'last.pt'}: saved mid-epoch by {ckpt['world_size']} process(es); resume it with "
-                f"{ckpt['world_size']} (not {ctx.world_size}), or at an epoch boundary with any number"
-            )
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        set_rng_state(ckpt["rng"])
-        start, best, wall0 = ckpt["epoch"], ckpt["best"], ckpt["wall_s"]
-        if ckpt["partial"]:  # an interrupted epoch: the sums so far (of all ranks) go to rank 0
-            stats = EpochStats(**ckpt["partial"]) if ctx.is_main else EpochStats(step=ckpt["partial"]["step"])
-        log(f"resuming {run_dir} at epoch {start + 1}" + (f", batch {stats.step + 1}" if stats.step else ""))
-    train_model: torch.nn.Module = model
-    if ctx.enabled:
-        train_model = DistributedDataParallel(model, device_ids=None if device.index is None else [device.index])
-    if config.compile:
-        train_model = torch.compile(train_model)
-    metrics_log = None
-    if ctx.is_main:
-        with atomic_output(run_dir / "config.json") as tmp:
-            tmp.write_text(json.dumps(asdict(config), indent=2) + "\n")
-        metrics_log = MetricsLog(run_dir, start if ckpt is not None else None, config.tensorboard)
-    per_rank = config.batch_size // ctx.world_size
-    log(
-        f"training {data.modality} on {loader.dataset.path} ({len(loader.dataset)} samples, "
-        f"{model_config.num_classes} classes): {config.epochs} epochs x {len(loader)} batches of {per_rank} x "
-        f"{ctx.world_size} {device.type} process(es), lr {config.scaled_lr():.4g}, {precision}; "
-        f"validation: {val_loader.dataset.path if val_loader else 'none (pass --val FILE)'}"
-    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs * steps_per_epoch, config.min_lr)
+    return model, optimizer, scheduler
 
-    def save(epoch: int, partial: EpochStats | None, wall: float) -> None:
-        save_checkpoint(
-            run_dir / "last.pt",
-            model,
-            data,
-            epoch,
-            optimizer=optimizer.state_dict(),
-            scheduler=scheduler.state_dict(),
-            rng=rng_state(),
-            train_config=asdict(config),
-            best=best,
-            partial=None if partial is None else asdict(partial),
-            wall_s=wall,
-            world_size=ctx.world_size,
+
+def _seed_and_precision(
+    config: TrainConfig, device: torch.device, log: Callable[[str], None]
+) -> tuple[torch.dtype | None, str]:
+    """Seed the global RNGs, set deterministic kernels; the autocast dtype and the precision's name."""
+    random.seed(config.seed), np.random.seed(config.seed), torch.manual_seed(config.seed)
+    if config.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for determinism
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
+    precision = "bf16" if bf16 else "tf32" if config.precision == "tf32" and device.type == "cuda" else "fp32"
+    if config.precision == "tf32" and device.type != "cuda":
+        log("--precision tf32 applies on CUDA only; training in float32")
+    return (torch.bfloat16 if bf16 else None), precision
+
+
+def _resume(run: Run, ckpt: dict[str, Any]) -> None:
+    """Load last.pt's weights, optimizer, schedule and RNG states, and an interrupted epoch's sums."""
+    config, ctx, last = run.config, run.ctx, run.run_dir / "last.pt"
+    check_resume(ckpt, asdict(config), run.data, asdict(run.model_config), last, RUN_CONTROL)
+    if ckpt["partial"] and ckpt["world_size"] != ctx.world_size:  # the done batches were another sharding
+        raise AgcnError(
+            f"{last}: saved mid-epoch by {ckpt['world_size']} process(es); resume it with "
+            f"{ckpt['world_size']} (not {ctx.world_size}), or at an epoch boundary with any number"
         )
+    run.model.load_state_dict(ckpt["model"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scheduler.load_state_dict(ckpt["scheduler"])
+    set_rng_state(ckpt["rng"])
+    run.start, run.best, run.wall0 = ckpt["epoch"], ckpt["best"], ckpt["wall_s"]
+    if ckpt["partial"]:  # an interrupted epoch: the sums so far (of all ranks) go to rank 0
+        run.stats = EpochStats(**ckpt["partial"]) if ctx.is_main else EpochStats(step=ckpt["partial"]["step"])
+    step = run.stats.step
+    run.log(f"resuming {run.run_dir} at epoch {run.start + 1}" + (f", batch {step + 1}" if step else ""))
 
+
+# ---- the epochs --------------------------------------------------------------------------------
+
+
+def _train(run: Run) -> dict[str, Any]:
+    """The epochs from `run.start` to the end (or `stop_after`), or until a signal; the summary."""
+    config, ctx = run.config, run.ctx
     end = config.epochs if config.stop_after is None else min(config.epochs, config.stop_after)
     summary = {
-        "epoch": start,
+        "epoch": run.start,
         "interrupted": None,
-        "best_top1": best["top1"],
-        "best_epoch": best["epoch"],
+        "best_top1": run.best["top1"],
+        "best_epoch": run.best["epoch"],
         "last": None,
-        "run_dir": str(run_dir),
+        "run_dir": str(run.run_dir),
         "rank": ctx.rank,
     }
-    t_run = time.perf_counter() - wall0
-    try:
-        with StopSignals() as stop:
-            for epoch in range(start, end):
-                loader.set_epoch(epoch)
-                with tqdm(
-                    total=len(loader),
-                    initial=stats.step,
-                    desc=f"epoch {epoch + 1}/{config.epochs}",
-                    unit="batch",
-                    file=sys.stderr,
-                    dynamic_ncols=True,
-                    disable=None if ctx.is_main else True,
-                    leave=False,
-                ) as bar:
-                    train_one_epoch(
-                        train_model,
-                        loader,
-                        optimizer,
-                        scheduler,
-                        device,
-                        stats,
-                        amp_dtype=amp_dtype,
-                        ctx=ctx,
-                        stop=lambda: stop.signum is not None,
-                        bar=bar,
-                    )
-                loss_sum, correct, samples = distributed.all_sum([stats.loss_sum, stats.correct, stats.samples], ctx)
-                if stats.nonfinite:
-                    kept = f"{run_dir / 'last.pt'} holds epoch {epoch}" if epoch else "no checkpoint was written"
-                    raise AgcnError(
-                        f"non-finite training loss at epoch {epoch + 1}, batch {stats.step + 1}: stopped; "
-                        f"{kept}. Lower --lr, or check the data (agcn info {loader.dataset.path})"
-                    )
-                if stats.step < len(loader):  # a signal: save mid-epoch, with all ranks' sums so far
-                    if ctx.is_main:
-                        partial = replace(stats, loss_sum=loss_sum, correct=int(correct), samples=int(samples))
-                        save(epoch, partial, time.perf_counter() - t_run)
-                    log(
-                        f"{stop.name}: saved {run_dir / 'last.pt'} at epoch {epoch + 1}, batch {stats.step}; "
-                        f"continue with: agcn train --resume --out {run_dir}"
-                    )
-                    return {**summary, "interrupted": stop.name}
-                row = {
-                    "epoch": epoch + 1,
-                    "train_loss": loss_sum / samples,
-                    "train_acc": 100 * correct / samples,
-                    "train_samples": int(samples),
-                    "lr": stats.lr,
-                    "samples_per_s": samples / stats.seconds,
-                    "data_wait_s": stats.data_wait,
-                }
-                if val_loader is not None and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
-                    distributed.broadcast_buffers_(model, ctx)  # score the model rank 0 saves
-                    val = evaluate(model, val_loader, device, amp_dtype=amp_dtype, ctx=ctx)
-                    row.update(val_top1=val["top1"], val_top5=val["top5"], val_loss=val["loss"])
-                improved = row.get("val_top1", -1.0) > best["top1"]
-                if improved:
-                    best = {"top1": row["val_top1"], "epoch": epoch + 1}
-                row["epoch_s"], row["wall_s"] = stats.seconds, time.perf_counter() - t_run
-                if ctx.is_main:
-                    save(epoch + 1, None, row["wall_s"])
-                    if improved:
-                        with atomic_output(run_dir / "best.pt") as tmp:
-                            shutil.copyfile(run_dir / "last.pt", tmp)
-                    metrics_log.write(row)
-                log(epoch_line(row, config.epochs, best))
-                summary.update(epoch=epoch + 1, best_top1=best["top1"], best_epoch=best["epoch"], last=row)
-                stats = EpochStats()
-        return summary
-    finally:
-        if metrics_log is not None:
-            metrics_log.close()
+    t_run = time.perf_counter() - run.wall0
+    with StopSignals() as stop:
+        for epoch in range(run.start, end):
+            _train_epoch(run, epoch, stop=lambda: stop.signum is not None)
+            sums = distributed.all_sum([run.stats.loss_sum, run.stats.correct, run.stats.samples], ctx)
+            if run.stats.nonfinite:
+                raise _nonfinite_error(run, epoch)
+            if run.stats.step < len(run.loader):  # a signal: save mid-epoch, with all ranks' sums so far
+                _save_interrupted(run, epoch, sums, time.perf_counter() - t_run, stop.name)
+                return {**summary, "interrupted": stop.name}
+            row = _train_row(run, epoch, sums)
+            if run.val_loader is not None and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
+                row.update(_validate(run))
+            improved = row.get("val_top1", -1.0) > run.best["top1"]
+            if improved:
+                run.best = {"top1": row["val_top1"], "epoch": epoch + 1}
+            row["epoch_s"], row["wall_s"] = run.stats.seconds, time.perf_counter() - t_run
+            if ctx.is_main:
+                _save_epoch(run, row, improved)
+            run.log(epoch_line(row, config.epochs, run.best))
+            summary.update(epoch=epoch + 1, best_top1=run.best["top1"], best_epoch=run.best["epoch"], last=row)
+            run.stats = EpochStats()
+    return summary
+
+
+def _train_epoch(run: Run, epoch: int, stop: Callable[[], bool]) -> None:
+    """Train epoch `epoch` from `run.stats.step` on, under a progress bar (rank 0, on a terminal)."""
+    from tqdm import tqdm
+
+    run.loader.set_epoch(epoch)
+    with tqdm(
+        total=len(run.loader),
+        initial=run.stats.step,
+        desc=f"epoch {epoch + 1}/{run.config.epochs}",
+        unit="batch",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=None if run.ctx.is_main else True,
+        leave=False,
+    ) as bar:
+        train_one_epoch(
+            run.train_model,
+            run.loader,
+            run.optimizer,
+            run.scheduler,
+            run.device,
+            run.stats,
+            amp_dtype=run.amp_dtype,
+            ctx=run.ctx,
+            stop=stop,
+            bar=bar,
+        )
+
+
+def _train_row(run: Run, epoch: int, sums: list[float]) -> dict[str, Any]:
+    """The epoch's metrics row, training part; `sums`: loss, hits and samples of all ranks."""
+    loss_sum, correct, samples = sums
+    return {
+        "epoch": epoch + 1,
+        "train_loss": loss_sum / samples,
+        "train_acc": 100 * correct / samples,
+        "train_samples": int(samples),
+        "lr": run.stats.lr,
+        "samples_per_s": samples / run.stats.seconds,
+        "data_wait_s": run.stats.data_wait,
+    }
+
+
+def _validate(run: Run) -> dict[str, float]:
+    """`val_top1`, `val_top5` and `val_loss` of the model rank 0 saves, over the whole split."""
+    distributed.broadcast_buffers_(run.model, run.ctx)  # score the model rank 0 saves
+    val = validate(run.model, run.val_loader, run.device, amp_dtype=run.amp_dtype, ctx=run.ctx)
+    return {"val_top1": val["top1"], "val_top5": val["top5"], "val_loss": val["loss"]}
+
+
+def _nonfinite_error(run: Run, epoch: int) -> AgcnError:
+    kept = f"{run.run_dir / 'last.pt'} holds epoch {epoch}" if epoch else "no checkpoint was written"
+    return AgcnError(
+        f"non-finite training loss at epoch {epoch + 1}, batch {run.stats.step + 1}: stopped; "
+        f"{kept}. Lower --lr, or check the data (agcn info {run.loader.dataset.path})"
+    )
+
+
+# ---- saving ------------------------------------------------------------------------------------
+
+
+def _save_interrupted(run: Run, epoch: int, sums: list[float], wall: float, signal_name: str) -> None:
+    """last.pt in the middle of `epoch`: rank 0 saves the sums of all ranks so far; the resume hint."""
+    if run.ctx.is_main:
+        loss_sum, correct, samples = sums
+        _save_last(run, epoch, replace(run.stats, loss_sum=loss_sum, correct=int(correct), samples=int(samples)), wall)
+    run.log(
+        f"{signal_name}: saved {run.run_dir / 'last.pt'} at epoch {epoch + 1}, batch {run.stats.step}; "
+        f"continue with: agcn train --resume --out {run.run_dir}"
+    )
+
+
+def _save_epoch(run: Run, row: dict[str, Any], improved: bool) -> None:
+    """After a whole epoch (rank 0): last.pt, best.pt when validation improved, the metrics row."""
+    _save_last(run, row["epoch"], None, row["wall_s"])
+    if improved:
+        with atomic_output(run.run_dir / "best.pt") as tmp:
+            shutil.copyfile(run.run_dir / "last.pt", tmp)
+    run.metrics_log.write(row)
+
+
+def _save_last(run: Run, epoch: int, partial: EpochStats | None, wall: float) -> None:
+    """last.pt: the unwrapped model, optimizer, schedule, RNG states, config and progress."""
+    save_checkpoint(
+        run.run_dir / "last.pt",
+        run.model,
+        run.data,
+        epoch,
+        optimizer=run.optimizer.state_dict(),
+        scheduler=run.scheduler.state_dict(),
+        rng=rng_state(),
+        train_config=asdict(run.config),
+        best=run.best,
+        partial=None if partial is None else asdict(partial),
+        wall_s=wall,
+        world_size=run.ctx.world_size,
+    )

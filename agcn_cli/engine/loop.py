@@ -85,7 +85,7 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(
+def validate(
     model: torch.nn.Module,
     loader: BatchLoader,
     device: torch.device,

@@ -1,4 +1,4 @@
-"""The setting-up of `agcn train`: data, config files, run folder, resume checks, RNG, metrics, signals.
+"""The run folder of `agcn train`: its checks, the resume checks, the metrics log and the epoch line.
 
 RUN_DIR holds `config.json` (the resolved TrainConfig), `metrics.jsonl` (one JSON object per
 epoch), `last.pt` and `best.pt` (agcn checkpoints, see checkpoint.py) and, when tensorboard
@@ -10,19 +10,13 @@ import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import AgcnError
 from ..io.atomic import atomic_output
 from ..io.checkpoint import DataInfo, read_checkpoint
 
-if TYPE_CHECKING:
-    pass
-
 RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt")
-
-
-# ---- data and model -------------------------------------------------------------------------
 
 
 def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:

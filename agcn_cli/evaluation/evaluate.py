@@ -121,9 +121,7 @@ def evaluate(config: EvalConfig, progress: Callable[[int], None] | None = None, 
     if config.bf16 and not bf16:
         note("--bf16 applies on CUDA only; running in float32")
     clip_len = config.clip_len or data.clip_len
-    dataset = SkeletonDataset(
-        test_file, data.modality, clip_len=clip_len, num_clips=config.clips, test_mode=True
-    )
+    dataset = SkeletonDataset(test_file, data.modality, clip_len=clip_len, num_clips=config.clips, test_mode=True)
     prob, logit = score_dataset(
         model, dataset, batch_size=config.batch_size, device=device, bf16=bf16, progress=progress
     )

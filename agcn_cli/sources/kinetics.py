@@ -21,24 +21,38 @@ entry says `has_skeleton: false` are left out as the reference does, and counted
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import AgcnError
 from ..io.splitfile import SampleMeta
-from .ntu_convert import PreprocessReport, list_files, output_paths
-from .pipeline import Converted, ImportConfig, SampleError, check_label, fit_persons, make_report, write_splits
+from .pipeline import (
+    Converted,
+    ConvertReport,
+    ImportConfig,
+    Job,
+    SampleError,
+    check_label,
+    fail_if_strict,
+    fit_and_count,
+    layout_attrs,
+    list_files,
+    output_paths,
+    skip_reason,
+    write_splits,
+)
 
-SOURCE = "kinetics-skeleton"
-RECIPE = "2s-agcn"  # data_gen/kinetics_gendata.py
-LAYOUT = "openpose18"
-BENCHMARK = "kinetics-skeleton"
-NUM_CLASSES = 400
-NUM_JOINTS = 18
-NUM_PERSON_IN = 5  # bodies read per frame
-MAX_FRAMES = 300  # the reference's window: frame_index must be below it
-FOLDERS = {"train": "kinetics_train", "test": "kinetics_val"}  # agcn split -> release folder
+KINETICS_SOURCE = "kinetics-skeleton"
+KINETICS_RECIPE = "2s-agcn"  # data_gen/kinetics_gendata.py
+KINETICS_LAYOUT = "openpose18"
+KINETICS_BENCHMARK = "kinetics-skeleton"
+KINETICS_NUM_CLASSES = 400
+KINETICS_JOINTS = 18
+KINETICS_PERSONS_IN = 5  # bodies read per frame
+KINETICS_MAX_FRAMES = 300  # the reference's window: frame_index must be below it
+KINETICS_FOLDERS = {"train": "kinetics_train", "test": "kinetics_val"}  # agcn split -> release folder
 
 
 def video_sample(video: dict) -> tuple[np.ndarray, int]:
@@ -52,25 +66,25 @@ def video_sample(video: dict) -> tuple[np.ndarray, int]:
         raise SampleError("a frame without an integer frame_index") from None
     if not indices:
         raise SampleError("no frames")
-    if min(indices) < 0 or max(indices) >= MAX_FRAMES:
+    if min(indices) < 0 or max(indices) >= KINETICS_MAX_FRAMES:
         bad = min(indices) if min(indices) < 0 else max(indices)
-        raise SampleError(f"frame_index {bad} is outside the reference's window 0..{MAX_FRAMES - 1}")
+        raise SampleError(f"frame_index {bad} is outside the reference's window 0..{KINETICS_MAX_FRAMES - 1}")
     t = max(indices) + 1
-    data = np.zeros((NUM_PERSON_IN, t, NUM_JOINTS, 3))  # (M_in, T, V, C) float64, as the reference
+    data = np.zeros((KINETICS_PERSONS_IN, t, KINETICS_JOINTS, 3))  # (M_in, T, V, C) float64, as the reference
     for t_idx, frame in zip(indices, frames, strict=True):
         bodies = frame.get("skeleton", [])
         if not isinstance(bodies, list):
             raise SampleError(f"frame {t_idx}: 'skeleton' is not a list")
-        for m, body in enumerate(bodies[:NUM_PERSON_IN]):
+        for m, body in enumerate(bodies[:KINETICS_PERSONS_IN]):
             try:
                 pose = np.asarray(body["pose"], dtype=np.float64)
                 score = np.asarray(body["score"], dtype=np.float64)
             except (TypeError, KeyError, ValueError):
                 raise SampleError(f"frame {t_idx}: a body without numeric 'pose' and 'score'") from None
-            if pose.shape != (2 * NUM_JOINTS,) or score.shape != (NUM_JOINTS,):
+            if pose.shape != (2 * KINETICS_JOINTS,) or score.shape != (KINETICS_JOINTS,):
                 raise SampleError(
                     f"frame {t_idx}: pose has {pose.size} values and score {score.size}, expected "
-                    f"{2 * NUM_JOINTS} and {NUM_JOINTS} (OpenPose 18 joints)"
+                    f"{2 * KINETICS_JOINTS} and {KINETICS_JOINTS} (OpenPose 18 joints)"
                 )
             data[m, t_idx, :, 0] = pose[0::2]
             data[m, t_idx, :, 1] = pose[1::2]
@@ -83,7 +97,7 @@ def video_sample(video: dict) -> tuple[np.ndarray, int]:
     # per frame, slots by summed score, highest first
     order = np.argsort(-data[..., 2].sum(axis=2), axis=0, kind="stable")  # (M_in, T)
     data = np.take_along_axis(data, order[:, :, None, None], axis=0)
-    return fit_persons(data.astype(np.float32))
+    return fit_and_count(data.astype(np.float32))
 
 
 def read_labels(path: Path) -> dict[str, dict]:
@@ -106,7 +120,7 @@ def find_splits(config: ImportConfig) -> dict[str, tuple[Path, Path]]:
     root = Path(config.source)
     if not root.is_dir():
         raise AgcnError(f"{root}: not a directory (expected a Kinetics-Skeleton folder)")
-    found = {s: root / f for s, f in FOLDERS.items() if (root / f).is_dir()}
+    found = {s: root / f for s, f in KINETICS_FOLDERS.items() if (root / f).is_dir()}
     if found:
         if config.labels or config.split:
             raise AgcnError(
@@ -118,8 +132,8 @@ def find_splits(config: ImportConfig) -> dict[str, tuple[Path, Path]]:
         split = config.split or _split_from_name(root.name)
         if split is None:
             raise AgcnError(f"{root}: cannot tell the split from the folder name; pass --split train or --split test")
-        if split not in FOLDERS:
-            raise AgcnError(f"unknown split {split!r}; choose one of: {', '.join(FOLDERS)}")
+        if split not in KINETICS_FOLDERS:
+            raise AgcnError(f"unknown split {split!r}; choose one of: {', '.join(KINETICS_FOLDERS)}")
         labels = config.labels or root.parent / f"{root.name}_label.json"
         splits = {split: (root, Path(labels))}
     for folder, labels in splits.values():
@@ -137,15 +151,16 @@ def _split_from_name(name: str) -> str | None:
     return None
 
 
-class _Job:
-    def __init__(self, path: Path, name: str, label: int):
-        self.path, self.name, self.label = path, name, label
+@dataclass
+class VideoJob(Job):
+    """One video file; `item` is its file name."""
 
-    def __str__(self) -> str:
-        return self.path.name
+    path: Path
+    name: str  # the video id
+    label: int
 
 
-def convert_video(job: _Job) -> Converted:
+def convert_video(job: VideoJob) -> Converted:
     try:
         video = json.loads(job.path.read_text())
     except OSError as e:
@@ -160,28 +175,29 @@ def convert_video(job: _Job) -> Converted:
     return Converted(sample, SampleMeta(job.name, job.label), persons)
 
 
-def import_kinetics(config: ImportConfig, progress: Callable[[int], None] | None = None) -> PreprocessReport:
+def import_kinetics(config: ImportConfig, progress: Callable[[int], None] | None = None) -> ConvertReport:
     """Write OUT_DIR/train.h5 and/or test.h5 from Kinetics-Skeleton JSON files."""
     t0 = time.perf_counter()
-    if config.recipe not in (None, RECIPE):
-        raise AgcnError(f"--recipe {config.recipe}: Kinetics-Skeleton follows 2s-AGCN's kinetics_gendata ({RECIPE})")
+    if config.recipe not in (None, KINETICS_RECIPE):
+        raise AgcnError(
+            f"--recipe {config.recipe}: Kinetics-Skeleton follows 2s-AGCN's kinetics_gendata ({KINETICS_RECIPE})"
+        )
     if config.benchmark or config.split_names:
         raise AgcnError("--benchmark and --split-names are for NTU data; Kinetics-Skeleton has its own train/val")
-    num_classes = config.num_classes or NUM_CLASSES
+    num_classes = config.num_classes or KINETICS_NUM_CLASSES
     if num_classes < 1:
         raise AgcnError(f"--num-classes must be at least 1, got {num_classes}")
     splits = find_splits(config)
-    jobs: dict[str, list[_Job]] = {}
+    jobs: list[VideoJob] = []  # split by split
     skipped: list[tuple[str, str]] = []
     excluded = 0
     for split, (folder, label_path) in splits.items():
         labels = read_labels(label_path)
-        jobs[split] = []
         for path in list_files(folder, ".json", " (Kinetics-Skeleton video files)"):
             name = path.name.split(".")[0]  # the video id, as the reference takes it
             entry = labels.get(name)
             if entry is None:
-                skipped.append((path.name, f"{folder}: video {name} is not in {label_path.name}"))
+                skipped.append((path.name, skip_reason(str(path), f"video {name} is not in {label_path.name}")))
             elif not entry["has_skeleton"]:
                 excluded += 1
             else:
@@ -190,20 +206,19 @@ def import_kinetics(config: ImportConfig, progress: Callable[[int], None] | None
                 except SampleError as e:
                     skipped.append((path.name, str(e)))
                     continue
-                jobs[split].append(_Job(path, name, label))
-    if config.strict and skipped:
-        raise AgcnError(f"{skipped[0][1]} ({skipped[0][0]})")
+                jobs.append(VideoJob(path.name, str(path), split, path, name, label))
+    fail_if_strict(skipped, config.strict)
     outputs = output_paths(config.out_dir, splits, config.overwrite)
     attrs = {
-        "recipe": RECIPE,
+        **layout_attrs(KINETICS_LAYOUT),
+        "recipe": KINETICS_RECIPE,
         "normalized": True,  # the reference's centring is applied here (see data_specs/recipes.md)
-        "benchmark": BENCHMARK,
+        "benchmark": KINETICS_BENCHMARK,
         "num_classes": num_classes,
-        "source": SOURCE,
+        "source": KINETICS_SOURCE,
     }
     summaries, skipped = write_splits(
-        outputs, LAYOUT, attrs, jobs, convert_video,
-        source=str(Path(config.source)), strict=config.strict, workers=config.workers,
-        skipped=skipped, progress=progress,
+        outputs, attrs, jobs, convert_video,
+        strict=config.strict, workers=config.workers, skipped=skipped, progress=progress,
     )  # fmt: skip
-    return make_report(summaries, skipped, excluded, 0, t0)
+    return ConvertReport(summaries, skipped, excluded, 0, time.perf_counter() - t0)

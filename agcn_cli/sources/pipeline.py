@@ -1,32 +1,33 @@
-"""`agcn preprocess` for annotation files others distribute, beside raw NTU `.skeleton` files.
+"""The one conversion pipeline: jobs of any source format -> HDF5 split files.
 
-- an MMAction2 / pyskl pickle (`ntu60_3d.pkl`, `ntu120_3d.pkl`, the HRNet 2D `ntu60_2d.pkl`,
-  `ntu120_2d.pkl`): `agcn_cli.sources.pkl`;
-- a Kinetics-Skeleton folder of per-video JSON files (ST-GCN, 2s-AGCN): `agcn_cli.kinetics`.
+A converter (`ntu_convert`, `pkl`, `kinetics`) lists its samples as `Job`s, each naming its
+split, and gives a function `job -> Converted`. This module runs that function over the jobs (in
+worker processes when there are many, results in job order), streams the samples into one file
+per split (`data_specs/hdf5.md`; atomic, all or nothing) and reports what it wrote and skipped.
 
-Both write the same HDF5 schema as the NTU path (`data_specs/hdf5.md`), one file per split,
-already pre-normalised (`normalized=True`) so streams, training and evaluation work unchanged.
-This module holds what they share: the source detection, the config, and the writing of the
-split files (atomic, all or nothing) with the per-split summaries of `agcn preprocess`.
+One skip policy for every format: a function that cannot use a sample raises `SampleError`
+with the problem; the sample is listed in the report as `(job.item, reason)`, where the reason
+is `"{job.where}: {problem}"`, naming the file (and the sample inside a file of many). With
+`strict` the first bad sample fails the run with that reason as its one error line.
 """
 
 import multiprocessing as mp
 import os
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import AgcnError
+from ..io.atomic import refuse_existing
 from ..io.splitfile import SampleMeta, SplitWriter
 from ..skeleton.layouts import get_layout
-from ..skeleton.persons import NUM_PERSONS
-from ..skeleton.persons import fit_persons as fit_num_persons
-from .ntu_convert import PreprocessReport, SplitSummary
+from ..skeleton.persons import NUM_PERSONS, fit_persons
 
-FORMATS = ("auto", "ntu", "pkl", "kinetics")
+MIN_POOL_JOBS = 16  # fewer jobs are converted in this process: starting workers would cost more
+POOL_CHUNKSIZE = 8  # jobs handed to a worker at a time
 
 
 class SampleError(AgcnError):
@@ -50,6 +51,15 @@ class ImportConfig:
 
 
 @dataclass
+class Job:
+    """One sample to convert; each format subclasses it with what its convert function reads."""
+
+    item: str  # names the sample in the skipped list: its file, or its name inside a file of many
+    where: str  # starts the reason of a skip: the file, and the sample inside a file of many
+    split: str  # the output it goes to: train | test
+
+
+@dataclass
 class Converted:
     """One sample ready for the writer."""
 
@@ -59,93 +69,147 @@ class Converted:
     extras: dict[str, np.ndarray] | None = None  # per-sample values of extra datasets, e.g. img_shape
 
 
-def detect_format(source: Path, fmt: str = "auto") -> str:
-    """`ntu`, `pkl` or `kinetics` for `source` (a file or folder); `fmt` other than auto wins."""
-    if fmt not in FORMATS:
-        raise AgcnError(f"unknown input format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    if fmt != "auto":
-        return fmt
-    source = Path(source)
-    if source.is_file():
-        return "pkl" if source.suffix == ".pkl" else "ntu"  # the ntu path names what is wrong
-    if not source.is_dir():
-        if source.suffix == ".pkl":
-            raise AgcnError(f"{source}: no such file")
-        return "ntu"
-    if (source / "kinetics_train").is_dir() or (source / "kinetics_val").is_dir():
-        return "kinetics"
+@dataclass
+class SplitSummary:
+    path: Path
+    samples: int = 0
+    frames: int = 0
+    class_counts: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class ConvertReport:
+    splits: dict[str, SplitSummary]
+    skipped: list[tuple[str, str]]  # (item, reason) of bad samples
+    excluded: int  # left out on purpose: the missing-skeleton list, Kinetics' has_skeleton false
+    outside_benchmark: int  # e.g. NTU120-only files for an NTU60 benchmark, annotations in no split
+    seconds: float
+
+    @property
+    def files_processed(self) -> int:
+        return sum(s.samples for s in self.splits.values()) + len(self.skipped)
+
+
+# ---- skipping ---------------------------------------------------------------------------------
+
+
+def skip_reason(where: str, problem: str) -> str:
+    """`"{where}: {problem}"`; a problem that already starts with its place (the .skeleton parser
+    names file and line) is kept as it is."""
+    return problem if problem.startswith(where) else f"{where}: {problem}"
+
+
+def fail_if_strict(skipped: list[tuple[str, str]], strict: bool) -> None:
+    """With `strict`, the first sample skipped while listing the jobs fails the run."""
+    if strict and skipped:
+        raise SampleError(skipped[0][1])
+
+
+# ---- inputs and outputs -----------------------------------------------------------------------
+
+
+def list_files(folder: Path, suffix: str, hint: str = "") -> list[Path]:
+    """The files of `folder` ending in `suffix`, by name; AgcnError naming the folder when none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AgcnError(f"{folder}: not a directory")
     try:
-        with os.scandir(source) as it:
-            for entry in it:  # the first telling name decides; no full listing of a large folder
-                if entry.name.endswith(".skeleton"):
-                    return "ntu"
-                if entry.name.endswith(".json") and not entry.name.endswith("_label.json"):
-                    return "kinetics"
+        with os.scandir(folder) as it:
+            paths = [Path(e.path) for e in it if e.name.endswith(suffix) and e.is_file()]
     except OSError as e:
-        raise AgcnError(f"{source}: cannot list directory ({e.strerror})") from None
-    return "ntu"
+        raise AgcnError(f"{folder}: cannot list directory ({e.strerror})") from None
+    if not paths:
+        raise AgcnError(f"{folder}: no {suffix} files found{hint}")
+    return sorted(paths, key=lambda p: p.name)
 
 
-def import_source(config: ImportConfig, progress: Callable[[int], None] | None = None) -> PreprocessReport:
-    """Convert a .pkl or Kinetics-Skeleton source; `progress(n)` is called as samples complete."""
-    fmt = detect_format(config.source, config.format)
-    if fmt == "pkl":
-        from .pkl import import_pkl
+def output_paths(out_dir: Path, splits: Iterable[str], overwrite: bool) -> dict[str, Path]:
+    """`{split: OUT_DIR/split.h5}`, after checking that they may be written."""
+    out_dir = Path(out_dir)
+    outputs = {split: out_dir / f"{split}.h5" for split in splits}
+    refuse_existing(outputs.values(), overwrite)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AgcnError(f"{out_dir}: cannot create output directory ({e.strerror})") from None
+    if not os.access(out_dir, os.W_OK):
+        raise AgcnError(f"{out_dir}: output directory is not writable")
+    return outputs
 
-        return import_pkl(config, progress)
-    if fmt == "kinetics":
-        from .kinetics import import_kinetics
 
-        return import_kinetics(config, progress)
-    raise AgcnError(f"{config.source}: raw NTU .skeleton input goes through agcn_cli.preprocess, not the importers")
+def layout_attrs(layout: str) -> dict[str, str]:
+    """The `layout` and `channels` attributes of a split file."""
+    return {"layout": layout, "channels": ",".join(get_layout(layout).channels)}
+
+
+# ---- one sample -------------------------------------------------------------------------------
+
+
+def fit_and_count(sample: np.ndarray) -> tuple[np.ndarray, int]:
+    """(M, T, V, C) -> (2, T, V, C) float32 (extra persons dropped, missing ones zero) and the
+    number of persons with any non-zero value among the kept ones."""
+    out = fit_persons(np.array(sample, dtype=np.float32))  # a copy: the caller keeps its array
+    persons = int((np.abs(out).reshape(len(out), -1).sum(axis=1) > 0).sum())
+    return out, persons
+
+
+def check_label(label: object, num_classes: int, where: str) -> int:
+    """The label as int; SampleError when it is not an integer, AgcnError (for the whole run: the
+    class count is wrong) when it is outside 0..num_classes-1."""
+    if isinstance(label, bool) or not isinstance(label, int | np.integer):
+        raise SampleError(f"{where}: label {label!r} is not an integer")
+    if not 0 <= int(label) < num_classes:
+        raise AgcnError(
+            f"{where}: label {int(label)} is outside 0..{num_classes - 1} ({num_classes} classes); "
+            "pass the matching --benchmark or --num-classes"
+        )
+    return int(label)
+
+
+# ---- the run ----------------------------------------------------------------------------------
 
 
 def write_splits(
     outputs: dict[str, Path],
-    layout: str,
     attrs: dict,
-    jobs: dict[str, list],
-    convert: Callable[[object], Converted],
+    jobs: list[Job],
+    convert: Callable[[Job], Converted],
     *,
-    source: str,
     split_attrs: dict[str, dict] | None = None,
     strict: bool = False,
     workers: int = 0,
     skipped: list[tuple[str, str]] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, SplitSummary], list[tuple[str, str]]]:
-    """Convert `jobs[split]` into `outputs[split]`, in order; all files appear only on success.
+    """Convert `jobs` into `outputs[job.split]`, in order; all files appear only on success.
 
-    `convert(job)` returns a `Converted` or raises `SampleError`, which skips the sample
-    (recorded as `(str(job), "source: reason")`) unless `strict`. The files get `attrs` plus
-    the layout's name and channels and their split; `split_attrs[split]` adds attributes to one
-    split's file. With `workers` > 1
-    (0: one per core) the conversions run in forked processes, the writing here.
+    `attrs` are the files' attributes, `layout` and `channels` among them, in the order they are
+    written; each file gets its `split` after them, then `split_attrs[split]`. A `SampleError`
+    from `convert` skips the sample (see the module docstring), appended to `skipped`.
     """
     skipped = [] if skipped is None else skipped
-    spec = get_layout(layout)
-    attrs = {"layout": layout, "channels": ",".join(spec.channels), **attrs}
+    spec = get_layout(attrs["layout"])
     summaries = {split: SplitSummary(path) for split, path in outputs.items()}
-    flat = [(split, job) for split in outputs for job in jobs.get(split, [])]
     extras: dict[str, dict[str, list]] = {split: {} for split in outputs}
     writers: dict[str, SplitWriter] = {}
     try:
         for split, path in outputs.items():
             file_attrs = {**attrs, "split": split, **(split_attrs or {}).get(split, {})}
             writers[split] = SplitWriter(path, file_attrs, NUM_PERSONS, spec.num_joints, len(spec.channels))
-        results = _convert_all(convert, [job for _, job in flat], workers)
-        for (split, job), (status, item) in zip(flat, results, strict=True):
+        results = map_jobs(convert, jobs, workers)
+        for job, (status, item) in zip(jobs, results, strict=True):
             if progress:
                 progress(1)
             if status == "skip":
+                reason = skip_reason(job.where, item)
                 if strict:
-                    raise SampleError(f"{source}: {job}: {item}")
-                skipped.append((str(job), f"{source}: {item}"))
+                    raise SampleError(reason)
+                skipped.append((job.item, reason))
                 continue
-            writers[split].append(item.sample, item.meta, item.persons)
+            writers[job.split].append(item.sample, item.meta, item.persons)
             for key, value in (item.extras or {}).items():
-                extras[split].setdefault(key, []).append(value)
-            summary = summaries[split]
+                extras[job.split].setdefault(key, []).append(value)
+            summary = summaries[job.split]
             summary.samples += 1
             summary.frames += item.sample.shape[1]
             summary.class_counts[item.meta.label] += 1
@@ -162,7 +226,7 @@ def write_splits(
 _TASK: tuple | None = None  # (convert, jobs), inherited by forked workers instead of pickled
 
 
-def _try(convert: Callable, job: object) -> tuple[str, object]:
+def _try(convert: Callable, job: Job) -> tuple[str, object]:
     try:
         return "ok", convert(job)
     except SampleError as e:
@@ -174,40 +238,27 @@ def _convert_index(i: int) -> tuple[str, object]:
     return _try(convert, jobs[i])
 
 
-def _convert_all(convert: Callable, jobs: list, workers: int) -> Iterator[tuple[str, object]]:
-    """("ok", Converted) or ("skip", reason) per job, in order."""
+def map_jobs(convert: Callable[[Job], Converted], jobs: list[Job], workers: int) -> Iterator[tuple[str, object]]:
+    """("ok", Converted) or ("skip", problem) per job, in job order.
+
+    With `workers` > 1 (0: one per core) and at least MIN_POOL_JOBS jobs, the conversions run
+    in forked processes, which inherit `convert` and the jobs (closures need no pickling);
+    where there is no fork, in this process.
+    """
     global _TASK
     workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(jobs) < 64 or not hasattr(os, "fork"):
+    if workers == 1 or len(jobs) < MIN_POOL_JOBS or not hasattr(os, "fork"):
         yield from (_try(convert, job) for job in jobs)
         return
     _TASK = (convert, jobs)
     try:
         with mp.get_context("fork").Pool(workers) as pool:
-            yield from pool.imap(_convert_index, range(len(jobs)), chunksize=16)
+            yield from pool.imap(_convert_index, range(len(jobs)), chunksize=POOL_CHUNKSIZE)
     finally:
         _TASK = None
 
 
-def make_report(summaries, skipped, excluded: int, outside: int, t0: float) -> PreprocessReport:
-    return PreprocessReport(summaries, skipped, excluded, outside, time.perf_counter() - t0)
-
-
-def fit_persons(sample: np.ndarray) -> tuple[np.ndarray, int]:
-    """(M, T, V, C) -> (2, T, V, C) float32 (extra persons dropped, missing ones zero) and the
-    number of persons with any non-zero value among the kept ones."""
-    out = fit_num_persons(np.array(sample, dtype=np.float32))  # a copy: the caller keeps its array
-    persons = int((np.abs(out).reshape(len(out), -1).sum(axis=1) > 0).sum())
-    return out, persons
-
-
-def check_label(label: object, num_classes: int, where: str) -> int:
-    """The label as int; AgcnError when it is not an integer in 0..num_classes-1."""
-    if isinstance(label, bool) or not isinstance(label, int | np.integer):
-        raise SampleError(f"{where}: label {label!r} is not an integer")
-    if not 0 <= int(label) < num_classes:
-        raise AgcnError(
-            f"{where}: label {int(label)} is outside 0..{num_classes - 1} ({num_classes} classes); "
-            "pass the matching --benchmark or --num-classes"
-        )
-    return int(label)
+def class_count_range(counts: Counter) -> tuple[int, int]:
+    """The smallest and largest per-class sample count ((0, 0) for none)."""
+    values = np.fromiter(counts.values(), dtype=np.int64) if counts else np.zeros(1, np.int64)
+    return int(values.min()), int(values.max())

@@ -22,6 +22,7 @@ then persons are cut or zero-padded to 2 (`FormatGCNInput(num_person=2)`).
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +32,27 @@ from ..io.splitfile import SampleMeta
 from ..skeleton.layouts import get_layout
 from ..skeleton.normalize import DEFAULT_IMG_SHAPE, pre_normalize_2d, pre_normalize_3d
 from .ntu import SkeletonError, get_benchmark, parse_name
-from .ntu_convert import PreprocessReport, output_paths
-from .pipeline import Converted, ImportConfig, SampleError, check_label, fit_persons, make_report, write_splits
+from .pipeline import (
+    Converted,
+    ConvertReport,
+    ImportConfig,
+    Job,
+    SampleError,
+    check_label,
+    fail_if_strict,
+    fit_and_count,
+    layout_attrs,
+    output_paths,
+    skip_reason,
+    write_splits,
+)
 from .safe_pickle import load_pickle
 
-SOURCE = "mmaction2-pkl"
-RECIPE = "mmaction2"
-DEFAULT_BENCHMARK = "ntu60-xsub"
+PKL_SOURCE = "mmaction2-pkl"
+PKL_RECIPE = "mmaction2"
+PKL_DEFAULT_BENCHMARK = "ntu60-xsub"
 # (channels in the file, has keypoint_score, joints) -> layout
-LAYOUTS = {(3, False, 25): "ntu25", (2, True, 17): "coco17", (2, True, 18): "openpose18"}
+PKL_LAYOUTS = {(3, False, 25): "ntu25", (2, True, 17): "coco17", (2, True, 18): "openpose18"}
 
 
 def load_annotation_file(path: Path) -> dict:
@@ -71,7 +84,7 @@ def split_keys(config: ImportConfig, available: dict) -> tuple[dict[str, str], s
         keys = dict(zip(("train", "test"), names, strict=False))
         bench = get_benchmark(config.benchmark) if config.benchmark else None
     else:
-        bench = get_benchmark(config.benchmark or DEFAULT_BENCHMARK)
+        bench = get_benchmark(config.benchmark or PKL_DEFAULT_BENCHMARK)
         protocol = bench.name.split("-")[1]
         keys = {"train": f"{protocol}_train", "test": f"{protocol}_val"}
     missing = [k for k in keys.values() if k not in available]
@@ -93,7 +106,7 @@ def _signature(ann: object) -> tuple[int, bool, int] | None:
 
 def detect_layout(path: Path, annotations: list) -> tuple[str, tuple[int, bool, int]]:
     """The layout most samples fit (others are skipped one by one with their reason)."""
-    counts = Counter(sig for sig in map(_signature, annotations) if sig in LAYOUTS)
+    counts = Counter(sig for sig in map(_signature, annotations) if sig in PKL_LAYOUTS)
     if not counts:
         shapes = Counter(
             f"(M, T, {s[2]}, {s[0]}){' + keypoint_score' if s[1] else ''}" for s in map(_signature, annotations) if s
@@ -104,7 +117,7 @@ def detect_layout(path: Path, annotations: list) -> tuple[str, tuple[int, bool, 
             "keypoint_score (COCO 2D) or (M, T, 18, 2) with keypoint_score (OpenPose 2D)"
         )
     sig = counts.most_common(1)[0][0]
-    return LAYOUTS[sig], sig
+    return PKL_LAYOUTS[sig], sig
 
 
 # ---- one sample -------------------------------------------------------------------------------
@@ -123,18 +136,16 @@ def _float_array(value: object, what: str) -> np.ndarray:
     return value if np.issubdtype(value.dtype, np.floating) else value.astype(np.float32)
 
 
-class _Job:
-    """One annotation to convert; `str(job)` names it in the skipped list."""
+@dataclass
+class AnnotationJob(Job):
+    """One annotation of the file; `item` is its frame_dir name."""
 
-    def __init__(self, name: str, ann: dict):
-        self.name, self.ann = name, ann
-
-    def __str__(self) -> str:
-        return self.name
+    ann: dict
 
 
-def convert_annotation(ann: dict, name: str, layout: str, sig: tuple, num_classes: int) -> Converted:
+def convert_annotation(job: AnnotationJob, layout: str, sig: tuple, num_classes: int) -> Converted:
     """One annotation -> the stored (2, T, V, C) sample, pre-normalised as MMAction2's pipeline."""
+    ann, name = job.ann, job.item
     spec = get_layout(layout)
     kp = ann.get("keypoint")
     if not isinstance(kp, np.ndarray) or kp.ndim != 4:
@@ -156,7 +167,7 @@ def convert_annotation(ann: dict, name: str, layout: str, sig: tuple, num_classe
         raise SampleError(f"total_frames {total} but keypoint holds {t} frames")
     if not np.isfinite(kp).all():
         raise SampleError("keypoint has NaN or infinite values")
-    label = check_label(ann.get("label"), num_classes, name)
+    label = check_label(ann.get("label"), num_classes, job.where)
     extras = None
     if spec.normalize is not None:  # 3D. PreNormalize3D handles 1 or 2 persons; FormatGCNInput keeps 2
         sample = pre_normalize_3d(kp[:2], **spec.normalize, dtype=np.float32)
@@ -176,7 +187,7 @@ def convert_annotation(ann: dict, name: str, layout: str, sig: tuple, num_classe
         # PreNormalize2D in the stored dtype, then the score as the third channel (FormatGCNInput)
         sample = pre_normalize_2d(kp[:2], (h, w), score=score[:2], dtype=kp.dtype)
         extras = {"img_shape": np.array([h, w], dtype=np.int32)}
-    sample, persons = fit_persons(sample)
+    sample, persons = fit_and_count(sample)
     try:
         info = parse_name(name)
         meta = SampleMeta(name, label, info.setup, info.camera, info.subject, info.replication)
@@ -188,14 +199,14 @@ def convert_annotation(ann: dict, name: str, layout: str, sig: tuple, num_classe
 # ---- the whole file ---------------------------------------------------------------------------
 
 
-def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = None) -> PreprocessReport:
+def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = None) -> ConvertReport:
     """Write OUT_DIR/train.h5 (and test.h5) from the annotation file `config.source`."""
     t0 = time.perf_counter()
     path = Path(config.source)
-    if config.recipe not in (None, RECIPE):
+    if config.recipe not in (None, PKL_RECIPE):
         raise AgcnError(
             f"{path}: --recipe {config.recipe} needs raw .skeleton files; an annotation file holds pyskl's bodies, "
-            f"imported with the {RECIPE} recipe"
+            f"imported with the {PKL_RECIPE} recipe"
         )
     if config.labels or config.split:
         raise AgcnError(f"{path}: --labels and --split are for Kinetics-Skeleton folders; use --split-names")
@@ -209,24 +220,25 @@ def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = No
     for i, ann in enumerate(data["annotations"]):
         name = _name(ann)
         if name is None:
-            skipped.append((f"annotation #{i}", f"{path}: not a dict with a frame_dir name"))
+            item = f"annotation #{i}"
+            skipped.append((item, skip_reason(f"{path}: {item}", "not a dict with a frame_dir name")))
         elif name in by_name:
-            skipped.append((name, f"{path}: annotation #{i} repeats this frame_dir; the first one is kept"))
+            problem = f"annotation #{i} repeats this frame_dir; the first one is kept"
+            skipped.append((name, skip_reason(f"{path}: {name}", problem)))
         else:
             by_name[name] = ann
-    jobs: dict[str, list[_Job]] = {}
+    jobs: list[AnnotationJob] = []  # split by split
     used: set[str] = set()
     for split, key in keys.items():
         names = sorted({str(n) for n in data["split"][key]})
         for n in names:
             if n not in by_name:
-                skipped.append((n, f"{path}: listed in split {key!r} but has no annotation"))
-        jobs[split] = [_Job(n, by_name[n]) for n in names if n in by_name]
-        used.update(job.name for job in jobs[split])
+                skipped.append((n, skip_reason(f"{path}: {n}", f"listed in split {key!r} but has no annotation")))
+        jobs += [AnnotationJob(n, f"{path}: {n}", split, by_name[n]) for n in names if n in by_name]
+        used.update(n for n in names if n in by_name)
     if not used:
         raise AgcnError(f"{path}: splits {', '.join(keys.values())} list no annotated sample")
-    if config.strict and skipped:
-        raise AgcnError(f"{skipped[0][1]} ({skipped[0][0]})")
+    fail_if_strict(skipped, config.strict)
     layout, sig = detect_layout(path, [by_name[n] for n in sorted(used)])
     for name in sorted(used):  # out-of-range labels fail before anything is written
         label = by_name[name].get("label")
@@ -235,19 +247,19 @@ def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = No
 
     outputs = output_paths(config.out_dir, keys, config.overwrite)
     attrs = {
-        "recipe": RECIPE,
+        **layout_attrs(layout),
+        "recipe": PKL_RECIPE,
         "normalized": True,  # PreNormalize3D / PreNormalize2D applied here (see data_specs/recipes.md)
         "benchmark": benchmark,
         "num_classes": num_classes,
-        "source": SOURCE,
+        "source": PKL_SOURCE,
         "source_file": path.name,  # and, per file, source_split: the pkl's split key
     }
 
     summaries, skipped = write_splits(
-        outputs, layout, attrs, jobs,
-        lambda job: convert_annotation(job.ann, job.name, layout, sig, num_classes),
-        source=str(path), split_attrs={split: {"source_split": key} for split, key in keys.items()},
+        outputs, attrs, jobs, lambda job: convert_annotation(job, layout, sig, num_classes),
+        split_attrs={split: {"source_split": key} for split, key in keys.items()},
         strict=config.strict, workers=config.workers, skipped=skipped, progress=progress,
     )  # fmt: skip
     outside = len(by_name) - len(used)
-    return make_report(summaries, skipped, 0, outside, t0)
+    return ConvertReport(summaries, skipped, 0, outside, time.perf_counter() - t0)
