@@ -1,11 +1,7 @@
-import sys
-from pathlib import Path
+"""Shared fixtures. Helpers are imported as `tests.helpers`, oracles as `tests.reference.*`
+(pytest puts the repository root on the path, since tests/ is a package)."""
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the benchmarks/ reference transcriptions
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/skeleton_writer.py
 
 
 @pytest.fixture(scope="module")

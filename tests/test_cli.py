@@ -67,7 +67,7 @@ def test_outputs_get_their_folder_and_os_errors_are_one_line(tmp_path):
 
 
 def test_bad_inputs_give_one_line(tmp_path):
-    from test_streams_h5 import write_split
+    from tests.helpers import write_split
 
     split = write_split(tmp_path / "test.h5")
     text = tmp_path / "notes.txt"

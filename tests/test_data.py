@@ -7,7 +7,6 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from test_streams_h5 import write_split
 
 from agcn_cli.engine.data import BatchLoader, SkeletonDataset
 from agcn_cli.errors import AgcnError
@@ -16,6 +15,7 @@ from agcn_cli.skeleton.layouts import get_layout
 from agcn_cli.skeleton.persons import fit_persons
 from agcn_cli.skeleton.sampling import sample_batch_indices, uniform_sample_indices
 from agcn_cli.skeleton.streams import DERIVED_STREAMS, STREAMS, compute_stream
+from tests.helpers import write_split
 
 LENGTHS = (5, 12, 1, 30, 17, 8, 23, 40, 9, 16)  # around clip_len 8: shorter, between, longer
 

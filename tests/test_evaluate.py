@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from test_streams_h5 import write_split
 
 from agcn_cli.engine.data import SkeletonDataset
 from agcn_cli.errors import AgcnError
@@ -28,6 +27,7 @@ from agcn_cli.io.scores import Scores, read_scores, write_mmaction_dump, write_s
 from agcn_cli.io.splitfile import check_split_file
 from agcn_cli.models.agcn import ModelConfig, build_model
 from agcn_cli.models.loading import foreign_facts
+from tests.helpers import write_split
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-from skeleton_writer import write_skeleton
 
 from agcn_cli.errors import AgcnError
 from agcn_cli.sources.ntu import SkeletonError, get_benchmark, parse_name, parse_skeleton, read_name_list
+from tests.helpers import write_skeleton
 
 
 def _joints(scale: float) -> np.ndarray:

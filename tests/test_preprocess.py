@@ -1,7 +1,6 @@
 import h5py
 import numpy as np
 import pytest
-from skeleton_writer import random_body, write_skeleton
 from typer.testing import CliRunner
 
 from agcn_cli.cli.app import app
@@ -12,6 +11,7 @@ from agcn_cli.sources import ntu_convert as preprocess_module
 from agcn_cli.sources.ntu import parse_skeleton
 from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
 from agcn_cli.sources.recipes import make_sample
+from tests.helpers import random_body, write_skeleton
 
 runner = CliRunner()
 # performers 1, 2 train (xsub); 3, 6 test

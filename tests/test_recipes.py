@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from skeleton_writer import random_body, write_skeleton
 
 from agcn_cli.skeleton.layouts import get_layout
 from agcn_cli.skeleton.normalize import pre_normalize_2sagcn, pre_normalize_3d
 from agcn_cli.sources.ntu import SkeletonError, parse_skeleton
 from agcn_cli.sources.recipes import make_sample
+from tests.helpers import random_body, write_skeleton
 from tests.reference.preprocess import ref_2sagcn_sample, ref_mmaction2_sample
 
 NORM = get_layout("ntu25").normalize

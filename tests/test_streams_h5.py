@@ -1,10 +1,4 @@
-"""Materialised streams in split files: values, idempotence, --force, atomicity, refusals.
-
-`write_split` here is also the split-file fixture of test_data.py.
-"""
-
-import hashlib
-from pathlib import Path
+"""Materialised streams in split files: values, idempotence, --force, atomicity, refusals."""
 
 import h5py
 import numpy as np
@@ -13,42 +7,11 @@ import pytest
 from agcn_cli.errors import AgcnError
 from agcn_cli.io import splitfile as h5io
 from agcn_cli.io import streamfile as streams_module
-from agcn_cli.io.splitfile import SampleMeta, SplitWriter, check_split_file, read_sample
+from agcn_cli.io.splitfile import check_split_file, read_sample
 from agcn_cli.io.streamfile import materialize_streams
 from agcn_cli.skeleton.layouts import get_layout
 from agcn_cli.skeleton.streams import DERIVED_STREAMS, STREAMS, compute_stream, compute_stream_frames
-
-
-def write_split(
-    path: Path,
-    lengths=(5, 12, 1, 30, 17, 8, 23, 40),
-    *,
-    layout: str = "ntu25",
-    persons: int = 2,
-    normalized: bool = True,
-    seed: int = 0,
-) -> Path:
-    """A split file of random samples, `lengths[i]` frames each, label i % 3."""
-    rng = np.random.default_rng(seed)
-    lay = get_layout(layout)
-    c, v = len(lay.channels), lay.num_joints
-    attrs = {"layout": layout, "channels": ",".join(lay.channels), "recipe": "mmaction2", "normalized": normalized,
-             "num_classes": 3, "split": "train", "benchmark": "ntu60-xsub"}  # fmt: skip
-    with SplitWriter(path, attrs, num_persons=persons, num_joints=v, num_channels=c) as w:
-        for i, t in enumerate(lengths):
-            x = rng.normal(size=(persons, t, v, c)).astype(np.float32)
-            if lay.channels[-1] == "score":
-                x[..., -1] = rng.uniform(0.1, 1.0, size=x.shape[:-1])
-            w.append(x, SampleMeta(f"S001C001P001R001A{i + 1:03d}", i % 3), persons)
-    return path
-
-
-def storage(d: h5py.Dataset) -> tuple:
-    return d.shape, d.dtype, d.chunks, d.compression, d.shuffle
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+from tests.helpers import digest, random_body, storage, write_skeleton, write_split
 
 
 @pytest.mark.parametrize("layout", ["ntu25", "coco17"])
@@ -164,8 +127,6 @@ def test_sample_blocks():
 
 
 def test_preprocessed_file_round_trip(tmp_path):
-    from skeleton_writer import random_body, write_skeleton
-
     from agcn_cli.engine.data import BatchLoader, SkeletonDataset
     from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
 

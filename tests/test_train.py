@@ -16,7 +16,6 @@ from pathlib import Path
 import h5py
 import pytest
 import torch
-from test_streams_h5 import write_split
 from typer.testing import CliRunner
 
 from agcn_cli.cli.app import app
@@ -29,6 +28,7 @@ from agcn_cli.io.checkpoint import read_checkpoint
 from agcn_cli.models.loading import load_model
 from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
 from agcn_cli.sources.synth import SynthConfig, generate
+from tests.helpers import write_split
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
