@@ -112,13 +112,16 @@ def test_no_import_cycles():
 
 
 def test_one_home_per_public_name():
-    """No two modules define a public function or class of the same name (`main` of a package
-    entry point aside)."""
+    """No two modules define a public function, class or constant of the same name (`main` of a
+    package entry point aside)."""
     homes: dict[str, list[str]] = defaultdict(list)
     for module, path in MODULES.items():
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
                 homes[node.name].append(module)
+            elif isinstance(node, ast.Assign):  # public constants too (one FORMAT, one LAYOUT...)
+                names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+                homes.update({n: homes[n] + [module] for n in names if n.isupper() and not n.startswith("_")})
     twice = {name: mods for name, mods in homes.items() if len(mods) > 1 and name != "main"}
     assert not twice, f"defined in several modules: {twice}"
 

@@ -23,13 +23,12 @@ from ..skeleton.layouts import get_layout
 from ..skeleton.sampling import TEST_SEED, uniform_sample_indices
 from ..skeleton.streams import compute_stream
 from ..sources.ntu import SkeletonError, SkeletonFile, parse_name, parse_skeleton
+from ..sources.ntu_convert import NTU_LAYOUT
 from ..sources.recipes import check_recipe, make_sample
 from .evaluate import Note
 from .fusion import check_weights
 from .metrics import class_names
 from .scoring import clip_scores
-
-LAYOUT = "ntu25"  # the layout of Kinect v2 .skeleton files
 
 
 @dataclass
@@ -42,7 +41,7 @@ class Prediction:
 
 def sample_clips(sk: SkeletonFile, data: DataInfo, clip_len: int, num_clips: int) -> np.ndarray:
     """(num_clips, C, clip_len, V, M) float32 test clips of one parsed file, as the checkpoint saw its data."""
-    layout = get_layout(LAYOUT)
+    layout = get_layout(NTU_LAYOUT)
     sample, _ = make_sample(sk, check_recipe(data.recipe), layout.normalize)  # (M, T, V, C)
     x = compute_stream(sample.transpose(3, 1, 2, 0), data.modality, layout)  # (C, T, V, M)
     idx = uniform_sample_indices(x.shape[1], clip_len, num_clips=num_clips, test_mode=True, seed=TEST_SEED)
@@ -52,10 +51,10 @@ def sample_clips(sk: SkeletonFile, data: DataInfo, clip_len: int, num_clips: int
 def _load(path: Path, foreign_config: ModelConfig | None, foreign_data: DataInfo | None,
           note: Note) -> tuple[AGCN, DataInfo]:  # fmt: skip
     model, data, _ = load_model(path, foreign_config=foreign_config, foreign_data=foreign_data, note=note)
-    if model.config.layout != LAYOUT or data.layout != LAYOUT:
+    if model.config.layout != NTU_LAYOUT or data.layout != NTU_LAYOUT:
         raise AgcnError(
-            f"{path}: the model is for layout {model.config.layout!r}; .skeleton files hold the {LAYOUT} Kinect "
-            f"layout, so predict needs a checkpoint trained on {LAYOUT} data"
+            f"{path}: the model is for layout {model.config.layout!r}; .skeleton files hold the {NTU_LAYOUT} Kinect "
+            f"layout, so predict needs a checkpoint trained on {NTU_LAYOUT} data"
         )
     return model, data
 

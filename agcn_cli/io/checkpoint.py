@@ -25,8 +25,8 @@ import torch
 from ..errors import AgcnError
 from .atomic import atomic_output
 
-FORMAT = "agcn-checkpoint"
-VERSION = 1
+CHECKPOINT_FORMAT = "agcn-checkpoint"
+CHECKPOINT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,8 @@ def save_checkpoint(path: Path, model: torch.nn.Module, data: DataInfo, epoch: i
     model = getattr(model, "module", model)  # DDP
     model = getattr(model, "_orig_mod", model)  # torch.compile
     payload = {
-        "format": FORMAT,
-        "version": VERSION,
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
         "model": model.state_dict(),
         "model_config": asdict(model.config),
         "data": asdict(data),
@@ -74,4 +74,4 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def is_agcn_checkpoint(ckpt: Any) -> bool:
-    return isinstance(ckpt, dict) and ckpt.get("format") == FORMAT
+    return isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT

@@ -17,7 +17,7 @@ from .. import __version__
 from ..errors import AgcnError
 from .atomic import temp_path
 
-FORMAT = "agcn-skeleton"
+SPLIT_FORMAT = "agcn-skeleton"
 SCHEMA_VERSION = 1
 CHUNK_FRAMES = 256  # frames per chunk: a typical sample spans one or two chunks
 META_INT_FIELDS = ("label", "setup", "camera", "subject", "replication", "num_persons")
@@ -48,8 +48,8 @@ class SplitWriter:
         self.tmp = temp_path(self.path)
         self.shape = (num_persons, num_joints, num_channels)
         self.file = h5py.File(self.tmp, "w")
-        for key, value in {"format": FORMAT, "schema_version": SCHEMA_VERSION, "created_by": f"agcn {__version__}",
-                           **attrs}.items():  # fmt: skip
+        header = {"format": SPLIT_FORMAT, "schema_version": SCHEMA_VERSION, "created_by": f"agcn {__version__}"}
+        for key, value in {**header, **attrs}.items():
             self.file.attrs[key] = value
         self.frames = create_stream(self.file, "joint", self.shape)
         self.buffer: list[np.ndarray] = []
@@ -146,7 +146,7 @@ def check_split_file(path: Path) -> dict:
     try:
         with h5py.File(path, "r") as f:
             attrs = dict(f.attrs)
-            if attrs.get("format") != FORMAT:
+            if attrs.get("format") != SPLIT_FORMAT:
                 raise AgcnError(f"{path}: not an agcn skeleton file (format attribute {attrs.get('format')!r})")
             if int(attrs.get("schema_version", -1)) != SCHEMA_VERSION:
                 raise AgcnError(

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AgcnError
-from ..io.checkpoint import VERSION, DataInfo, is_agcn_checkpoint, read_checkpoint
+from ..io.checkpoint import CHECKPOINT_VERSION, DataInfo, is_agcn_checkpoint, read_checkpoint
 from ..skeleton.layouts import get_layout
 from ..skeleton.persons import NUM_PERSONS
 from ..skeleton.streams import STREAMS
@@ -50,8 +50,10 @@ def _load_model(
     if is_agcn_checkpoint(ckpt):
         if foreign_config is not None:
             note(f"{path.name} describes itself; the facts given for foreign weights are ignored")
-        if ckpt.get("version") != VERSION:
-            raise AgcnError(f"{path}: checkpoint version {ckpt.get('version')} is not supported (expected {VERSION})")
+        if ckpt.get("version") != CHECKPOINT_VERSION:
+            raise AgcnError(
+                f"{path}: checkpoint version {ckpt.get('version')} is not supported (expected {CHECKPOINT_VERSION})"
+            )
         config = _dataclass_from(ModelConfig, ckpt["model_config"], path, "model_config")
         data = _dataclass_from(DataInfo, ckpt["data"], path, "data")
         model = build_model(config)
