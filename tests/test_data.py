@@ -13,7 +13,7 @@ from agcn_cli.errors import AgcnError
 from agcn_cli.io.streamfile import materialize_streams
 from agcn_cli.skeleton.layouts import get_layout
 from agcn_cli.skeleton.persons import fit_persons
-from agcn_cli.skeleton.sampling import sample_batch_indices, uniform_sample_indices
+from agcn_cli.skeleton.sampling import sample_batch_indices, sample_test_clips
 from agcn_cli.skeleton.streams import DERIVED_STREAMS, STREAMS, compute_stream
 from tests.helpers import write_split
 
@@ -62,7 +62,7 @@ def test_on_the_fly_stream_is_derived_before_sampling(files):
     plain, _ = files
     ds = SkeletonDataset(plain, "joint-motion", clip_len=8, num_clips=2, test_mode=True)
     for i in (1, 3):  # 12 and 30 frames: the clip skips frames, so motion differs from x[t+1]-x[t] of the clip
-        idx = uniform_sample_indices(int(ds.num_frames[i]), 8, num_clips=2, test_mode=True)
+        idx = sample_test_clips(int(ds.num_frames[i]), 8, num_clips=2)
         got = ds.gather(np.array([i]), ds.batch_frame_indices(np.array([i]), np.random.default_rng(0)))[0]
         np.testing.assert_array_equal(got.numpy(), reference_clips(plain, "joint-motion", i, idx))
 
@@ -142,7 +142,7 @@ def test_batch_loader_test_mode_equals_per_sample_clips(files, num_clips):
     for x, y, idx in batches:
         assert torch.equal(y, torch.from_numpy(ds.labels[idx.numpy()]))
         for n, i in enumerate(idx.tolist()):
-            clips = uniform_sample_indices(int(ds.num_frames[i]), 8, num_clips=num_clips, test_mode=True)
+            clips = sample_test_clips(int(ds.num_frames[i]), 8, num_clips=num_clips)
             expected = reference_clips(plain, "joint-motion", i, clips)
             np.testing.assert_array_equal(x[n].numpy(), expected[0] if num_clips == 1 else expected)
 
@@ -190,7 +190,7 @@ def test_batch_loader_sharding(files):
 def test_persons_padded_and_truncated(tmp_path):
     one = write_split(tmp_path / "one.h5", [6, 9], persons=1)
     three = write_split(tmp_path / "three.h5", [6, 9], persons=3)
-    idx = uniform_sample_indices(9, 4, test_mode=True)
+    idx = sample_test_clips(9, 4)
     ds = SkeletonDataset(one, "bone", clip_len=4, test_mode=True)
     x = ds.gather(np.array([1]), idx[None])[0, 0]
     assert x.shape == (3, 4, 25, 2) and x[..., 1].abs().sum() == 0 and x[..., 0].abs().sum() > 0

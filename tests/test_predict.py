@@ -15,7 +15,7 @@ from agcn_cli.io.checkpoint import DataInfo, save_checkpoint
 from agcn_cli.io.scores import read_scores
 from agcn_cli.io.splitfile import read_sample
 from agcn_cli.models.agcn import ModelConfig, build_model
-from agcn_cli.skeleton.sampling import uniform_sample_indices
+from agcn_cli.skeleton.sampling import sample_test_clips
 from agcn_cli.sources.ntu import parse_skeleton
 from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
 from agcn_cli.sources.synth import SynthConfig, generate
@@ -63,7 +63,7 @@ def test_eval_fuse_end_to_end(run):
     # one sample by hand: its 2 test clips through the model, softmax, mean
     with h5py.File(d / "out/test.h5") as f:
         joints = read_sample(f, 1)  # (C, T, V, M)
-    idx = uniform_sample_indices(joints.shape[1], CLIP_LEN, num_clips=2, test_mode=True)
+    idx = sample_test_clips(joints.shape[1], CLIP_LEN, num_clips=2)
     x = torch.from_numpy(np.ascontiguousarray(joints[:, idx].swapaxes(0, 1)))  # (K, C, L, V, M)
     model = build_model(ModelConfig(num_classes=60))
     model.load_state_dict(torch.load(d / "joint.pt", weights_only=True)["model"])

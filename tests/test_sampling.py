@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 from agcn_cli.errors import AgcnError
-from agcn_cli.skeleton.sampling import sample_batch_indices, uniform_sample_indices
+from agcn_cli.skeleton.sampling import sample_batch_indices, sample_test_clips
+from tests.reference.sampling import train_clip
 
 
 def _test(num_frames: int, clip_len: int, num_clips: int) -> list[list[int]]:
-    return uniform_sample_indices(num_frames, clip_len, num_clips=num_clips, test_mode=True).tolist()
+    return sample_test_clips(num_frames, clip_len, num_clips=num_clips).tolist()
 
 
 # --- test mode, deterministic cases worked out by hand -----------------------------------
@@ -83,7 +84,7 @@ def test_300_frames_clip_100_matches_reference():
         "0122000211212012212121222111110020011210000112122012220201120002212102200011020202112200112102201200",
     ]
     expected = np.array([[int(ch) for ch in row] for row in offsets]) + 3 * np.arange(100)
-    got = uniform_sample_indices(300, 100, num_clips=10, test_mode=True)
+    got = sample_test_clips(300, 100, num_clips=10)
     assert got.shape == (10, 100) and got.dtype == np.int64
     np.testing.assert_array_equal(got, expected)
 
@@ -91,12 +92,12 @@ def test_300_frames_clip_100_matches_reference():
 def test_test_mode_is_deterministic_and_leaves_global_state_alone():
     np.random.seed(7)
     before = np.random.get_state()[1].copy()
-    a = uniform_sample_indices(150, 100, num_clips=10, test_mode=True)
-    b = uniform_sample_indices(150, 100, num_clips=10, test_mode=True)
+    a = sample_test_clips(150, 100, num_clips=10)
+    b = sample_test_clips(150, 100, num_clips=10)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(np.random.get_state()[1], before)
     # the seed matters, and each call restarts it (no state carried between samples)
-    c = uniform_sample_indices(150, 100, num_clips=10, test_mode=True, seed=0)
+    c = sample_test_clips(150, 100, num_clips=10, seed=0)
     assert not np.array_equal(a, c)
 
 
@@ -107,8 +108,9 @@ def test_test_mode_is_deterministic_and_leaves_global_state_alone():
 def test_train_indices_in_range_and_structured(num_frames):
     rng = np.random.default_rng(0)
     clip_len = 100
-    for _ in range(20):
-        (idx,) = uniform_sample_indices(num_frames, clip_len, rng=rng)
+    batch = sample_batch_indices(np.full(20, num_frames), clip_len, rng)
+    oracle = [train_clip(num_frames, clip_len, rng) for _ in range(20)]
+    for idx in [*batch, *oracle]:  # the batched sampler, and the per-sample rule it follows
         assert idx.shape == (clip_len,) and idx.dtype == np.int64
         assert idx.min() >= 0 and idx.max() < num_frames
         if num_frames < clip_len:  # consecutive frames from a start, wrapping
@@ -122,20 +124,19 @@ def test_train_indices_in_range_and_structured(num_frames):
             assert np.all((idx >= bounds[:-1]) & (idx < bounds[1:]))
 
 
-def test_train_mode_needs_a_generator_and_is_reproducible():
-    with pytest.raises(ValueError):
-        uniform_sample_indices(50, 10)
-    a = uniform_sample_indices(50, 10, num_clips=3, rng=np.random.default_rng(1))
-    b = uniform_sample_indices(50, 10, num_clips=3, rng=np.random.default_rng(1))
+def test_batch_training_clips_are_reproducible():
+    nf = np.array([50, 7, 15, 300])
+    a = sample_batch_indices(nf, 10, np.random.default_rng(1))
+    b = sample_batch_indices(nf, 10, np.random.default_rng(1))
     np.testing.assert_array_equal(a, b)
-    assert a.shape == (3, 10)
+    assert a.shape == (4, 10)
 
 
 def test_bad_lengths_raise():
     with pytest.raises(AgcnError, match="0 frames"):
-        uniform_sample_indices(0, 10, test_mode=True)
+        sample_test_clips(0, 10)
     with pytest.raises(AgcnError, match="clip length"):
-        uniform_sample_indices(10, 0, test_mode=True)
+        sample_test_clips(10, 0)
     with pytest.raises(AgcnError, match="0 frames"):
         sample_batch_indices(np.array([5, 0]), 4, np.random.default_rng(0))
 
@@ -168,7 +169,7 @@ def test_batch_distribution_matches_per_sample(num_frames):
     clip_len, draws = 5, 6000
     batch = sample_batch_indices(np.full(draws, num_frames), clip_len, np.random.default_rng(10))
     rng = np.random.default_rng(11)
-    single = np.stack([uniform_sample_indices(num_frames, clip_len, rng=rng)[0] for _ in range(draws)])
+    single = np.stack([train_clip(num_frames, clip_len, rng) for _ in range(draws)])
     fb, fs = _frequencies(batch), _frequencies(single)
     assert set(fb) == set(fs)  # same support
     for key in fs:  # and about the same frequency (uniform over the support)

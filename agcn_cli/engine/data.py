@@ -35,7 +35,7 @@ from ..io.splitfile import check_split_file, read_blocks
 from ..models.agcn import ModelConfig
 from ..skeleton.layouts import get_layout
 from ..skeleton.persons import NUM_PERSONS, fit_persons
-from ..skeleton.sampling import TEST_SEED, sample_batch_indices, uniform_sample_indices
+from ..skeleton.sampling import TEST_SEED, sample_batch_indices, sample_test_clips
 from ..skeleton.streams import STREAMS, compute_stream_frames
 from .config import TrainConfig
 from .distributed import Dist
@@ -44,7 +44,7 @@ from .distributed import Dist
 @cache
 def _test_indices(num_frames: int, clip_len: int, num_clips: int) -> np.ndarray:
     """Test clips depend on the length alone (fixed seed): computed once per length."""
-    idx = uniform_sample_indices(num_frames, clip_len, num_clips=num_clips, test_mode=True, seed=TEST_SEED)
+    idx = sample_test_clips(num_frames, clip_len, num_clips=num_clips, seed=TEST_SEED)
     idx.flags.writeable = False
     return idx
 

@@ -20,7 +20,7 @@ from ..io.checkpoint import DataInfo
 from ..models.agcn import AGCN, ModelConfig
 from ..models.loading import load_model
 from ..skeleton.layouts import get_layout
-from ..skeleton.sampling import TEST_SEED, uniform_sample_indices
+from ..skeleton.sampling import TEST_SEED, sample_test_clips
 from ..skeleton.streams import compute_stream
 from ..sources.ntu import SkeletonError, SkeletonFile, parse_name, parse_skeleton
 from ..sources.ntu_convert import NTU_LAYOUT
@@ -44,7 +44,7 @@ def sample_clips(sk: SkeletonFile, data: DataInfo, clip_len: int, num_clips: int
     layout = get_layout(NTU_LAYOUT)
     sample, _ = make_sample(sk, check_recipe(data.recipe), layout.normalize)  # (M, T, V, C)
     x = compute_stream(sample.transpose(3, 1, 2, 0), data.modality, layout)  # (C, T, V, M)
-    idx = uniform_sample_indices(x.shape[1], clip_len, num_clips=num_clips, test_mode=True, seed=TEST_SEED)
+    idx = sample_test_clips(x.shape[1], clip_len, num_clips=num_clips, seed=TEST_SEED)
     return np.ascontiguousarray(x[:, idx].swapaxes(0, 1), dtype=np.float32)  # (K, C, L, V, M)
 
 

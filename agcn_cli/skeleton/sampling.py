@@ -68,47 +68,23 @@ def _test_clip(num_frames: int, clip_len: int, num_clips: int, i: int, rs: np.ra
     return bounds[:-1] + rs.randint(np.diff(bounds))
 
 
-def _train_clip(num_frames: int, clip_len: int, rng: np.random.Generator) -> np.ndarray:
-    if num_frames < clip_len:
-        start = rng.integers(0, num_frames)
-        return np.arange(start, start + clip_len)
-    if num_frames < 2 * clip_len:
-        return _skip_offsets(rng.choice(clip_len + 1, num_frames - clip_len, replace=False), clip_len)
-    bounds = _segment_starts(num_frames, clip_len)
-    return bounds[:-1] + rng.integers(0, np.diff(bounds))
+def sample_test_clips(num_frames: int, clip_len: int, *, num_clips: int = 1, seed: int = TEST_SEED) -> np.ndarray:
+    """Frame indices of one sample's test clips, shape (num_clips, clip_len), int64 in [0, num_frames).
 
-
-def uniform_sample_indices(
-    num_frames: int,
-    clip_len: int,
-    *,
-    num_clips: int = 1,
-    test_mode: bool = False,
-    rng: np.random.Generator | None = None,
-    seed: int = TEST_SEED,
-) -> np.ndarray:
-    """Frame indices of one sample's clips, shape (num_clips, clip_len), int64 in [0, num_frames).
-
-    Test mode is deterministic (a fresh legacy `RandomState(seed)` per call, as the
-    reference reseeds per sample); training mode needs `rng`.
+    Deterministic: a fresh legacy `RandomState(seed)` per call, as the reference reseeds per sample.
     """
     num_frames, clip_len, num_clips = int(num_frames), int(clip_len), int(num_clips)
     _check(num_frames, clip_len, num_clips)
-    if test_mode:
-        rs = np.random.RandomState(seed)
-        clips = [_test_clip(num_frames, clip_len, num_clips, i, rs) for i in range(num_clips)]
-    else:
-        if rng is None:
-            raise ValueError("training-mode sampling needs an explicit np.random.Generator (rng=...)")
-        clips = [_train_clip(num_frames, clip_len, rng) for _ in range(num_clips)]
+    rs = np.random.RandomState(seed)
+    clips = [_test_clip(num_frames, clip_len, num_clips, i, rs) for i in range(num_clips)]
     return np.mod(np.stack(clips).astype(np.int64), num_frames)
 
 
 def sample_batch_indices(num_frames: np.ndarray, clip_len: int, rng: np.random.Generator) -> np.ndarray:
     """One training clip per sample for a batch, shape (N, clip_len), int64.
 
-    Vectorised over samples (no per-sample loop); each row has the distribution of
-    `uniform_sample_indices(num_frames[n], clip_len, rng=...)`.
+    Vectorised over samples (no per-sample loop); each row has the distribution of MMAction2's
+    per-sample rule (transcribed in `tests/reference/sampling.py`, which the tests compare with).
     """
     nf = np.asarray(num_frames, dtype=np.int64).reshape(-1)
     _check(int(nf.min()) if nf.size else 1, clip_len, 1)
