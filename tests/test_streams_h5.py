@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from agcn_cli.errors import AgcnError
-from agcn_cli.io import splitfile as h5io
-from agcn_cli.io import streamfile as streams_module
+from agcn_cli.io import splitfile, streamfile
 from agcn_cli.io.splitfile import check_split_file, read_sample
 from agcn_cli.io.streamfile import materialize_streams
 from agcn_cli.skeleton.layouts import get_layout
@@ -43,7 +42,7 @@ def test_materialised_streams_match_compute_stream(tmp_path, layout):
             for i in range(len(f["offset"])):
                 expected = compute_stream(read_sample(f, i), stream, lay)
                 np.testing.assert_array_equal(read_sample(f, i, stream), expected)
-    assert h5io.summarize(path)["streams"] == "joint, bone, joint-motion, bone-motion"
+    assert splitfile.summarize(path)["streams"] == "joint, bone, joint-motion, bone-motion"
 
 
 def test_idempotent_and_force(tmp_path):
@@ -73,7 +72,7 @@ def test_interrupted_run_leaves_the_original(tmp_path, monkeypatch):
     materialize_streams(path, ["bone"])
     before = digest(path)
     calls = {"n": 0}
-    real = streams_module.compute_stream_frames
+    real = streamfile.compute_stream_frames
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -81,9 +80,9 @@ def test_interrupted_run_leaves_the_original(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(streams_module, "compute_stream_frames", flaky)
-    real_blocks = h5io.sample_blocks
-    monkeypatch.setattr(h5io, "sample_blocks", lambda *a, **k: real_blocks(*a, **{**k, "max_frames": 200}))
+    monkeypatch.setattr(streamfile, "compute_stream_frames", flaky)
+    real_blocks = splitfile.sample_blocks
+    monkeypatch.setattr(splitfile, "sample_blocks", lambda *a, **k: real_blocks(*a, **{**k, "max_frames": 200}))
     with pytest.raises(KeyboardInterrupt):
         materialize_streams(path, ["joint-motion", "bone-motion", "bone"], force=True)
     assert calls["n"] == 5
@@ -119,11 +118,11 @@ def test_progress_counts_samples(tmp_path):
 def test_sample_blocks():
     lengths = np.array([3, 5, 2, 9, 1])
     offset = np.cumsum(lengths) - lengths
-    assert h5io.sample_blocks(offset, lengths, max_frames=8) == [(0, 2), (2, 3), (3, 4), (4, 5)]
-    assert h5io.sample_blocks(offset, lengths, max_frames=100) == [(0, 5)]
-    assert h5io.sample_blocks(offset[:0], lengths[:0]) == []
+    assert splitfile.sample_blocks(offset, lengths, max_frames=8) == [(0, 2), (2, 3), (3, 4), (4, 5)]
+    assert splitfile.sample_blocks(offset, lengths, max_frames=100) == [(0, 5)]
+    assert splitfile.sample_blocks(offset[:0], lengths[:0]) == []
     with pytest.raises(AgcnError, match="not stored back to back"):
-        h5io.sample_blocks(offset + 1, lengths)
+        splitfile.sample_blocks(offset + 1, lengths)
 
 
 def test_preprocessed_file_round_trip(tmp_path):

@@ -81,13 +81,16 @@ class SkeletonDataset:
             self.num_frames = f["num_frames"][:].astype(np.int64)
             self.labels = f["label"][:].astype(np.int64)
             self.names = list(f["name"].asstr()[:])
-            # `source`: the dataset read; `derive`: whether the stream is computed from it at load time
-            self.source = stream if stream in f else "joint"
-            self.derive = stream != self.source
+            self.source = stream if stream in f else "joint"  # the dataset read
             self.frames = self._load(f[self.source])  # (C, F, V, M)
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def derive(self) -> bool:
+        """Whether the stream is not stored and was derived from `joint` at load time."""
+        return self.stream != self.source
 
     def _load(self, data: h5py.Dataset) -> np.ndarray:
         """The whole stream as (C, F, V, M), read (and derived, if needed) block by block."""
@@ -281,7 +284,7 @@ def _background(items: Iterator, depth: int) -> Iterator:
         stop.set()
 
 
-def resolve_splits(config: "TrainConfig") -> tuple[Path, Path | None]:
+def resolve_splits(config: TrainConfig) -> tuple[Path, Path | None]:
     data = Path(config.data)
     train = data / "train.h5" if data.is_dir() else data
     if data.is_dir() and not train.is_file():
@@ -292,7 +295,7 @@ def resolve_splits(config: "TrainConfig") -> tuple[Path, Path | None]:
     return train, test if data.is_dir() and test.is_file() else None
 
 
-def load_split(path: Path, config: "TrainConfig", test_mode: bool, log: Callable[[str], None]) -> SkeletonDataset:
+def load_split(path: Path, config: TrainConfig, test_mode: bool, log: Callable[[str], None]) -> SkeletonDataset:
     """The split's stream in memory; derived from joint (with a log line) when not stored."""
     ds = SkeletonDataset(path, config.modality, clip_len=config.clip_len, test_mode=test_mode)
     if len(ds) == 0:
@@ -306,7 +309,7 @@ def load_split(path: Path, config: "TrainConfig", test_mode: bool, log: Callable
 
 
 def build_data(
-    config: "TrainConfig", ctx: Dist, log: Callable[[str], None]
+    config: TrainConfig, ctx: Dist, log: Callable[[str], None]
 ) -> tuple[BatchLoader, BatchLoader | None, DataInfo, ModelConfig]:
     """(train loader, validation loader or None, DataInfo, ModelConfig) from the split files."""
     train_path, val_path = resolve_splits(config)

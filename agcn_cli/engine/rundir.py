@@ -1,7 +1,7 @@
 """The run folder of `agcn train`: its checks, the resume checks, the metrics log and the epoch line.
 
 RUN_DIR holds `config.json` (the resolved TrainConfig), `metrics.jsonl` (one JSON object per
-epoch), `last.pt` and `best.pt` (agcn checkpoints, see checkpoint.py) and, when tensorboard
+epoch), `last.pt` and `best.pt` (agcn checkpoints, see io/checkpoint.py) and, when tensorboard
 is installed, `tb/`. Only rank 0 writes here.
 """
 
