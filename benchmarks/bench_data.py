@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from agcn_cli.engine.data import BatchLoader, SkeletonDataset  # noqa: E402
 from agcn_cli.io.splitfile import SampleMeta, SplitWriter  # noqa: E402
 from agcn_cli.io.streamfile import materialize_streams  # noqa: E402
+from agcn_cli.skeleton.sampling import sample_batch_indices  # noqa: E402
 from agcn_cli.skeleton.streams import DERIVED_STREAMS, STREAMS  # noqa: E402
 
 PATHS = ("batch/w0", "batch/thread", "batch/w2")
@@ -76,6 +77,33 @@ def measure(make_iter, seconds: float, step_s: float = 0.0, min_epochs: int = 3)
     return max(rates)
 
 
+def gather_ms(ds: SkeletonDataset, batch: int, repeats: int = 50) -> dict[str, float]:
+    """Median ms to gather one training batch: SkeletonDataset.gather (one np.take per channel)
+    against torch's index_select over the same rows, with torch's current thread count."""
+    rng = np.random.default_rng(0)
+    frames = torch.from_numpy(ds.frames)  # (C, F, V, M), shared memory
+
+    def numpy_take(indices, idx):
+        return ds.gather(indices, idx)
+
+    def torch_index_select(indices, idx):
+        rows = torch.from_numpy(ds.offset[indices][:, None] + idx).reshape(-1)
+        x = frames.index_select(1, rows)  # (C, N*L, V, M)
+        return x.view(x.shape[0], len(indices), -1, *x.shape[2:]).transpose(0, 1)  # (N, C, L, V, M)
+
+    out = {}
+    for name, fn in (("np.take", numpy_take), ("index_select", torch_index_select)):
+        times = []
+        for _ in range(repeats):
+            indices = rng.choice(len(ds), batch, replace=False)
+            idx = sample_batch_indices(ds.num_frames[indices], ds.clip_len, rng)
+            t0 = time.perf_counter()
+            fn(indices, idx)
+            times.append(time.perf_counter() - t0)
+        out[name] = round(1000 * float(np.median(times)), 2)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=2000)
@@ -112,6 +140,7 @@ def main() -> None:
         "rows": [],
     }
     bs, seconds, step = args.batch_size, args.seconds, args.step_ms / 1000
+    results["gather_ms"] = gather_ms(SkeletonDataset(mat, "joint", clip_len=args.clip_len), bs)
     for stream in args.streams:
         for source, path in (("materialised", mat), ("on the fly", plain)):
             if stream == "joint" and source == "on the fly":
@@ -140,6 +169,9 @@ def main() -> None:
         f"materialise 3 streams {results['materialize_s']} s; file {results['file_mb']['joint only']} MiB (joint), "
         f"{results['file_mb']['4 streams']} MiB (4 streams)"
     )
+    g = results["gather_ms"]
+    print(f"gather one batch of {bs} x {args.clip_len} (median ms): np.take per channel {g['np.take']}, "
+          f"torch index_select {g['index_select']} ({torch.get_num_threads()} torch threads)")  # fmt: skip
     print("\nsamples/s (training mode; w = DataLoader workers over whole batches; thread = prefetch thread)\n")
     print("| stream | source | load s | " + " | ".join(PATHS) + " |")
     print("|---|---|---|" + "---|" * len(PATHS))

@@ -120,8 +120,8 @@ class SkeletonDataset:
         rows = starts.reshape(-1, *[1] * (frame_idx.ndim - 1)) + frame_idx  # (N, [K,] L)
         c, _, v, m = self.frames.shape
         out = np.empty((*rows.shape[:-1], c, rows.shape[-1], v, m), dtype=np.float32)  # (N, [K,] C, L, V, M)
-        # One take per channel, straight into place, single-threaded on purpose: steadier than
-        # torch's index_select under load (BENCHMARKS.md, "Data pipeline").
+        # One take per channel, straight into place, no thread pool competing with the model's;
+        # a batch takes ~2 ms (BENCHMARKS.md, "Data pipeline").
         for ch in range(c):
             np.take(self.frames[ch], rows, axis=0, out=out[..., ch, :, :, :])
         return torch.from_numpy(out)
