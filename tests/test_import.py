@@ -22,7 +22,7 @@ from agcn_cli.io.splitfile import check_split_file, read_meta, read_sample
 from agcn_cli.io.streamfile import materialize_streams
 from agcn_cli.models.agcn import ModelConfig, build_model
 from agcn_cli.skeleton.layouts import get_layout
-from agcn_cli.sources.formats import convert as import_source
+from agcn_cli.sources.formats import convert
 from agcn_cli.sources.kinetics import video_sample
 from agcn_cli.sources.ntu import get_benchmark, parse_name, parse_skeleton
 from agcn_cli.sources.pipeline import ImportConfig
@@ -169,7 +169,7 @@ def kinetics_root(ntu, tmp_path_factory):
 
 
 def _import(source, out, **kw) -> object:
-    return import_source(ImportConfig(source, out, **kw))
+    return convert(ImportConfig(source, out, **kw))
 
 
 # ---- pkl: values --------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from agcn_cli.cli.app import app
 from agcn_cli.errors import AgcnError
 from agcn_cli.io.splitfile import check_split_file, read_meta, read_sample
 from agcn_cli.skeleton.layouts import get_layout
-from agcn_cli.sources import ntu_convert as preprocess_module
+from agcn_cli.sources import ntu_convert
 from agcn_cli.sources.ntu import parse_skeleton
 from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
 from agcn_cli.sources.recipes import make_sample
@@ -94,7 +94,7 @@ def test_existing_output_needs_overwrite(raw_dir, tmp_path):
 
 def test_interrupted_run_leaves_nothing(raw_dir, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = preprocess_module._process
+    real = ntu_convert._process
 
     def flaky(job):
         calls["n"] += 1
@@ -102,7 +102,7 @@ def test_interrupted_run_leaves_nothing(raw_dir, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(job)
 
-    monkeypatch.setattr(preprocess_module, "_process", flaky)
+    monkeypatch.setattr(ntu_convert, "_process", flaky)
     with pytest.raises(KeyboardInterrupt):
         _run(raw_dir, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []  # no final file, no temporary file

@@ -58,9 +58,12 @@ class SplitWriter:
         self.meta: list[SampleMeta] = []
         self.lengths: list[int] = []
         self.persons: list[int] = []
+        self.extras: dict[str, list[np.ndarray]] = {}  # per-sample values of optional datasets, e.g. img_shape
 
-    def append(self, sample: np.ndarray, meta: SampleMeta, num_persons: int) -> None:
-        """Add one person-major sample (M, T, V, C)."""
+    def append(
+        self, sample: np.ndarray, meta: SampleMeta, num_persons: int, extras: dict[str, np.ndarray] | None = None
+    ) -> None:
+        """Add one person-major sample (M, T, V, C), with its values of optional per-sample datasets."""
         frames = np.ascontiguousarray(sample.transpose(1, 0, 2, 3), dtype=np.float32)  # (T, M, V, C)
         if frames.shape[1:] != self.shape:
             raise AgcnError(f"{meta.name}: sample shape {sample.shape} does not fit {self.path} (M, V, C)={self.shape}")
@@ -69,6 +72,8 @@ class SplitWriter:
         self.meta.append(meta)
         self.lengths.append(len(frames))
         self.persons.append(num_persons)
+        for key, value in (extras or {}).items():
+            self.extras.setdefault(key, []).append(value)
         if self.buffered >= 16 * CHUNK_FRAMES:
             self._flush()
 
@@ -87,8 +92,12 @@ class SplitWriter:
         self.buffer, self.buffered = ([rest] if len(rest) else []), len(rest)
 
     def close(self) -> None:
-        self._flush(final=True)
         f = self.file
+        for key, values in self.extras.items():
+            if len(values) != len(self.meta):
+                raise AgcnError(f"{self.path}: {key} given for {len(values)} of {len(self.meta)} samples")
+            f.create_dataset(key, data=np.stack(values))
+        self._flush(final=True)
         lengths = np.asarray(self.lengths, dtype=np.int64)
         f.create_dataset("num_frames", data=lengths.astype(np.int32))
         f.create_dataset("offset", data=np.cumsum(lengths) - lengths)

@@ -16,3 +16,11 @@ def fit_persons(x: np.ndarray, axis: int = 0, num_persons: int = NUM_PERSONS) ->
     pad = list(x.shape)
     pad[axis] = num_persons - m
     return np.concatenate([x, np.zeros(pad, dtype=x.dtype)], axis=axis)
+
+
+def fit_and_count(sample: np.ndarray) -> tuple[np.ndarray, int]:
+    """(M, T, V, C) -> (NUM_PERSONS, T, V, C) float32, a copy fitted by `fit_persons`, and the
+    number of persons with any non-zero value among the kept ones."""
+    out = fit_persons(np.array(sample, dtype=np.float32))
+    persons = int((np.abs(out).reshape(len(out), -1).sum(axis=1) > 0).sum())
+    return out, persons

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import AgcnError
 from ..io.splitfile import SampleMeta
+from ..skeleton.persons import fit_and_count
 from .pipeline import (
     Converted,
     ConvertReport,
@@ -35,12 +36,8 @@ from .pipeline import (
     Job,
     SampleError,
     check_label,
-    fail_if_strict,
-    fit_and_count,
     layout_attrs,
     list_files,
-    output_paths,
-    skip_reason,
     write_splits,
 )
 
@@ -197,18 +194,16 @@ def import_kinetics(config: ImportConfig, progress: Callable[[int], None] | None
             name = path.name.split(".")[0]  # the video id, as the reference takes it
             entry = labels.get(name)
             if entry is None:
-                skipped.append((path.name, skip_reason(str(path), f"video {name} is not in {label_path.name}")))
+                skipped.append((path.name, f"{path}: video {name} is not in {label_path.name}"))
             elif not entry["has_skeleton"]:
                 excluded += 1
             else:
                 try:
                     label = check_label(entry["label_index"], num_classes, f"{label_path}: {name}")
                 except SampleError as e:
-                    skipped.append((path.name, str(e)))
+                    skipped.append((path.name, f"{label_path}: {name}: {e}"))
                     continue
                 jobs.append(VideoJob(path.name, str(path), split, path, name, label))
-    fail_if_strict(skipped, config.strict)
-    outputs = output_paths(config.out_dir, splits, config.overwrite)
     attrs = {
         **layout_attrs(KINETICS_LAYOUT),
         "recipe": KINETICS_RECIPE,
@@ -217,8 +212,7 @@ def import_kinetics(config: ImportConfig, progress: Callable[[int], None] | None
         "num_classes": num_classes,
         "source": KINETICS_SOURCE,
     }
-    summaries, skipped = write_splits(
-        outputs, attrs, jobs, convert_video,
-        strict=config.strict, workers=config.workers, skipped=skipped, progress=progress,
+    return write_splits(
+        config, splits, attrs, jobs, convert_video,
+        started=t0, skipped=skipped, excluded=excluded, progress=progress,
     )  # fmt: skip
-    return ConvertReport(summaries, skipped, excluded, 0, time.perf_counter() - t0)

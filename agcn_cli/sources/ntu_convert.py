@@ -18,10 +18,7 @@ from .pipeline import (
     ConvertReport,
     Job,
     SampleError,
-    fail_if_strict,
     list_files,
-    output_paths,
-    skip_reason,
     write_splits,
 )
 from .recipes import DEFAULT_RECIPE, check_recipe, make_sample
@@ -57,8 +54,11 @@ def _process(job: SkeletonJob) -> Converted:
     """Parse and process one file."""
     try:
         sk = parse_skeleton(job.path)
+    except SkeletonError as e:  # the parser names the file and line
+        raise SampleError(str(e), located=True) from None
+    try:
         sample, persons = make_sample(sk, job.recipe, job.normalize)
-    except SkeletonError as e:  # the parser names the file and line; the recipes see bodies, not files
+    except SkeletonError as e:  # the recipes see bodies, not files: the pipeline adds the file
         raise SampleError(str(e)) from None
     return Converted(sample, _meta(job.info), persons)
 
@@ -79,7 +79,6 @@ def preprocess(config: PreprocessConfig, progress: Callable[[int], None] | None 
     layout = get_layout(NTU_LAYOUT)
     missing = read_name_list(config.missing_list or bench.default_missing_list())
     paths = list_skeleton_files(config.raw_dir)
-    outputs = output_paths(config.out_dir, NTU_SPLITS, config.overwrite)
 
     skipped: list[tuple[str, str]] = []
     jobs: list[SkeletonJob] = []  # in name order, both splits
@@ -88,7 +87,7 @@ def preprocess(config: PreprocessConfig, progress: Callable[[int], None] | None 
         try:
             info = parse_name(path.name)
         except SkeletonError as e:
-            skipped.append((path.name, skip_reason(path.name, str(e))))
+            skipped.append((path.name, str(e)))  # the message starts with the file name
             continue
         if not bench.includes(info):
             outside += 1
@@ -97,7 +96,6 @@ def preprocess(config: PreprocessConfig, progress: Callable[[int], None] | None 
         else:
             split = "train" if bench.is_train(info) else "test"
             jobs.append(SkeletonJob(path.name, str(path), split, path, info, recipe, layout.normalize))
-    fail_if_strict(skipped, config.strict)
     if progress and len(paths) > len(jobs):
         progress(len(paths) - len(jobs))
 
@@ -111,8 +109,7 @@ def preprocess(config: PreprocessConfig, progress: Callable[[int], None] | None 
         "channels": ",".join(layout.channels),
         "source": NTU_SOURCE,
     }
-    summaries, skipped = write_splits(
-        outputs, attrs, jobs, _process,
-        strict=config.strict, workers=config.workers, skipped=skipped, progress=progress,
+    return write_splits(
+        config, NTU_SPLITS, attrs, jobs, _process,
+        started=t0, skipped=skipped, excluded=excluded, outside=outside, progress=progress,
     )  # fmt: skip
-    return ConvertReport(summaries, skipped, excluded, outside, time.perf_counter() - t0)

@@ -7,16 +7,19 @@ per split (`data_specs/hdf5.md`; atomic, all or nothing) and reports what it wro
 
 One skip policy for every format: a function that cannot use a sample raises `SampleError`
 with the problem; the sample is listed in the report as `(job.item, reason)`, where the reason
-is `"{job.where}: {problem}"`, naming the file (and the sample inside a file of many). With
-`strict` the first bad sample fails the run with that reason as its one error line.
+is `"{job.where}: {problem}"`, naming the file (and the sample inside a file of many). Samples a
+converter rejects while listing its jobs are listed the same way. With `strict` the first bad
+sample fails the run with that reason as its one error line.
 """
 
 import multiprocessing as mp
 import os
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -24,14 +27,31 @@ from ..errors import AgcnError
 from ..io.atomic import refuse_existing
 from ..io.splitfile import SampleMeta, SplitWriter
 from ..skeleton.layouts import get_layout
-from ..skeleton.persons import NUM_PERSONS, fit_persons
+from ..skeleton.persons import NUM_PERSONS
 
 MIN_POOL_JOBS = 16  # fewer jobs are converted in this process: starting workers would cost more
 POOL_CHUNKSIZE = 8  # jobs handed to a worker at a time
 
 
 class SampleError(AgcnError):
-    """One unusable sample: skipped and listed in the report (the run fails with `strict`)."""
+    """One unusable sample: skipped and listed in the report (the run fails with `strict`).
+
+    The text is the problem; the pipeline puts the job's place before it, unless `located` says
+    that the text names its place already (the `.skeleton` parser names file and line).
+    """
+
+    def __init__(self, problem: str, located: bool = False):
+        super().__init__(problem)
+        self.located = located
+
+
+class RunOptions(Protocol):
+    """What every converter's config says about the run (PreprocessConfig, ImportConfig)."""
+
+    out_dir: Path  # receives train.h5 and/or test.h5
+    strict: bool  # any bad sample fails the run instead of being skipped
+    overwrite: bool  # replace existing outputs
+    workers: int  # processes converting samples; 0: one per CPU core
 
 
 @dataclass
@@ -76,6 +96,11 @@ class SplitSummary:
     frames: int = 0
     class_counts: Counter = field(default_factory=Counter)
 
+    def add(self, item: Converted) -> None:
+        self.samples += 1
+        self.frames += item.sample.shape[1]
+        self.class_counts[item.meta.label] += 1
+
 
 @dataclass
 class ConvertReport:
@@ -88,21 +113,6 @@ class ConvertReport:
     @property
     def files_processed(self) -> int:
         return sum(s.samples for s in self.splits.values()) + len(self.skipped)
-
-
-# ---- skipping ---------------------------------------------------------------------------------
-
-
-def skip_reason(where: str, problem: str) -> str:
-    """`"{where}: {problem}"`; a problem that already starts with its place (the .skeleton parser
-    names file and line) is kept as it is."""
-    return problem if problem.startswith(where) else f"{where}: {problem}"
-
-
-def fail_if_strict(skipped: list[tuple[str, str]], strict: bool) -> None:
-    """With `strict`, the first sample skipped while listing the jobs fails the run."""
-    if strict and skipped:
-        raise SampleError(skipped[0][1])
 
 
 # ---- inputs and outputs -----------------------------------------------------------------------
@@ -142,22 +152,14 @@ def layout_attrs(layout: str) -> dict[str, str]:
     return {"layout": layout, "channels": ",".join(get_layout(layout).channels)}
 
 
-# ---- one sample -------------------------------------------------------------------------------
-
-
-def fit_and_count(sample: np.ndarray) -> tuple[np.ndarray, int]:
-    """(M, T, V, C) -> (2, T, V, C) float32 (extra persons dropped, missing ones zero) and the
-    number of persons with any non-zero value among the kept ones."""
-    out = fit_persons(np.array(sample, dtype=np.float32))  # a copy: the caller keeps its array
-    persons = int((np.abs(out).reshape(len(out), -1).sum(axis=1) > 0).sum())
-    return out, persons
+# ---- one sample ----------------------------------------------------------------------------
 
 
 def check_label(label: object, num_classes: int, where: str) -> int:
-    """The label as int; SampleError when it is not an integer, AgcnError (for the whole run: the
-    class count is wrong) when it is outside 0..num_classes-1."""
+    """The label as int; SampleError when it is not an integer, AgcnError naming `where` (for the
+    whole run: the class count is wrong) when it is outside 0..num_classes-1."""
     if isinstance(label, bool) or not isinstance(label, int | np.integer):
-        raise SampleError(f"{where}: label {label!r} is not an integer")
+        raise SampleError(f"label {label!r} is not an integer")
     if not 0 <= int(label) < num_classes:
         raise AgcnError(
             f"{where}: label {int(label)} is outside 0..{num_classes - 1} ({num_classes} classes); "
@@ -170,67 +172,65 @@ def check_label(label: object, num_classes: int, where: str) -> int:
 
 
 def write_splits(
-    outputs: dict[str, Path],
+    config: RunOptions,
+    splits: Iterable[str],
     attrs: dict,
     jobs: list[Job],
     convert: Callable[[Job], Converted],
     *,
+    started: float,
+    skipped: Iterable[tuple[str, str]] = (),
+    excluded: int = 0,
+    outside: int = 0,
     split_attrs: dict[str, dict] | None = None,
-    strict: bool = False,
-    workers: int = 0,
-    skipped: list[tuple[str, str]] | None = None,
     progress: Callable[[int], None] | None = None,
-) -> tuple[dict[str, SplitSummary], list[tuple[str, str]]]:
-    """Convert `jobs` into `outputs[job.split]`, in order; all files appear only on success.
+) -> ConvertReport:
+    """Convert `jobs` into OUT_DIR/`job.split`.h5, in order; all files appear only on success.
 
-    `attrs` are the files' attributes, `layout` and `channels` among them, in the order they are
-    written; each file gets its `split` after them, then `split_attrs[split]`. A `SampleError`
-    from `convert` skips the sample (see the module docstring), appended to `skipped`.
+    `skipped`, `excluded`, `outside`: what the converter left out while listing its jobs (with
+    `config.strict`, the first skipped one fails the run before anything is written). `attrs` are
+    the files' attributes, `layout` and `channels` among them, in the order they are written; each
+    file gets its `split` after them, then `split_attrs[split]`. A `SampleError` from `convert`
+    skips the sample (see the module docstring). `started`: when the run began, for the report.
     """
-    skipped = [] if skipped is None else skipped
+    skipped = list(skipped)
+    if config.strict and skipped:
+        raise SampleError(skipped[0][1])
+    outputs = output_paths(config.out_dir, splits, config.overwrite)
     spec = get_layout(attrs["layout"])
     summaries = {split: SplitSummary(path) for split, path in outputs.items()}
-    extras: dict[str, dict[str, list]] = {split: {} for split in outputs}
     writers: dict[str, SplitWriter] = {}
     try:
         for split, path in outputs.items():
             file_attrs = {**attrs, "split": split, **(split_attrs or {}).get(split, {})}
             writers[split] = SplitWriter(path, file_attrs, NUM_PERSONS, spec.num_joints, len(spec.channels))
-        results = map_jobs(convert, jobs, workers)
-        for job, (status, item) in zip(jobs, results, strict=True):
+        for job, (status, item) in zip(jobs, map_jobs(convert, jobs, config.workers), strict=True):
             if progress:
                 progress(1)
             if status == "skip":
-                reason = skip_reason(job.where, item)
-                if strict:
-                    raise SampleError(reason)
-                skipped.append((job.item, reason))
+                if config.strict:
+                    raise SampleError(item)
+                skipped.append((job.item, item))
                 continue
-            writers[job.split].append(item.sample, item.meta, item.persons)
-            for key, value in (item.extras or {}).items():
-                extras[job.split].setdefault(key, []).append(value)
-            summary = summaries[job.split]
-            summary.samples += 1
-            summary.frames += item.sample.shape[1]
-            summary.class_counts[item.meta.label] += 1
-        for split, writer in writers.items():
-            for key, values in extras[split].items():  # one entry per written sample
-                writer.file.create_dataset(key, data=np.stack(values))
+            writers[job.split].append(item.sample, item.meta, item.persons, item.extras)
+            summaries[job.split].add(item)
+        for writer in writers.values():
             writer.close()
     finally:
         for writer in writers.values():
             writer.discard()
-    return summaries, skipped
+    return ConvertReport(summaries, skipped, excluded, outside, time.perf_counter() - started)
 
 
 _TASK: tuple | None = None  # (convert, jobs), inherited by forked workers instead of pickled
 
 
 def _try(convert: Callable, job: Job) -> tuple[str, object]:
+    """("ok", Converted) or ("skip", reason), the reason already worded (in the worker)."""
     try:
         return "ok", convert(job)
     except SampleError as e:
-        return "skip", str(e)
+        return "skip", str(e) if e.located else f"{job.where}: {e}"
 
 
 def _convert_index(i: int) -> tuple[str, object]:
@@ -239,7 +239,7 @@ def _convert_index(i: int) -> tuple[str, object]:
 
 
 def map_jobs(convert: Callable[[Job], Converted], jobs: list[Job], workers: int) -> Iterator[tuple[str, object]]:
-    """("ok", Converted) or ("skip", problem) per job, in job order.
+    """("ok", Converted) or ("skip", reason) per job, in job order.
 
     With `workers` > 1 (0: one per core) and at least MIN_POOL_JOBS jobs, the conversions run
     in forked processes, which inherit `convert` and the jobs (closures need no pickling);

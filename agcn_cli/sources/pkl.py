@@ -10,7 +10,7 @@ Pickles can run arbitrary code when loaded: the file is read with `safe_pickle.l
 which rebuilds plain numeric numpy arrays and Python containers and refuses anything else.
 
 Each sample goes through what MMAction2's pipeline does before sampling frames, once here:
-- 3D (NTU-25, x, y, z): `PreNormalize3D` (`normalize.pre_normalize_3d`), in the stored dtype
+- 3D (NTU-25, x, y, z): `PreNormalize3D` (`skeleton.normalize.pre_normalize_3d`), in the stored dtype
   (float16 in pyskl's files) for the centring, as there;
 - 2D (COCO-17, or OpenPose-18; x, y, score): `PreNormalize2D`, x and y mapped from pixels to
   [-1, 1] by the sample's `img_shape` (default 1080 x 1920), in the stored dtype as there (it
@@ -31,6 +31,7 @@ from ..errors import AgcnError
 from ..io.splitfile import SampleMeta
 from ..skeleton.layouts import get_layout
 from ..skeleton.normalize import DEFAULT_IMG_SHAPE, pre_normalize_2d, pre_normalize_3d
+from ..skeleton.persons import fit_and_count
 from .ntu import SkeletonError, get_benchmark, parse_name
 from .pipeline import (
     Converted,
@@ -39,11 +40,7 @@ from .pipeline import (
     Job,
     SampleError,
     check_label,
-    fail_if_strict,
-    fit_and_count,
     layout_attrs,
-    output_paths,
-    skip_reason,
     write_splits,
 )
 from .safe_pickle import load_pickle
@@ -221,10 +218,10 @@ def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = No
         name = _name(ann)
         if name is None:
             item = f"annotation #{i}"
-            skipped.append((item, skip_reason(f"{path}: {item}", "not a dict with a frame_dir name")))
+            skipped.append((item, f"{path}: {item}: not a dict with a frame_dir name"))
         elif name in by_name:
             problem = f"annotation #{i} repeats this frame_dir; the first one is kept"
-            skipped.append((name, skip_reason(f"{path}: {name}", problem)))
+            skipped.append((name, f"{path}: {name}: {problem}"))
         else:
             by_name[name] = ann
     jobs: list[AnnotationJob] = []  # split by split
@@ -233,19 +230,17 @@ def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = No
         names = sorted({str(n) for n in data["split"][key]})
         for n in names:
             if n not in by_name:
-                skipped.append((n, skip_reason(f"{path}: {n}", f"listed in split {key!r} but has no annotation")))
+                skipped.append((n, f"{path}: {n}: listed in split {key!r} but has no annotation"))
         jobs += [AnnotationJob(n, f"{path}: {n}", split, by_name[n]) for n in names if n in by_name]
         used.update(n for n in names if n in by_name)
     if not used:
         raise AgcnError(f"{path}: splits {', '.join(keys.values())} list no annotated sample")
-    fail_if_strict(skipped, config.strict)
     layout, sig = detect_layout(path, [by_name[n] for n in sorted(used)])
     for name in sorted(used):  # out-of-range labels fail before anything is written
         label = by_name[name].get("label")
         if isinstance(label, int | np.integer) and not isinstance(label, bool):
             check_label(label, num_classes, f"{path}: {name}")
 
-    outputs = output_paths(config.out_dir, keys, config.overwrite)
     attrs = {
         **layout_attrs(layout),
         "recipe": PKL_RECIPE,
@@ -256,10 +251,8 @@ def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = No
         "source_file": path.name,  # and, per file, source_split: the pkl's split key
     }
 
-    summaries, skipped = write_splits(
-        outputs, attrs, jobs, lambda job: convert_annotation(job, layout, sig, num_classes),
-        split_attrs={split: {"source_split": key} for split, key in keys.items()},
-        strict=config.strict, workers=config.workers, skipped=skipped, progress=progress,
+    return write_splits(
+        config, keys, attrs, jobs, lambda job: convert_annotation(job, layout, sig, num_classes),
+        started=t0, skipped=skipped, outside=len(by_name) - len(used),
+        split_attrs={split: {"source_split": key} for split, key in keys.items()}, progress=progress,
     )  # fmt: skip
-    outside = len(by_name) - len(used)
-    return ConvertReport(summaries, skipped, 0, outside, time.perf_counter() - t0)
