@@ -1,9 +1,9 @@
-"""The `agcn` command line: one thin function per command.
+"""The Typer app, its one error handler, the consoles and the options commands share.
 
-Each command validates its options, builds a config, calls one library function and prints a
-summary. Library errors (`AgcnError`) are printed as one red line on stderr with exit code 1;
-`--debug` shows the traceback. Heavy imports (torch, h5py) happen inside the commands so that
-`agcn --help` is instant.
+Each command (in `data.py`, `train.py`, `evaluate.py`) validates its options, builds a config,
+calls one library function and prints a summary. Library errors (`AgcnError`) are printed as
+one red line on stderr with exit code 1; `--debug` shows the traceback. Heavy imports (torch,
+h5py) happen inside the commands so that `agcn --help` is instant.
 """
 
 import functools
@@ -66,13 +66,10 @@ def _main(
     _state["debug"] = debug
 
 
-def _progress(total: int, desc: str, unit: str):
+def progress_bar(total: int, desc: str, unit: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, disable=None)
-
-
-# ---- eval, fuse, predict ----------------------------------------------------------------------
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ..errors import AgcnError
-from .app import JsonOpt, OverwriteOpt, WorkersOpt, _progress, command, err, out
+from .app import JsonOpt, OverwriteOpt, WorkersOpt, command, err, out, progress_bar
 
 
 @command("synth")
@@ -39,7 +39,7 @@ def synth(
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     total = len(config.actions) * config.samples_per_class
-    with _progress(total, "synth", "file") as bar:
+    with progress_bar(total, "synth", "file") as bar:
         paths = generate(out_dir, config, progress=bar.update)
     out.print(f"wrote {len(paths)} .skeleton files ({len(config.actions)} classes) to {out_dir}")
 
@@ -112,7 +112,7 @@ def preprocess_cmd(
         get_benchmark(benchmark), check_recipe(recipe)
         config = PreprocessConfig(raw_dir, out_dir, benchmark, recipe, missing_list, strict, workers, overwrite)
         total, desc, unit = len(list_skeleton_files(raw_dir)), "preprocess", "file"
-    with _progress(total, desc, unit) as bar:
+    with progress_bar(total, desc, unit) as bar:
         report = convert(config, progress=bar.update)
     _print_preprocess_report(report, as_json)
 
@@ -183,7 +183,7 @@ def streams(
     if wanted[0] not in DERIVED_STREAMS:
         raise AgcnError(f"--modality {modality!r}: choose one of: {', '.join(DERIVED_STREAMS)}, all")
     samples = int(check_split_file(path)["num_samples"])
-    with _progress(samples, "streams", "sample") as bar:
+    with progress_bar(samples, "streams", "sample") as bar:
         report = materialize_streams(path, wanted, force=force, progress=bar.update)
     if as_json:
         out.print_json(json.dumps(report))

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ..errors import AgcnError
-from .app import JsonOpt, OverwriteOpt, _progress, command, err, out
+from .app import JsonOpt, OverwriteOpt, command, err, out, progress_bar
 
 TestClipsOpt = Annotated[int, typer.Option("--clips", min=1, help="Test clips per sample (MMAction2: 10).")]
 
@@ -108,7 +108,7 @@ def eval_cmd(
         defaults=attrs,
     )  # fmt: skip
     config = EvalConfig(checkpoint, test_file, clips, clip_len, batch_size, device, bf16, foreign_config, foreign_data)
-    with _progress(int(attrs.get("num_samples", 0)) or None, "eval", "sample") as bar:
+    with progress_bar(int(attrs.get("num_samples", 0)) or None, "eval", "sample") as bar:
         result = evaluate(config, progress=bar.update, note=_note)
     m, scores = result.metrics, result.scores
     if out_path is not None:

@@ -3,9 +3,9 @@
 import inspect
 import json
 import types
-from dataclasses import MISSING, Field, fields
+from dataclasses import Field, fields
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, get_args, get_type_hints
 
 import typer
 
@@ -45,6 +45,8 @@ def model_info(
 _ARGUMENT = "data"  # the positional DATA
 _DECLS = {"out": ("--out", "-o"), "resume": ("--resume",), "overwrite": ("--overwrite",)}
 _PATHS = {"data", "out", "val"}  # typed Path on the command line, kept as str in the config
+_METAVARS = {"out": "RUN_DIR", "val": "VAL.h5"}
+_HINTS = get_type_hints(TrainConfig)  # the fields' types, resolved even from string annotations
 
 
 def _default_text(value: Any) -> str:
@@ -53,10 +55,10 @@ def _default_text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def option_help(f: Field) -> str:
+def _option_help(f: Field) -> str:
     """The field's help line, with its default (None and "" mean: said in the help, or none)."""
     text = f.metadata["help"]
-    return text if f.default in (None, "", MISSING) else f"{text} Default: {_default_text(f.default)}."
+    return text if f.default in (None, "") else f"{text} Default: {_default_text(f.default)}."
 
 
 def _train_option(f: Field) -> inspect.Parameter:
@@ -65,19 +67,26 @@ def _train_option(f: Field) -> inspect.Parameter:
     None means "not given", so that a --config file and, with --resume, the run's config.json
     fill what the flags leave out (engine.config.build_config).
     """
-    kind = Path if f.name in _PATHS else next(t for t in (*get_args(f.type), f.type) if t is not types.NoneType)
+    hint = _HINTS[f.name]
+    kind = Path if f.name in _PATHS else next(t for t in (*get_args(hint), hint) if t is not types.NoneType)
     if f.name == _ARGUMENT:
-        info = typer.Argument(help=option_help(f), show_default=False)
+        info = typer.Argument(help=_option_help(f), metavar="DATA")
     else:
         flag = "--" + f.name.replace("_", "-")
         decls = _DECLS.get(f.name) or ((f"{flag}/--no-{flag[2:]}",) if kind is bool else (flag,))
-        info = typer.Option(*decls, help=option_help(f), show_default=False)
+        info = typer.Option(*decls, help=_option_help(f), metavar=_METAVARS.get(f.name))
     return inspect.Parameter(
         f.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[kind | None, info]
     )
 
 
-def train_cmd(config_file: Path | None = None, as_json: bool = False, **flags: Any) -> None:
+def train_cmd(
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="TOML (or JSON) file of these options; flags override it.")
+    ] = None,
+    as_json: JsonOpt = False,
+    **flags: Any,
+) -> None:
     """Train 2s-AGCN on one stream (MMAction2 recipe defaults); DDP under torchrun."""
     from ..engine.config import build_config
     from ..engine.fit import fit
@@ -99,12 +108,11 @@ def train_cmd(config_file: Path | None = None, as_json: bool = False, **flags: A
 
 def _train_signature() -> inspect.Signature:
     """What Typer reads for `agcn train`: DATA, --out, --config, the other TrainConfig fields, --json."""
+    own = inspect.signature(train_cmd).parameters  # --config and --json, declared on the function
     params = [_train_option(f) for f in fields(TrainConfig)]
-    config_file = typer.Option("--config", help="TOML (or JSON) file of these options; flags override it.")
     at = [p.name for p in params].index("out") + 1
-    params.insert(at, inspect.Parameter("config_file", inspect.Parameter.KEYWORD_ONLY, default=None,
-                                        annotation=Annotated[Path | None, config_file]))  # fmt: skip
-    params.append(inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOpt))
+    params.insert(at, own["config_file"].replace(kind=inspect.Parameter.KEYWORD_ONLY))
+    params.append(own["as_json"].replace(kind=inspect.Parameter.KEYWORD_ONLY))
     return inspect.Signature(params)
 
 

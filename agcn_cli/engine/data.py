@@ -20,7 +20,7 @@ ones zero-padded.
 import queue
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -30,15 +30,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import AgcnError
-from ..io.checkpoint import DataInfo
 from ..io.splitfile import check_split_file, read_blocks
-from ..models.agcn import ModelConfig
 from ..skeleton.layouts import get_layout
 from ..skeleton.persons import NUM_PERSONS, fit_persons
 from ..skeleton.sampling import TEST_SEED, sample_batch_indices, sample_test_clips
 from ..skeleton.streams import STREAMS, compute_stream_frames
-from .config import TrainConfig
-from .distributed import Dist
 
 
 @cache
@@ -156,7 +152,7 @@ class _EpochBatches(Dataset):
 
 
 class BatchLoader:
-    """The fast path: whole batches gathered from an in-memory `SkeletonDataset`.
+    """Whole batches gathered from a `SkeletonDataset`.
 
     `for x, y, idx in loader:` with x (N, C, L, V, M) (or (N, K, C, L, V, M) for K > 1 clips).
     Order: a permutation seeded by (seed, epoch) when shuffling, the same on every rank, then
@@ -282,79 +278,3 @@ def _background(items: Iterator, depth: int) -> Iterator:
             yield item
     finally:
         stop.set()
-
-
-def resolve_splits(config: TrainConfig) -> tuple[Path, Path | None]:
-    data = Path(config.data)
-    train = data / "train.h5" if data.is_dir() else data
-    if data.is_dir() and not train.is_file():
-        raise AgcnError(f"{data}: no train.h5 in this folder. Run: agcn preprocess RAW_DIR {data}")
-    if config.val is not None:
-        return train, Path(config.val)
-    test = data / "test.h5"
-    return train, test if data.is_dir() and test.is_file() else None
-
-
-def load_split(path: Path, config: TrainConfig, test_mode: bool, log: Callable[[str], None]) -> SkeletonDataset:
-    """The split's stream in memory; derived from joint (with a log line) when not stored."""
-    ds = SkeletonDataset(path, config.modality, clip_len=config.clip_len, test_mode=test_mode)
-    if len(ds) == 0:
-        raise AgcnError(f"{path}: the split holds no samples; check agcn preprocess's report (agcn info {path})")
-    if ds.derive:
-        log(
-            f"{path}: no stored {config.modality!r} stream, derived from joint at load time "
-            f"(agcn streams {path} would store it)"
-        )
-    return ds
-
-
-def build_data(
-    config: TrainConfig, ctx: Dist, log: Callable[[str], None]
-) -> tuple[BatchLoader, BatchLoader | None, DataInfo, ModelConfig]:
-    """(train loader, validation loader or None, DataInfo, ModelConfig) from the split files."""
-    train_path, val_path = resolve_splits(config)
-    splits = [load_split(train_path, config, False, log)]
-    if val_path is not None:
-        splits.append(load_split(val_path, config, True, log))
-    attrs = splits[0].attrs
-    num_classes = config.num_classes or int(attrs["num_classes"])
-    for ds in splits:
-        if (ds.attrs["layout"], ds.attrs["channels"]) != (attrs["layout"], attrs["channels"]):
-            raise AgcnError(f"{ds.path}: layout/channels differ from those of the training data {train_path}")
-        if int(ds.labels.max()) >= num_classes:
-            raise AgcnError(
-                f"{ds.path}: label {int(ds.labels.max())} does not fit {num_classes} classes (labels must be "
-                f"0..{num_classes - 1}); raise --num-classes, or drop it to use the file's num_classes"
-            )
-    loader = BatchLoader(
-        splits[0],
-        config.batch_size // ctx.world_size,
-        shuffle=True,
-        seed=config.seed,
-        rank=ctx.rank,
-        world_size=ctx.world_size,
-        num_workers=config.workers,
-        pin_memory=config.pin_memory,
-    )
-    val_loader = None
-    if len(splits) > 1:
-        val_loader = BatchLoader(
-            splits[1], config.val_batch_size, shuffle=False, rank=ctx.rank, world_size=ctx.world_size
-        )
-    data = DataInfo(
-        modality=config.modality,
-        layout=attrs["layout"],
-        recipe=attrs["recipe"],
-        benchmark=attrs.get("benchmark", ""),
-        channels=attrs["channels"],
-        clip_len=config.clip_len,
-    )
-    model_config = ModelConfig(
-        layout=data.layout,
-        num_classes=num_classes,
-        in_channels=len(splits[0].layout.channels),
-        num_persons=NUM_PERSONS,
-        variant=config.variant,
-        dropout=config.dropout,
-    )
-    return loader, val_loader, data, model_config

@@ -25,6 +25,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,13 +40,14 @@ from ..io.checkpoint import DataInfo, save_checkpoint
 from ..models.agcn import AGCN, ModelConfig, build_model
 from . import distributed
 from .config import RUN_CONTROL, TrainConfig
-from .data import BatchLoader, build_data
+from .data import BatchLoader
 from .device import resolve_device, tf32
 from .distributed import Dist
 from .loop import EpochStats, train_one_epoch, validate
 from .rng import rng_state, set_rng_state
 from .rundir import MetricsLog, check_resume, check_run_dir, epoch_line, prepare_run_dir
 from .signals import StopSignals
+from .splits import build_data
 
 
 def _stderr(line: str) -> None:
@@ -65,12 +67,7 @@ def fit(config: TrainConfig, log: Callable[[str], None] = _stderr) -> dict[str, 
     try:
         device = torch.device("cuda", ctx.local_rank) if cuda else torch.device("cpu")
         with tf32(config.precision == "tf32"):
-            run = _setup(config, log if ctx.is_main else lambda _: None, device, ctx)
-            try:
-                return _train(run)
-            finally:
-                if run.metrics_log is not None:
-                    run.metrics_log.close()
+            return _train(_setup(config, log if ctx.is_main else lambda _: None, device, ctx))
     finally:
         torch.use_deterministic_algorithms(deterministic)  # process-wide: leave it as found
         distributed.cleanup(ctx)
@@ -84,11 +81,9 @@ class Run:
     ctx: Dist
     device: torch.device
     log: Callable[[str], None]
-    run_dir: Path
     loader: BatchLoader
     val_loader: BatchLoader | None
     data: DataInfo
-    model_config: ModelConfig
     model: AGCN  # unwrapped: what is saved, validated and broadcast
     train_model: torch.nn.Module  # `model`, or its DDP / torch.compile wrapper
     optimizer: torch.optim.SGD
@@ -99,6 +94,10 @@ class Run:
     stats: EpochStats = field(default_factory=EpochStats)  # the current epoch's, so far
     wall0: float = 0.0  # training seconds of the run before this process
     metrics_log: MetricsLog | None = None  # rank 0 only
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config.out)
 
 
 # ---- setting up --------------------------------------------------------------------------------
@@ -121,11 +120,9 @@ def _setup(config: TrainConfig, log: Callable[[str], None], device: torch.device
         ctx=ctx,
         device=device,
         log=log,
-        run_dir=run_dir,
         loader=loader,
         val_loader=val_loader,
         data=data,
-        model_config=model_config,
         model=model,
         train_model=model,
         optimizer=optimizer,
@@ -187,7 +184,7 @@ def _seed_and_precision(
 def _resume(run: Run, ckpt: dict[str, Any]) -> None:
     """Load last.pt's weights, optimizer, schedule and RNG states, and an interrupted epoch's sums."""
     config, ctx, last = run.config, run.ctx, run.run_dir / "last.pt"
-    check_resume(ckpt, asdict(config), run.data, asdict(run.model_config), last, RUN_CONTROL)
+    check_resume(ckpt, asdict(config), run.data, asdict(run.model.config), last, RUN_CONTROL)
     if ckpt["partial"] and ckpt["world_size"] != ctx.world_size:  # the done batches were another sharding
         raise AgcnError(
             f"{last}: saved mid-epoch by {ckpt['world_size']} process(es); resume it with "
@@ -211,17 +208,9 @@ def _train(run: Run) -> dict[str, Any]:
     """The epochs from `run.start` to the end (or `stop_after`), or until a signal; the summary."""
     config, ctx = run.config, run.ctx
     end = config.epochs if config.stop_after is None else min(config.epochs, config.stop_after)
-    summary = {
-        "epoch": run.start,
-        "interrupted": None,
-        "best_top1": run.best["top1"],
-        "best_epoch": run.best["epoch"],
-        "last": None,
-        "run_dir": str(run.run_dir),
-        "rank": ctx.rank,
-    }
+    done, last = run.start, None  # epochs completed, and the last one's metrics row
     t_run = time.perf_counter() - run.wall0
-    with StopSignals() as stop:
+    with StopSignals() as stop, run.metrics_log or nullcontext():
         for epoch in range(run.start, end):
             _train_epoch(run, epoch, stop=lambda: stop.signum is not None)
             sums = distributed.all_sum([run.stats.loss_sum, run.stats.correct, run.stats.samples], ctx)
@@ -229,7 +218,7 @@ def _train(run: Run) -> dict[str, Any]:
                 raise _nonfinite_error(run, epoch)
             if run.stats.step < len(run.loader):  # a signal: save mid-epoch, with all ranks' sums so far
                 _save_interrupted(run, epoch, sums, time.perf_counter() - t_run, stop.name)
-                return {**summary, "interrupted": stop.name}
+                return _summary(run, done, last, interrupted=stop.name)
             row = _train_row(run, epoch, sums)
             if run.val_loader is not None and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
                 row.update(_validate(run))
@@ -240,9 +229,21 @@ def _train(run: Run) -> dict[str, Any]:
             if ctx.is_main:
                 _save_epoch(run, row, improved)
             run.log(epoch_line(row, config.epochs, run.best))
-            summary.update(epoch=epoch + 1, best_top1=run.best["top1"], best_epoch=run.best["epoch"], last=row)
+            done, last = epoch + 1, row
             run.stats = EpochStats()
-    return summary
+    return _summary(run, done, last)
+
+
+def _summary(run: Run, epoch: int, last: dict[str, Any] | None, interrupted: str | None = None) -> dict[str, Any]:
+    return {
+        "epoch": epoch,
+        "interrupted": interrupted,
+        "best_top1": run.best["top1"],
+        "best_epoch": run.best["epoch"],
+        "last": last,
+        "run_dir": str(run.run_dir),
+        "rank": run.ctx.rank,
+    }
 
 
 def _train_epoch(run: Run, epoch: int, stop: Callable[[], bool]) -> None:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from . import distributed
 from .data import BatchLoader
+from .device import autocast
 from .distributed import Dist
 
 
@@ -57,7 +58,7 @@ def train_one_epoch(
         x, y, _ = batch  # x (N, C, T, V, M)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         stats.data_wait += time.perf_counter() - t_wait
-        with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+        with autocast(device, amp_dtype):
             logits = model(x)  # (N, num_classes)
         loss = F.cross_entropy(logits.float(), y)
         value = loss.item()
@@ -102,7 +103,7 @@ def validate(
     n = len(loader.dataset)
     per_sample = torch.zeros(4, n, dtype=torch.float64)  # top-1 hit, top-5 hit, loss, seen
     for x, y, idx in loader:
-        with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+        with autocast(device, amp_dtype):
             logits = model(x.to(device)).float().cpu()  # (N, num_classes)
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         per_sample[0, idx] = (top[:, 0] == y).double()

@@ -107,6 +107,12 @@ class MetricsLog:
         if self.writer is not None:
             self.writer.close()
 
+    def __enter__(self) -> "MetricsLog":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
 
 def epoch_line(row: dict[str, Any], epochs: int, best: dict[str, Any]) -> str:
     line = (

@@ -1,11 +1,11 @@
 """`agcn eval`: multi-clip testing of a checkpoint on a split file.
 
 Testing follows MMAction2's skeleton recipe: each sample gives `clips` clips drawn by
-`UniformSampleFrames` in test mode (fixed seed 255 per sample, `sampling.py`); all clips of a
+`UniformSampleFrames` in test mode (fixed seed 255 per sample, `skeleton.sampling.sample_test_clips`); all clips of a
 batch of samples go through the model together, `(N, K, C, T, V, M) -> (N*K, C, T, V, M)`, and
 the class probabilities are the mean over clips of the softmax (GCNHead's
 `average_clips="prob"`). The mean over clips of the logits is kept as well, for fusing logits.
-Metrics are in `metrics.py`, score files (`data_specs/scores.md`) in `scores.py`.
+The scoring itself is `scoring.py`, metrics `metrics.py`, score files (`data_specs/scores.md`) `io/scores.py`.
 """
 
 from collections.abc import Callable
@@ -29,9 +29,6 @@ from .metrics import Metrics, class_names, compute_metrics
 from .scoring import score_dataset
 
 Note = Callable[[str], None]
-
-
-# ---- multi-clip scoring -----------------------------------------------------------------------
 
 
 # ---- agcn eval --------------------------------------------------------------------------------
@@ -87,7 +84,7 @@ class EvalConfig:
     batch_size: int = 16  # samples per forward pass, each with `clips` clips
     device: str = "auto"  # auto | cpu | cuda
     bf16: bool = False  # bfloat16 autocast on CUDA
-    foreign_config: ModelConfig | None = None  # for weights without agcn metadata (see foreign_facts)
+    foreign_config: ModelConfig | None = None  # for weights without agcn metadata (see models.loading.foreign_facts)
     foreign_data: DataInfo | None = None
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from ..engine.data import BatchLoader, SkeletonDataset
-from ..engine.device import tf32
+from ..engine.device import autocast, tf32
 from ..errors import AgcnError
 
 
@@ -19,7 +19,7 @@ def clip_scores(model: nn.Module, clips: torch.Tensor, bf16: bool = False) -> tu
     float32 (TF32 off on CUDA) or with bfloat16 autocast.
     """
     N, K = clips.shape[:2]
-    with tf32(False), torch.autocast(clips.device.type, dtype=torch.bfloat16, enabled=bf16):
+    with tf32(False), autocast(clips.device, torch.bfloat16 if bf16 else None):
         logits = model(clips.reshape(N * K, *clips.shape[2:]))  # (N*K, num_classes)
     logits = logits.float().view(N, K, -1)  # (N, K, num_classes)
     return logits.softmax(dim=-1).mean(dim=1), logits.mean(dim=1)
@@ -34,7 +34,7 @@ def score_dataset(
     bf16: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(prob, logit), each (N, num_classes) float32, for every sample of an in-memory test-mode dataset."""
+    """(prob, logit), each (N, num_classes) float32, for every sample of a test-mode dataset."""
     if not dataset.test_mode:
         raise AgcnError("scoring needs a test-mode dataset: SkeletonDataset(..., test_mode=True)")
     device = torch.device(device)

@@ -1,0 +1,89 @@
+"""The training run's split files: found from a TrainConfig, loaded, checked against each other; the
+DataInfo and ModelConfig they imply."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import AgcnError
+from ..io.checkpoint import DataInfo
+from ..models.agcn import ModelConfig
+from ..skeleton.persons import NUM_PERSONS
+from .config import TrainConfig
+from .data import BatchLoader, SkeletonDataset
+from .distributed import Dist
+
+
+def resolve_splits(config: TrainConfig) -> tuple[Path, Path | None]:
+    data = Path(config.data)
+    train = data / "train.h5" if data.is_dir() else data
+    if data.is_dir() and not train.is_file():
+        raise AgcnError(f"{data}: no train.h5 in this folder. Run: agcn preprocess RAW_DIR {data}")
+    if config.val is not None:
+        return train, Path(config.val)
+    test = data / "test.h5"
+    return train, test if data.is_dir() and test.is_file() else None
+
+
+def load_split(path: Path, config: TrainConfig, test_mode: bool, log: Callable[[str], None]) -> SkeletonDataset:
+    """The split's stream in memory; derived from joint (with a log line) when not stored."""
+    ds = SkeletonDataset(path, config.modality, clip_len=config.clip_len, test_mode=test_mode)
+    if len(ds) == 0:
+        raise AgcnError(f"{path}: the split holds no samples; check agcn preprocess's report (agcn info {path})")
+    if ds.derive:
+        log(
+            f"{path}: no stored {config.modality!r} stream, derived from joint at load time "
+            f"(agcn streams {path} would store it)"
+        )
+    return ds
+
+
+def build_data(
+    config: TrainConfig, ctx: Dist, log: Callable[[str], None]
+) -> tuple[BatchLoader, BatchLoader | None, DataInfo, ModelConfig]:
+    """(train loader, validation loader or None, DataInfo, ModelConfig) from the split files."""
+    train_path, val_path = resolve_splits(config)
+    splits = [load_split(train_path, config, False, log)]
+    if val_path is not None:
+        splits.append(load_split(val_path, config, True, log))
+    attrs = splits[0].attrs
+    num_classes = config.num_classes or int(attrs["num_classes"])
+    for ds in splits:
+        if (ds.attrs["layout"], ds.attrs["channels"]) != (attrs["layout"], attrs["channels"]):
+            raise AgcnError(f"{ds.path}: layout/channels differ from those of the training data {train_path}")
+        if int(ds.labels.max()) >= num_classes:
+            raise AgcnError(
+                f"{ds.path}: label {int(ds.labels.max())} does not fit {num_classes} classes (labels must be "
+                f"0..{num_classes - 1}); raise --num-classes, or drop it to use the file's num_classes"
+            )
+    loader = BatchLoader(
+        splits[0],
+        config.batch_size // ctx.world_size,
+        shuffle=True,
+        seed=config.seed,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        num_workers=config.workers,
+        pin_memory=config.pin_memory,
+    )
+    val_loader = None
+    if len(splits) > 1:
+        val_loader = BatchLoader(
+            splits[1], config.val_batch_size, shuffle=False, rank=ctx.rank, world_size=ctx.world_size
+        )
+    data = DataInfo(
+        modality=config.modality,
+        layout=attrs["layout"],
+        recipe=attrs["recipe"],
+        benchmark=attrs.get("benchmark", ""),
+        channels=attrs["channels"],
+        clip_len=config.clip_len,
+    )
+    model_config = ModelConfig(
+        layout=data.layout,
+        num_classes=num_classes,
+        in_channels=len(splits[0].layout.channels),
+        num_persons=NUM_PERSONS,
+        variant=config.variant,
+        dropout=config.dropout,
+    )
+    return loader, val_loader, data, model_config
