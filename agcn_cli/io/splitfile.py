@@ -79,7 +79,7 @@ class SplitWriter:
 
     def _flush(self, final: bool = False) -> None:
         """Write the buffered frames; before the end, only whole chunks, so that no compressed
-        chunk is ever read back, completed and compressed again (that tripled the write cost)."""
+        chunk is ever read back, completed and compressed again (BENCHMARKS.md, "Preprocessing")."""
         if not self.buffer:
             return
         block = np.concatenate(self.buffer)

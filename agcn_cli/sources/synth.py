@@ -40,10 +40,9 @@ import numpy as np
 
 from ..errors import AgcnError
 from ..specs import spec_path
-from .ntu import read_name_list
+from .ntu import NUM_JOINTS, read_name_list
 from .synth_body import (
     HANDS_FEET,
-    KINECT_JOINTS,
     LEAVES,
     PARENT,
     Style,
@@ -248,7 +247,7 @@ def simulate(name: str, config: SynthConfig, rng: np.random.Generator) -> list[T
         root = np.stack([x, hip_height(lengths) + angles["ty"], np.zeros(T)], -1) + step + offset  # floor: y = 0
         world = body @ turn.T + root[:, None]
         cam = _to_camera(world, setup, camera)
-        tracks.append(Track(next(ids), cam, np.ones(T, bool), np.zeros((T, KINECT_JOINTS), bool)))
+        tracks.append(Track(next(ids), cam, np.ones(T, bool), np.zeros((T, NUM_JOINTS), bool)))
     if config.artefacts:
         _add_artefacts(tracks, rng, ids, setup, camera)
     return tracks
@@ -265,8 +264,8 @@ def _add_artefacts(tracks: list[Track], rng: np.random.Generator, ids: Iterator[
         track.xyz = track.xyz + rng.normal(0, 0.004, track.xyz.shape)  # sensor jitter
         track.xyz[:, HANDS_FEET] += rng.normal(0, 0.012, (T, len(HANDS_FEET), 3))  # noisy extremities
         # occluded joints: Kinect guesses them (trackingState 1), a few cm off
-        p = np.where(np.isin(np.arange(KINECT_JOINTS), HANDS_FEET), 0.06, 0.02)
-        track.inferred = rng.random((T, KINECT_JOINTS)) < p
+        p = np.where(np.isin(np.arange(NUM_JOINTS), HANDS_FEET), 0.06, 0.02)
+        track.inferred = rng.random((T, NUM_JOINTS)) < p
         track.xyz[track.inferred] += rng.normal(0, 0.03, (int(track.inferred.sum()), 3))
         if rng.random() < 0.15:  # enters late or leaves early
             cut = int(rng.integers(1, max(2, T // 6)))
@@ -286,22 +285,22 @@ def _add_artefacts(tracks: list[Track], rng: np.random.Generator, ids: Iterator[
         lengths = subject_lengths(int(rng.integers(200, 999)))
         still = pose(idle_sway(rng, T, 0.5), lengths) @ ry(np.array(np.pi + rng.normal(0, 0.5))).T
         spot = np.array([rng.uniform(-1.2, 1.2), hip_height(lengths), rng.uniform(1.0, 1.6)])
-        xyz = _to_camera(still + spot, setup, camera) + rng.normal(0, 0.005, (T, KINECT_JOINTS, 3))
+        xyz = _to_camera(still + spot, setup, camera) + rng.normal(0, 0.005, (T, NUM_JOINTS, 3))
         present = np.zeros(T, bool)
         t0 = int(rng.integers(0, T // 2 + 1))
         present[t0 : t0 + int(rng.integers(T // 3, T + 1))] = True
-        tracks.append(Track(next(ids), xyz, present, np.zeros((T, KINECT_JOINTS), bool)))
+        tracks.append(Track(next(ids), xyz, present, np.zeros((T, NUM_JOINTS), bool)))
     for _ in range(rng.poisson(0.35)):  # short-lived ghosts near the actor
         life = int(rng.integers(1, 11))
         t0 = int(rng.integers(0, max(1, T - life)))
         centre = tracks[0].xyz[t0, 0] + [rng.uniform(-0.8, 0.8), rng.uniform(-0.3, 0.3), rng.uniform(-0.3, 0.3)]
         if rng.random() < 0.6:  # a wide, flat spread (x-extent > y-extent), new every frame
-            blob = centre + rng.normal(0, 1, (T, KINECT_JOINTS, 3)) * [0.35, 0.06, 0.2]
+            blob = centre + rng.normal(0, 1, (T, NUM_JOINTS, 3)) * [0.35, 0.06, 0.2]
         else:  # a static blob (a chair, a coat) with jitter
-            blob = centre + rng.normal(0, 0.12, (KINECT_JOINTS, 3)) + rng.normal(0, 0.01, (T, KINECT_JOINTS, 3))
+            blob = centre + rng.normal(0, 0.12, (NUM_JOINTS, 3)) + rng.normal(0, 0.01, (T, NUM_JOINTS, 3))
         present = np.zeros(T, bool)
         present[t0 : t0 + life] = True
-        inferred = rng.random((T, KINECT_JOINTS)) < 0.5
+        inferred = rng.random((T, NUM_JOINTS)) < 0.5
         tracks.append(Track(next(ids), blob, present, inferred))
     dropped = rng.random(T) < 0.02  # frames where the sensor reports no body at all
     for track in tracks:
@@ -311,7 +310,7 @@ def _add_artefacts(tracks: list[Track], rng: np.random.Generator, ids: Iterator[
 # ---- text -------------------------------------------------------------------------------------
 
 _JOINT_LINE = "%.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %d"
-_BLOCK = "\r\n".join([_JOINT_LINE] * KINECT_JOINTS)
+_BLOCK = "\r\n".join([_JOINT_LINE] * NUM_JOINTS)
 
 
 def _orientations(xyz: np.ndarray) -> np.ndarray:

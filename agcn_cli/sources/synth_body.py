@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-KINECT_JOINTS = 25
+from .ntu import NUM_JOINTS
 
 # Kinematic parent of each joint (0-based NTU order). Hand tips and thumbs hang off the hand,
 # as the Kinect tracks them; the root is the spine base.
@@ -37,8 +37,8 @@ HANDS_FEET = [7, 11, 15, 19, 21, 22, 23, 24]
 
 def _paths() -> np.ndarray:
     """(V, V) 0/1: paths[j, b] = 1 when the bone ending at joint b lies on root -> j."""
-    paths = np.zeros((KINECT_JOINTS, KINECT_JOINTS))
-    for j in range(1, KINECT_JOINTS):  # once, at import
+    paths = np.zeros((NUM_JOINTS, NUM_JOINTS))
+    for j in range(1, NUM_JOINTS):  # once, at import
         k = j
         while k != 0:
             paths[j, k] = 1
@@ -221,7 +221,7 @@ def rz(t):
 def pose(angles: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
     """Body-frame joint positions (T, 25, 3) relative to the spine base, from joint angles (T,)."""
     T = len(angles["bend"])
-    dirs = np.broadcast_to(_REST, (T, KINECT_JOINTS, 3)).copy()
+    dirs = np.broadcast_to(_REST, (T, NUM_JOINTS, 3)).copy()
 
     def turn(joints, rot):  # rotate the bone directions of `joints` by (T, 3, 3), distal first
         dirs[:, joints] = np.einsum("tij,tvj->tvi", rot, dirs[:, joints])
@@ -236,14 +236,14 @@ def pose(angles: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
         turn(thigh + shin, rx(-angles[f"{side}_hip"]))
     turn(_HEAD, rx(angles["nod"]))
     turn(_UPPER + _ARMS, rz(angles["lean"]) @ rx(angles["bend"]))
-    turn(list(range(1, KINECT_JOINTS)), ry(angles["yaw"]))
+    turn(list(range(1, NUM_JOINTS)), ry(angles["yaw"]))
     return np.einsum("jb,tbc->tjc", _PATHS, dirs * lengths[None, :, None])
 
 
 def subject_lengths(subject: int) -> np.ndarray:
     """Bone lengths of a performer: overall height and per-bone proportions fixed per subject."""
     rng = np.random.default_rng([subject, 31337])
-    return _LENGTH * rng.uniform(0.88, 1.12) * rng.uniform(0.94, 1.06, size=KINECT_JOINTS)
+    return _LENGTH * rng.uniform(0.88, 1.12) * rng.uniform(0.94, 1.06, size=NUM_JOINTS)
 
 
 def hip_height(lengths: np.ndarray) -> float:
