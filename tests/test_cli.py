@@ -40,7 +40,10 @@ def test_model_info_measures():
 def test_model_info_errors_are_one_line():
     r = CliRunner().invoke(app, ["model-info", "--layout", "ntu26"])
     assert r.exit_code == 1
-    assert r.output.strip().splitlines() == ["error: unknown layout 'ntu26'; choose one of: coco17, ntu25, openpose18"]
+    assert r.output.strip().splitlines() == [
+        "error: unknown layout 'ntu26'; choose one of: coco17, coco17-3d, ntu25, openpose18, "
+        "or give a .json layout file"
+    ]
     r = CliRunner().invoke(app, ["model-info", "--variant", "stgcn"])
     assert r.exit_code == 1 and "unknown model variant 'stgcn'" in r.output
 

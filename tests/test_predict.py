@@ -1,4 +1,8 @@
-"""End to end: synthetic .skeleton files -> preprocess -> checkpoints -> agcn eval, fuse, predict."""
+"""End to end: synthetic inputs -> preprocess -> checkpoints -> agcn eval, fuse, predict.
+
+`agcn predict` reads every input kind (.skeleton files and folders, .pkl, Kinetics JSON, split
+.h5); on a sample that a split file also holds it must give `agcn eval`'s probabilities.
+"""
 
 import json
 import pickle
@@ -10,15 +14,20 @@ import torch
 from typer.testing import CliRunner
 
 from agcn_cli.cli.app import app
-from agcn_cli.evaluation.predict import predict, sample_clips
+from agcn_cli.evaluation.evaluate import EvalConfig, evaluate
+from agcn_cli.evaluation.predict import Prediction, predict, sample_clips
 from agcn_cli.io.checkpoint import DataInfo, save_checkpoint
 from agcn_cli.io.scores import read_scores
 from agcn_cli.io.splitfile import read_sample
 from agcn_cli.models.agcn import ModelConfig, build_model
+from agcn_cli.skeleton.layouts import get_layout, load_layout
 from agcn_cli.skeleton.sampling import sample_test_clips
-from agcn_cli.sources.ntu import parse_skeleton
-from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
+from agcn_cli.sources.formats import convert
+from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess, skeleton_sample
+from agcn_cli.sources.pipeline import ImportConfig
+from agcn_cli.sources.samples import Sample, SampleFailure, iter_samples
 from agcn_cli.sources.synth import SynthConfig, generate
+from tests.helpers import write_skeleton
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()
@@ -42,6 +51,19 @@ def run(tmp_path_factory):
 
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
+
+
+def probs(pred: Prediction, k: int) -> np.ndarray:
+    """All k probabilities of a prediction made with top=k."""
+    p = np.zeros(k)
+    for c, _, prob in pred.top:
+        p[c] = prob
+    return p
+
+
+def only(results: list) -> list[Prediction]:
+    assert all(isinstance(r, Prediction) for r in results), [str(r) for r in results]
+    return results
 
 
 def test_eval_fuse_end_to_end(run):
@@ -83,14 +105,23 @@ def test_eval_fuse_end_to_end(run):
     np.testing.assert_allclose(fused.prob, (scores.prob + bone.prob) / 2, rtol=1e-6)
     assert json.loads(r.stdout)["fused"]["samples"] == 4
 
-    # predict on a raw test file gives what eval gave for that sample (same recipe, stream, clips)
+    # predict on a raw test file, and on the split file, gives what eval gave (same recipe, stream, clips)
     name = scores.names[2]
-    preds = predict([d / "joint.pt"], [d / "raw" / f"{name}.skeleton"], clips=2, top=60, device="cpu")
-    probs = np.zeros(60)
-    for c, _, p in preds[0].top:
-        probs[c] = p
-    np.testing.assert_allclose(probs, scores.prob[2], rtol=1e-4, atol=1e-6)
-    assert preds[0].action == int(name[-3:])
+    (pred,) = only(list(predict([d / "joint.pt"], [d / "raw" / f"{name}.skeleton"], clips=2, top=60, device="cpu")))
+    np.testing.assert_allclose(probs(pred, 60), scores.prob[2], rtol=1e-4, atol=1e-6)
+    assert pred.name == name and pred.label == int(name[-3:]) - 1 and pred.label_name in ("sitting down", "hand waving")
+    preds = only(list(predict([d / "joint.pt"], [d / "out/test.h5"], clips=2, top=60, batch_size=3)))
+    assert [p.name for p in preds] == scores.names and [p.label for p in preds] == list(scores.labels)
+    np.testing.assert_allclose(np.stack([probs(p, 60) for p in preds]), scores.prob, rtol=1e-4, atol=1e-6)
+    r = invoke("predict", d / "bone.pt", d / "out/test.h5", "--sample", scores.names[3], "--sample", scores.names[0],
+               "--clips", 2, "--top", 60, "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)["predictions"]
+    assert [o["name"] for o in out] == [scores.names[0], scores.names[3]]  # in file order
+    for o, i in zip(out, (0, 3), strict=True):
+        got = np.zeros(60)
+        got[[t["class"] for t in o["top"]]] = [t["probability"] for t in o["top"]]
+        np.testing.assert_allclose(got, bone.prob[i], rtol=1e-4, atol=1e-6)
 
 
 def test_eval_refuses(run, tmp_path):
@@ -123,42 +154,209 @@ def test_predict_cli(run, tmp_path):
                "--json")  # fmt: skip
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    assert [o["file"] for o in out] == [str(f) for f in files] and all(len(o["top"]) == 3 for o in out)
+    assert out["checkpoints"] == [str(d / "joint.pt"), str(d / "bone.pt")] and out["weights"] == [2, 1]
+    assert out["failed"] == []
+    preds = out["predictions"]
+    assert [o["source"] for o in preds] == [str(f) for f in files] and all(len(o["top"]) == 3 for o in preds)
+    assert set(preds[0]) == {"name", "source", "frames", "label", "label_name", "top"}
+    assert set(preds[0]["top"][0]) == {"class", "name", "probability"}
+    assert preds[0]["name"] == files[0].stem and preds[0]["label"] == int(files[0].stem[-3:]) - 1
+    assert preds[0]["label_name"] in ("sitting down", "hand waving")
     # the fusion by hand: 2/3 joint + 1/3 bone
-    both = predict([d / "joint.pt", d / "bone.pt"], files, weights=[2, 1], clips=2, top=60)
-    alone = [predict([d / f"{s}.pt"], files, clips=2, top=60) for s in ("joint", "bone")]
+    both = only(list(predict([d / "joint.pt", d / "bone.pt"], files, weights=[2, 1], clips=2, top=60)))
+    alone = [only(list(predict([d / f"{s}.pt"], files, clips=2, top=60))) for s in ("joint", "bone")]
     for i in range(2):
-        fused = {c: p for c, _, p in both[i].top}
-        j, b = ({c: p for c, _, p in a[i].top} for a in alone)
-        assert all(fused[c] == pytest.approx((2 * j[c] + b[c]) / 3, rel=1e-5) for c in fused)
-        assert [t["label"] for t in out[i]["top"]] == [c for c, _, _ in both[i].top[:3]]
+        j, b = (probs(a[i], 60) for a in alone)
+        np.testing.assert_allclose(probs(both[i], 60), (2 * j + b) / 3, rtol=1e-5)
+        assert [t["class"] for t in preds[i]["top"]] == [c for c, _, _ in both[i].top[:3]]
+    # a folder: every file, in name order, the same probabilities as file by file
+    folder = only(list(predict([d / "joint.pt"], [d / "raw"], clips=2, top=60, batch_size=3)))
+    assert [p.source for p in folder] == sorted((d / "raw").glob("*.skeleton"))
+    np.testing.assert_allclose(probs(folder[0], 60), probs(alone[0][0], 60), rtol=1e-5)
     r = invoke("predict", d / "joint.pt", files[0], "--weights", "1,1")
     assert r.exit_code == 1 and "--weights has 2 value(s) (1,1) for 1 checkpoints" in r.stderr
     r = invoke("predict", d / "joint.pt", files[0], "--top", 2)
-    assert r.exit_code == 0 and "probability" in r.stdout and "A0" in r.stdout
+    assert r.exit_code == 0 and "probability" in r.stdout and "A0" in r.stdout and "true: A0" in r.stdout
 
 
-def test_predict_bad_files(run, tmp_path):
+def test_predict_skips_bad_inputs(run, tmp_path):
     d = run
+    good = sorted((d / "raw").glob("*.skeleton"))[:2]
+    empty = write_skeleton(tmp_path / "S001C001P001R001A008.skeleton", [[] for _ in range(5)])  # no body
+    r = invoke("predict", d / "joint.pt", good[0], empty, good[1], "--clips", 2, "--top", 2)
+    assert r.exit_code == 1
+    assert r.stdout.count("probability") == 2 and good[0].stem in r.stdout and good[1].stem in r.stdout
+    assert r.stderr.count("\n") == 1 and f"{empty}: no body in any frame" in r.stderr
+    r = invoke("predict", d / "joint.pt", good[0], empty, tmp_path / "missing.skeleton", "--clips", 2, "--json")
+    assert r.exit_code == 1 and r.stderr.count("\n") == 2
+    out = json.loads(r.stdout)
+    assert [p["source"] for p in out["predictions"]] == [str(good[0])]
+    assert out["failed"] == [
+        {"input": str(empty), "error": "no body in any frame"},
+        {"input": str(tmp_path / "missing.skeleton"), "error": "no such file or folder"},
+    ]
     bad = tmp_path / "bad.skeleton"
-    lines = (d / "raw").glob("*.skeleton").__next__().read_text().splitlines()
+    lines = good[0].read_text().splitlines()
     lines[5] = "0.1 0.2 oops"
     bad.write_text("\r\n".join(lines))
     r = invoke("predict", d / "joint.pt", bad)
-    assert r.exit_code == 1 and str(bad) in r.stderr and "line" in r.stderr and r.stderr.count("\n") == 1
-    r = invoke("predict", d / "joint.pt", tmp_path / "missing.skeleton")
-    assert r.exit_code == 1 and "missing.skeleton: no such .skeleton file" in r.stderr
-    coco = build_model(ModelConfig(layout="coco17", num_classes=60))
-    save_checkpoint(tmp_path / "coco.pt", coco, DataInfo(layout="coco17", channels="x,y,score"), epoch=0)
-    r = invoke("predict", tmp_path / "coco.pt", bad)
-    assert r.exit_code == 1 and "predict needs a checkpoint trained on ntu25 data" in r.stderr
+    assert r.exit_code == 1 and str(bad) in r.stderr and "line 6" in r.stderr and r.stderr.count("\n") == 1
+    r = invoke("predict", d / "joint.pt", d / "out/test.h5", "--sample", "S999C001P001R001A001", "--json")
+    assert r.exit_code == 1 and json.loads(r.stdout)["predictions"] == []
+    assert "no sample named 'S999C001P001R001A001'" in r.stderr
+    r = invoke("predict", d / "joint.pt", good[0], "--sample", "x")
+    assert r.exit_code == 1 and "--sample picks samples of split .h5 inputs" in r.stderr
+    (tmp_path / "notes.txt").write_text("x")
+    r = invoke("predict", d / "joint.pt", tmp_path / "notes.txt")
+    assert r.exit_code == 1 and "notes.txt: not an input agcn reads" in r.stderr
 
 
-def test_sample_clips_follow_the_checkpoint(run):
-    sk = parse_skeleton(sorted((run / "raw").glob("*.skeleton"))[0])
-    joint = sample_clips(sk, DataInfo(modality="joint"), 8, 3)
-    bone = sample_clips(sk, DataInfo(modality="bone"), 8, 3)
+def _pkl_2d(path, rng, names, labels=None, joints=17):
+    """A 2D annotation file (pixels, scores) of random poses; `labels[i]` None: no label."""
+    anns = []
+    for i, name in enumerate(names):
+        m, t = 1 + i % 2, 18 + 3 * i
+        kp = rng.uniform([200, 100], [1700, 1000], size=(m, t, joints, 2)).astype(np.float32)
+        ann = {"frame_dir": name, "total_frames": t, "keypoint": kp, "img_shape": (1080, 1920),
+               "keypoint_score": rng.uniform(0.1, 1, size=(m, t, joints)).astype(np.float32)}  # fmt: skip
+        if labels is None or labels[i] is not None:
+            ann["label"] = i % 3 if labels is None else labels[i]
+        anns.append(ann)
+    split = {"train": list(names[:2]), "val": list(names[2:])}
+    with open(path, "wb") as f:
+        pickle.dump({"split": split, "annotations": anns}, f, protocol=4)
+    return path
+
+
+# a custom 2D skeleton: head, hands and feet around a centre joint
+STAR = {"name": "star5", "channels": ["x", "y", "score"], "joint_names": ["centre", "lh", "rh", "lf", "rf"],
+        "center": 0, "graphs": {"spatial": [[1, 0], [2, 0], [3, 0], [4, 0]]},
+        "bones": [[0, 0], [1, 0], [2, 0], [3, 0], [4, 0]]}  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", ["coco17", "star5"])
+def test_predict_pkl_2d_equals_eval_of_its_import(run, tmp_path, layout):
+    names = [f"clip{i}" for i in range(5)]
+    if layout == "star5":
+        (tmp_path / "star5.json").write_text(json.dumps(STAR))
+        lay = load_layout(str(tmp_path / "star5.json"))
+        given, spec = str(tmp_path / "star5.json"), lay.spec()
+    else:
+        lay, given, spec = get_layout(layout), None, ""
+    pkl = _pkl_2d(tmp_path / "2d.pkl", np.random.default_rng(0), names, joints=lay.num_joints)
+    convert(ImportConfig(pkl, tmp_path / "out", split_names=("train", "val"), num_classes=3, workers=1, layout=given))
+    torch.manual_seed(1)
+    model = build_model(ModelConfig(layout=layout, in_channels=3, num_classes=3, layout_spec=spec))
+    data = DataInfo(layout=layout, channels="x,y,score", clip_len=CLIP_LEN, label_names=("jump", "run", "sit"),
+                    layout_spec=spec)  # fmt: skip
+    save_checkpoint(tmp_path / "2d.pt", model, data, epoch=1)
+    scores = evaluate(EvalConfig(tmp_path / "2d.pt", tmp_path / "out/test.h5", clips=2, device="cpu")).scores
+    for inputs in ([pkl], [tmp_path / "out/test.h5"]):
+        preds = only(list(predict([tmp_path / "2d.pt"], inputs, clips=2, top=3, batch_size=2)))
+        by_name = {p.name: probs(p, 3) for p in preds}
+        np.testing.assert_allclose(np.stack([by_name[n] for n in scores.names]), scores.prob, rtol=1e-4, atol=1e-6)
+    preds = only(list(predict([tmp_path / "2d.pt"], [pkl], clips=2, top=3)))
+    assert [p.name for p in preds] == names and [p.label for p in preds] == [0, 1, 2, 0, 1]
+    assert [p.label_name for p in preds] == ["jump", "run", "sit", "jump", "run"]
+    assert {n for p in preds for _, n, _ in p.top} <= {"jump", "run", "sit"}
+    # the same weights without agcn metadata, described by options
+    torch.save(model.state_dict(), tmp_path / "raw.pth")
+    r = invoke("predict", tmp_path / "raw.pth", pkl, "--num-classes", 3, "--layout", given or layout, "--clips", 2,
+               "--clip-len", CLIP_LEN, "--top", 3, "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    foreign = json.loads(r.stdout)["predictions"]
+    assert [[t["class"] for t in f["top"]] for f in foreign] == [[c for c, _, _ in p.top] for p in preds]
+    np.testing.assert_allclose([f["top"][0]["probability"] for f in foreign], [p.top[0][2] for p in preds], rtol=1e-5)
+    if layout == "star5":
+        r = invoke("predict", tmp_path / "2d.pt", run / "raw")
+        assert r.exit_code == 1 and r.stderr.count("\n") == 1
+        assert "holds ntu25 (25 joints: x, y, z) skeletons, but the checkpoint" in r.stderr
+        assert "is for star5 (5 joints: x, y, score)" in r.stderr
+        return
+
+    # a sample without a label is classified (label null); a broken one is reported; the NTU model is refused
+    pkl2 = _pkl_2d(tmp_path / "nolabel.pkl", np.random.default_rng(1), ["a", "b"], labels=[None, 2])
+    with open(pkl2, "rb") as f:
+        content = pickle.load(f)
+    content["annotations"][1]["keypoint_score"] = content["annotations"][1]["keypoint_score"][:, :3]
+    with open(pkl2, "wb") as f:
+        pickle.dump(content, f)
+    r = invoke("predict", tmp_path / "2d.pt", pkl2, "--clips", 2, "--json")
+    assert r.exit_code == 1
+    out = json.loads(r.stdout)
+    assert [(p["name"], p["label"], p["label_name"]) for p in out["predictions"]] == [("a", None, None)]
+    assert out["failed"][0]["input"] == f"{pkl2}: b" and "keypoint_score has shape" in out["failed"][0]["error"]
+    r = invoke("predict", run / "joint.pt", pkl)
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1 and r.stdout == ""
+    assert f"{pkl}: holds coco17 (17 joints: x, y, score) skeletons" in r.stderr
+    assert "joint.pt is for ntu25 (25 joints: x, y, z)" in r.stderr
+
+
+def _video(rng, frames: int, label: int | None) -> dict:
+    def body() -> list[dict]:
+        return [{"pose": rng.random(36).round(3).tolist(), "score": rng.uniform(0.1, 1, 18).round(3).tolist()}]
+
+    data = [{"frame_index": t, "skeleton": body()} for t in range(frames)]
+    return {"data": data, "label": "x", **({} if label is None else {"label_index": label})}
+
+
+def test_predict_kinetics_equals_eval_of_its_import(run, tmp_path):
+    rng = np.random.default_rng(2)
+    folder = tmp_path / "kin" / "kinetics_val"
+    folder.mkdir(parents=True)
+    labels = {}
+    for i in range(3):
+        (folder / f"vid{i}.json").write_text(json.dumps(_video(rng, 12 + 5 * i, i)))
+        labels[f"vid{i}"] = {"has_skeleton": True, "label": "x", "label_index": i}
+    (tmp_path / "kin" / "kinetics_val_label.json").write_text(json.dumps(labels))
+    convert(ImportConfig(tmp_path / "kin", tmp_path / "out", num_classes=4, workers=1))
+    torch.manual_seed(2)
+    model = build_model(ModelConfig(layout="openpose18", in_channels=3, num_classes=4))
+    data = DataInfo(modality="bone", layout="openpose18", channels="x,y,score", recipe="2s-agcn", clip_len=CLIP_LEN)
+    save_checkpoint(tmp_path / "op.pt", model, data, epoch=1)
+    scores = evaluate(EvalConfig(tmp_path / "op.pt", tmp_path / "out/test.h5", clips=2, device="cpu")).scores
+    preds = only(list(predict([tmp_path / "op.pt"], [tmp_path / "kin"], clips=2, top=4)))
+    assert [p.name for p in preds] == scores.names == ["vid0", "vid1", "vid2"] and [p.label for p in preds] == [0, 1, 2]
+    np.testing.assert_allclose(np.stack([probs(p, 4) for p in preds]), scores.prob, rtol=1e-4, atol=1e-6)
+    (tmp_path / "one.json").write_text(json.dumps(_video(rng, 9, None)))
+    r = invoke("predict", tmp_path / "op.pt", folder / "vid1.json", tmp_path / "one.json", "--clips", 2, "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)["predictions"]
+    assert [(p["name"], p["label"], p["label_name"]) for p in out] == [("vid1", 1, "class 1"), ("one", None, None)]
+    np.testing.assert_allclose(out[0]["top"][0]["probability"], preds[1].top[0][2], rtol=1e-5)
+    r = invoke("predict", tmp_path / "op.pt", run / "raw")
+    assert r.exit_code == 1 and "holds ntu25 (25 joints: x, y, z) skeletons, but the checkpoint" in r.stderr
+
+
+def test_samples_follow_the_converters(run):
+    path = sorted((run / "raw").glob("*.skeleton"))[0]
+    layout = get_layout("ntu25")
+    (s,) = iter_samples(path, layout=layout, recipe="2s-agcn")
+    assert isinstance(s, Sample) and s.data.shape[0] == 2 and s.data.shape[2:] == (25, 3)
+    np.testing.assert_array_equal(s.data, skeleton_sample(path, "2s-agcn", layout.normalize)[0])
+    joint = sample_clips(s.data, DataInfo(modality="joint"), layout, 8, 3)
+    bone = sample_clips(s.data, DataInfo(modality="bone"), layout, 8, 3)
     assert joint.shape == bone.shape == (3, 3, 8, 25, 2)
     assert np.all(bone[:, :, :, 20] == 0)  # the spine-shoulder bone is zero
-    other = sample_clips(sk, DataInfo(modality="joint", recipe="2s-agcn"), 8, 3)
-    assert not np.allclose(joint, other)
+    (other,) = iter_samples(path, layout=layout)
+    assert not np.allclose(other.data[:, : s.data.shape[1]], s.data[:, : other.data.shape[1]])
+    (failure,) = iter_samples(run / "nothing.pkl", layout=layout)
+    assert isinstance(failure, SampleFailure) and failure.error == "no such file or folder"
+
+
+@pytest.mark.parametrize("recipe", ["mmaction2", "2s-agcn"])
+def test_predict_full_window_equals_eval(run, tmp_path, recipe):
+    """A full-window checkpoint: one view of the window, padded as its recipe pads, from raw files too."""
+    d = run
+    preprocess(PreprocessConfig(d / "raw", tmp_path / "out", recipe=recipe, workers=1))
+    model = build_model(ModelConfig(num_classes=60))
+    data = DataInfo(modality="joint-motion", recipe=recipe, benchmark="ntu60-xsub", test_window=40)
+    save_checkpoint(tmp_path / "w.pt", model, data, epoch=1)
+    scores = evaluate(EvalConfig(tmp_path / "w.pt", tmp_path / "out/test.h5", device="cpu")).scores
+    raw = [d / "raw" / f"{n}.skeleton" for n in scores.names]
+    for inputs in ([tmp_path / "out/test.h5"], raw):
+        preds = only(list(predict([tmp_path / "w.pt"], inputs, top=60)))
+        assert [p.name for p in preds] == scores.names
+        np.testing.assert_allclose(np.stack([probs(p, 60) for p in preds]), scores.prob, rtol=1e-4, atol=1e-6)
+    r = invoke("predict", tmp_path / "w.pt", raw[0], "--clips", 2)
+    assert r.exit_code == 1 and "40-frame window" in r.stderr and "drop --clips" in r.stderr

@@ -83,11 +83,20 @@ def preprocess_cmd(
     ] = None,
     labels: Annotated[Path | None, typer.Option(help="kinetics: label JSON of a single folder of videos.")] = None,
     split: Annotated[str | None, typer.Option(help="kinetics: train | test for a single folder.")] = None,
+    layout: Annotated[
+        str | None,
+        typer.Option(help="pkl: skeleton layout, a built-in name or a .json layout file (default: detected)."),
+    ] = None,
+    label_map: Annotated[
+        Path | None,
+        typer.Option(help="Class names, one a line, class 0 first (MMAction2's label map); stored in the files."),
+    ] = None,
     workers: WorkersOpt = 0,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Convert NTU .skeleton files, an MMAction2/pyskl .pkl or Kinetics-Skeleton JSON into HDF5 split files."""
+    from ..skeleton.layouts import get_layout, load_layout
     from ..sources.formats import convert, detect_source_format
     from ..sources.ntu import get_benchmark
     from ..sources.ntu_convert import PreprocessConfig, list_skeleton_files
@@ -101,6 +110,7 @@ def preprocess_cmd(
         config = ImportConfig(
             raw_dir, out_dir, format=source_format, benchmark=benchmark, split_names=names, num_classes=num_classes,
             labels=labels, split=split, recipe=recipe, strict=strict, overwrite=overwrite, workers=workers,
+            layout=layout, label_map=label_map,
         )  # fmt: skip
         total, desc, unit = None, "import", "sample"
     else:
@@ -108,9 +118,13 @@ def preprocess_cmd(
         given = [opt for opt, value in import_only.items() if value is not None]
         if given:
             raise AgcnError(f"{given[0]} applies to a .pkl or Kinetics-Skeleton input, not to .skeleton files")
+        if layout is not None and not load_layout(layout).same_topology(get_layout("ntu25")):
+            raise AgcnError(f"--layout {layout}: .skeleton files hold the Kinect ntu25 layout")
         benchmark, recipe = benchmark or "ntu60-xsub", recipe or "mmaction2"
         get_benchmark(benchmark), check_recipe(recipe)
-        config = PreprocessConfig(raw_dir, out_dir, benchmark, recipe, missing_list, strict, workers, overwrite)
+        config = PreprocessConfig(
+            raw_dir, out_dir, benchmark, recipe, missing_list, strict, workers, overwrite, label_map=label_map
+        )
         total, desc, unit = len(list_skeleton_files(raw_dir)), "preprocess", "file"
     with progress_bar(total, desc, unit) as bar:
         report = convert(config, progress=bar.update)

@@ -56,15 +56,28 @@ def _accuracies(m) -> tuple[str, str, str]:
 
 
 def _class_label(label: int, name: str) -> str:
-    """`A013 tear up paper` for NTU names, `class 7` otherwise."""
-    return name if name == f"class {label}" else f"A{label + 1:03d} {name}"
+    """`A013 tear up paper` for NTU names, `7 jump` for a label map's, `class 7` without names."""
+    from ..evaluation.metrics import ntu_class_names
+
+    if name == f"class {label}":
+        return name
+    ntu = ntu_class_names()
+    return f"A{label + 1:03d} {name}" if label < len(ntu) and ntu[label] == name else f"{label} {name}"
 
 
 @command("eval")
 def eval_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from agcn train (or foreign weights, see below).")],
     test_file: Annotated[Path, typer.Argument(help="A split file from agcn preprocess, e.g. OUT_DIR/test.h5.")],
-    clips: TestClipsOpt = 10,
+    clips: Annotated[
+        int | None,
+        typer.Option(
+            "--clips",
+            min=1,
+            help="Test clips per sample. Default: 10 (MMAction2); 1 view of the whole window for a "
+            "checkpoint trained on it (2s-AGCN recipe).",
+        ),
+    ] = None,
     clip_len: TestClipLenOpt = None,
     batch_size: TestBatchOpt = 16,
     device: TestDeviceOpt = "auto",
@@ -80,7 +93,9 @@ def eval_cmd(
     ] = None,
     per_class: Annotated[int, typer.Option(min=0, help="Worst classes shown (0: all).")] = 10,
     num_classes: ForeignClassesOpt = None,
-    layout: Annotated[str | None, typer.Option(help="Foreign weights: skeleton layout (default: the file's).")] = None,
+    layout: Annotated[
+        str | None, typer.Option(help="Foreign weights: skeleton layout, a name or a .json file (default: the file's).")
+    ] = None,
     modality: ForeignModalityOpt = None,
     in_channels: ForeignChannelsOpt = None,
     overwrite: OverwriteOpt = False,
@@ -111,6 +126,7 @@ def eval_cmd(
     with progress_bar(int(attrs.get("num_samples", 0)) or None, "eval", "sample") as bar:
         result = evaluate(config, progress=bar.update, note=_note)
     m, scores = result.metrics, result.scores
+    views = scores.attrs["clips"]  # 10 clips by default, 1 view of a full-window checkpoint's window
     if out_path is not None:
         write_scores(out_path, scores)
     if mmaction_dump is not None:
@@ -122,13 +138,13 @@ def eval_cmd(
             _note("matplotlib is not installed: wrote the CSV only (pip install matplotlib for the PNG)")
     if as_json:
         info = {"checkpoint": str(checkpoint), "test_file": str(test_file), "modality": scores.attrs["modality"],
-                "clips": clips, "clip_len": scores.attrs["clip_len"], "device": result.device}  # fmt: skip
+                "clips": views, "clip_len": scores.attrs["clip_len"], "device": result.device}  # fmt: skip
         out.print_json(json.dumps({**info, **m.summary()}))
         return
     table = Table(title=f"agcn eval {checkpoint.name} on {test_file}", title_justify="left")
     for col in ("stream", "clips", "samples", "top-1 %", "top-5 %", "mean class %"):
         table.add_column(col, justify="left" if col == "stream" else "right")
-    table.add_row(scores.attrs["modality"], f"{clips} x {scores.attrs['clip_len']}", str(m.samples), *_accuracies(m))
+    table.add_row(scores.attrs["modality"], f"{views} x {scores.attrs['clip_len']}", str(m.samples), *_accuracies(m))
     out.print(table)
     shown = m.per_class if per_class == 0 else m.per_class[:per_class]
     worst = Table(title=f"per class, worst first ({len(shown)} of {len(m.per_class)})", title_justify="left")
@@ -233,7 +249,13 @@ def fuse_cmd(
 @command("predict")
 def predict_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from agcn train.")],
-    files: Annotated[list[Path], typer.Argument(help="Raw NTU .skeleton files.")],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Inputs: .skeleton files or a folder of them, a .pkl annotation file (MMAction2/pyskl), "
+            "Kinetics-Skeleton .json files or a folder, split .h5 files."
+        ),
+    ],
     more: Annotated[
         list[Path] | None,
         typer.Option("--checkpoint", "-c", help="A further checkpoint (e.g. the bone stream) to fuse with; repeat."),
@@ -241,12 +263,26 @@ def predict_cmd(
     weights: Annotated[
         str | None, typer.Option(help="Comma-separated weight per checkpoint, in order (default: all 1).")
     ] = None,
-    top: Annotated[int, typer.Option(min=1, help="Classes shown per file.")] = 5,
-    clips: TestClipsOpt = 10,
+    sample: Annotated[
+        list[str] | None, typer.Option("--sample", help="Split .h5 inputs: classify only this sample name; repeat.")
+    ] = None,
+    top: Annotated[int, typer.Option(min=1, help="Classes shown per sample.")] = 5,
+    clips: Annotated[
+        int | None,
+        typer.Option(
+            "--clips",
+            min=1,
+            help="Test clips per sample. Default: 10 (MMAction2); 1 view of the whole window for a "
+            "checkpoint trained on it (2s-AGCN recipe).",
+        ),
+    ] = None,
     clip_len: TestClipLenOpt = None,
     batch_size: TestBatchOpt = 16,
     device: TestDeviceOpt = "auto",
     num_classes: ForeignClassesOpt = None,
+    layout: Annotated[
+        str | None, typer.Option(help="Foreign weights: skeleton layout, a name or a .json file (default: ntu25).")
+    ] = None,
     modality: ForeignModalityOpt = None,
     in_channels: ForeignChannelsOpt = None,
     recipe: Annotated[
@@ -254,38 +290,60 @@ def predict_cmd(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Top classes with probabilities for raw .skeleton files (the checkpoint's recipe, stream, 10 clips)."""
+    """Top classes with probabilities for each sample of the inputs (the checkpoint's recipe, stream, 10 clips).
+
+    A sample or input that cannot be read is reported on stderr and skipped; the others are classified; exit 1.
+    """
+    from rich.markup import escape
+
     from ..evaluation.fusion import parse_weights
-    from ..evaluation.predict import predict
+    from ..evaluation.predict import Prediction, predict
     from ..models.loading import foreign_facts
 
     checkpoints = [checkpoint, *(more or [])]
     w = parse_weights(weights, checkpoints, noun="checkpoints")
     foreign_config, foreign_data = foreign_facts(
-        num_classes=num_classes, modality=modality, in_channels=in_channels, recipe=recipe, clip_len=clip_len
-    )
-    preds = predict(
-        checkpoints, files, weights=w, clips=clips, clip_len=clip_len, top=top, batch_size=batch_size, device=device,
-        foreign_config=foreign_config, foreign_data=foreign_data, note=_note,
+        num_classes=num_classes, layout=layout, modality=modality, in_channels=in_channels, recipe=recipe,
+        clip_len=clip_len,
     )  # fmt: skip
-    if as_json:
-        data = [
-            {
-                "file": str(p.file),
-                "frames": p.frames,
-                "true_action": p.action,
-                "top": [{"label": c, "action": c + 1, "name": name, "probability": prob} for c, name, prob in p.top],
-            }
-            for p in preds
-        ]
-        out.print_json(json.dumps(data))
-        return
-    for p in preds:
-        truth = f", true A{p.action:03d}" if p.action is not None else ""
-        table = Table(title=f"{p.file} ({p.frames} frames{truth})", title_justify="left")
+    results = predict(
+        checkpoints, inputs, samples=sample, weights=w, clips=clips, clip_len=clip_len, top=top,
+        batch_size=batch_size, device=device, foreign_config=foreign_config, foreign_data=foreign_data, note=_note,
+    )  # fmt: skip
+    predictions, failed = [], []
+    for r in results:
+        if not isinstance(r, Prediction):
+            failed.append(r)
+            err.print(f"[red]error:[/red] {escape(str(r))}", highlight=False, soft_wrap=True)
+            continue
+        if as_json:
+            predictions.append(r)
+            continue
+        truth = "" if r.label is None else f", true: {_class_label(r.label, r.label_name or f'class {r.label}')}"
+        table = Table(title=f"{r.name} ({r.source}, {r.frames} frames{truth})", title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("class")
         table.add_column("probability", justify="right")
-        for rank, (c, name, prob) in enumerate(p.top, 1):
+        for rank, (c, name, prob) in enumerate(r.top, 1):
             table.add_row(str(rank), _class_label(c, name), f"{prob:.4f}")
         out.print(table)
+    if as_json:
+        data = {
+            "checkpoints": [str(p) for p in checkpoints],
+            "weights": w,
+            "predictions": [
+                {
+                    "name": p.name,
+                    "source": str(p.source),
+                    "frames": p.frames,
+                    "label": p.label,
+                    "label_name": p.label_name,
+                    "top": [{"class": c, "name": name, "probability": prob} for c, name, prob in p.top],
+                }
+                for p in predictions
+            ],
+            "failed": [{"input": f.input, "error": f.error} for f in failed],
+        }
+        out.print_json(json.dumps(data))
+    if failed:
+        raise typer.Exit(1)

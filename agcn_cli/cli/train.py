@@ -15,9 +15,11 @@ from .app import JsonOpt, command, err, out
 
 @command("model-info")
 def model_info(
-    layout: Annotated[str, typer.Option(help="Skeleton layout: ntu25 | coco17 | openpose18")] = "ntu25",
+    layout: Annotated[
+        str, typer.Option(help="Skeleton layout: ntu25 | coco17 | coco17-3d | openpose18, or a .json layout file")
+    ] = "ntu25",
     num_classes: Annotated[int, typer.Option(min=1, help="Classifier outputs.")] = 60,
-    in_channels: Annotated[int, typer.Option(min=1, help="Channels per joint.")] = 3,
+    in_channels: Annotated[int | None, typer.Option(min=1, help="Channels per joint (default: the layout's).")] = None,
     variant: Annotated[
         str, typer.Option(help="mmaction2 (AAGCN unit, default) | 2s-agcn (CVPR original)")
     ] = "mmaction2",
@@ -26,15 +28,18 @@ def model_info(
 ) -> None:
     """Parameters and MACs of the AGCN model, measured on one 2-person clip."""
     from ..models.agcn import ModelConfig, model_summary
-    from ..skeleton.layouts import get_layout
+    from ..skeleton.layouts import load_layout
 
-    get_layout(layout)
-    summary = model_summary(ModelConfig(layout, num_classes, in_channels, variant=variant), clip_len)
+    lay = load_layout(layout)
+    config = ModelConfig(
+        lay.name, num_classes, in_channels or len(lay.channels), variant=variant, layout_spec=lay.spec()
+    )
+    summary = model_summary(config, clip_len)
     if as_json:
         out.print_json(json.dumps(summary))
         return
     out.print(
-        f"AGCN ({summary['variant']} variant, layout {layout}, graph {summary['graph']}): "
+        f"AGCN ({summary['variant']} variant, layout {lay.name}, graph {summary['graph']}): "
         f"{summary['params']:,} parameters, {summary['macs'] / 1e9:.2f} GMACs per clip "
         f"of shape {tuple(summary['input_shape'])} (N, C, T, V, M)"
     )

@@ -14,6 +14,10 @@ from ..errors import AgcnError
 
 # auto: bf16 autocast on CUDA, fp32 on the CPU; fp32 is float32 (TF32 off), tf32 allows TF32 (CUDA only)
 PRECISIONS = ("auto", "fp32", "tf32", "bf16")
+# cosine: per iteration (MMAction2); step: x0.1 at epochs (2s-AGCN); see engine/schedule.py
+SCHEDULES = ("cosine", "step")
+# uniform: UniformSampleFrames clips; full: the whole padded window (2s-AGCN); see engine/data.py
+SAMPLINGS = ("uniform", "full")
 
 
 # fields that may change when resuming: where things are and how fast, not what is trained
@@ -33,6 +37,10 @@ RUN_CONTROL = {
 }
 
 
+# keys of a run's config.json that record the run (engine/fit.py) rather than configure it
+RECORDS = ("init_source",)
+
+
 def _option(default: Any, help: str) -> Any:
     """A field with its one-line `--help` text (the default is added by the CLI)."""
     return field(default=default, metadata={"help": help})
@@ -47,6 +55,14 @@ class TrainConfig:
     num_classes: int | None = _option(None, "Classifier size. Default: the data file's num_classes.")
     variant: str = _option("mmaction2", "Model: mmaction2 (AAGCN unit, the recipe's) | 2s-agcn (CVPR original).")
     dropout: float = _option(0.0, "Dropout before the classifier (0 in the recipe).")
+    # fine-tuning (engine/fit.py): new weights, not --resume; optimizer, schedule and epochs start fresh
+    init_from: str | None = _option(
+        None,
+        "CKPT to start from: an agcn checkpoint or lshiwjx/2s-AGCN, MMAction2, pyskl weights; "
+        "another class count re-initialises the classifier (fc).",
+    )
+    freeze_epochs: int = _option(0, "Train only the classifier for the first N epochs (backbone fixed, BN too).")
+    backbone_lr_mult: float = _option(1.0, "Backbone lr = lr x this; the classifier gets lr (e.g. 0.1 to fine-tune).")
     clip_len: int = _option(100, "Frames per uniformly sampled clip (UniformSampleFrames).")
     # MMAction2 trains 16 epochs of RepeatDataset(times=5): 80 passes, the same schedule
     epochs: int = _option(80, "Passes over the training set.")
@@ -58,6 +74,15 @@ class TrainConfig:
     momentum: float = _option(0.9, "SGD momentum.")
     nesterov: bool = _option(True, "Nesterov momentum.")
     weight_decay: float = _option(5e-4, "Weight decay (L2 on every parameter, as the recipe).")
+    # lshiwjx/2s-AGCN's recipe (configs/2s-agcn-*.toml): step schedule, full padded window, its augmentation
+    schedule: str = _option("cosine", "LR: cosine (per iteration, MMAction2) | step (2s-AGCN: x0.1 at --lr-steps).")
+    lr_steps: str = _option("", "Epochs where --schedule step multiplies the lr by 0.1, comma-separated, e.g. 30,40.")
+    warmup_epochs: int = _option(0, "Linear lr warm-up over the first N epochs (2s-AGCN's warm_up_epoch).")
+    sampling: str = _option("uniform", "Frames: uniform (clips of --clip-len) | full (the padded --window, 2s-AGCN).")
+    window: int = _option(300, "Frames of the padded window of --sampling full (2s-AGCN: 300), also at test time.")
+    random_choose: int = _option(0, "Train on a random run of N frames of the full window (2s-AGCN Kinetics: 150).")
+    random_move: bool = _option(False, "2s-AGCN's random rotation, scale and shift of x, y per clip (Kinetics).")
+    drop_last: bool = _option(False, "Drop the last incomplete training batch (2s-AGCN's loader does).")
     val_every: int = _option(5, "Validate every N epochs and after the last (5: MMAction2's points).")
     val_batch_size: int = _option(64, "Validation batch per process.")
     stop_after: int | None = _option(None, "Stop (resumably) after this many epochs, e.g. to split a run.")
@@ -97,6 +122,11 @@ class TrainConfig:
             raise AgcnError(f"momentum must be in [0, 1) and positive with --nesterov, got {self.momentum}")
         if self.stop_after is not None and self.stop_after < 1:
             raise AgcnError(f"stop_after must be at least 1, got {self.stop_after}")
+        if self.freeze_epochs < 0 or self.backbone_lr_mult < 0:
+            raise AgcnError("freeze_epochs and backbone_lr_mult must be non-negative")
+        if self.freeze_epochs and not self.init_from:
+            raise AgcnError("--freeze-epochs needs --init-from CKPT: a frozen random backbone would stay random")
+        self._check_recipe()
         if not self.data:
             raise AgcnError("no training data: give DATA_DIR (with train.h5) or a train split file")
         if self.resume and self.overwrite:
@@ -104,6 +134,31 @@ class TrainConfig:
 
     def scaled_lr(self) -> float:
         return self.lr * self.batch_size / self.base_batch_size if self.auto_scale_lr else self.lr
+
+    def lr_milestones(self) -> tuple[int, ...]:
+        """`lr_steps` as sorted epochs: "30,40" -> (30, 40); "" -> ()."""
+        try:
+            steps = tuple(sorted(int(s) for s in self.lr_steps.split(",") if s.strip()))
+        except (AttributeError, ValueError):
+            raise AgcnError(f"lr_steps must be epochs separated by commas, e.g. 30,40; got {self.lr_steps!r}") from None
+        if any(s < 1 for s in steps):
+            raise AgcnError(f"lr_steps must be positive epochs, got {self.lr_steps!r}")
+        return steps
+
+    def _check_recipe(self) -> None:
+        """The schedule and frame-sampling options (2s-AGCN's recipe)."""
+        for name, allowed in {"schedule": SCHEDULES, "sampling": SAMPLINGS}.items():
+            if getattr(self, name) not in allowed:
+                raise AgcnError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
+        steps = self.lr_milestones()
+        if self.schedule == "cosine" and steps:
+            raise AgcnError("--lr-steps is for --schedule step (cosine annealing has no steps)")
+        if self.window < 1 or self.warmup_epochs < 0 or self.random_choose < 0:
+            raise AgcnError("window must be at least 1; warmup_epochs and random_choose non-negative")
+        if self.sampling != "full" and (self.random_choose or self.random_move):
+            raise AgcnError("--random-choose and --random-move apply to --sampling full (2s-AGCN's window)")
+        if self.random_choose > self.window:
+            raise AgcnError(f"random_choose {self.random_choose} exceeds the window of {self.window} frames")
 
 
 def build_config(flags: dict[str, Any], config_file: str | Path | None = None) -> TrainConfig:
@@ -131,6 +186,8 @@ def load_config_file(path: str | Path, allowed: list[str]) -> dict[str, Any]:
     except (OSError, ValueError) as e:  # TOMLDecodeError and JSONDecodeError are ValueErrors
         raise AgcnError(f"{path}: cannot read the config file ({e})") from None
     values = {k.replace("-", "_"): v for k, v in values.items()}
+    for key in RECORDS:  # a run's config.json also records facts that are not options
+        values.pop(key, None)
     unknown = sorted(set(values) - set(allowed))
     if unknown:
         raise AgcnError(f"{path}: unknown config keys {', '.join(unknown)}; allowed: {', '.join(allowed)}")

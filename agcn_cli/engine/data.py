@@ -15,6 +15,15 @@ so motion must be derived on whole sequences, never after sampling).
 
 Persons: as MMAction2's `FormatGCNInput(num_person=2)`, extra persons are dropped and missing
 ones zero-padded.
+
+The full window (`window > 0`, 2s-AGCN's recipe, `--sampling full`): each sample is seen as the
+reference's array padded to `window` frames (300), one view, no frame sampling. Frames past a
+sample's real T continue as its recipe's padding does (`window_padding`; data_specs/recipes.md,
+"Training recipes"): 2s-AGCN NTU data repeat person 0's frames from the start (its
+`pre_normalization`), Kinetics-Skeleton is zero (its `kinetics_gendata`), other data loop the
+whole sample (MMAction2's `PadTo(mode='loop')`); a sample longer than the window keeps its first
+`window` frames. In training, `random_choose` crops a random run and `random_move` moves x, y
+(`skeleton.augment`, 2s-AGCN's Kinetics augmentation), drawn per batch from the batch's generator.
 """
 
 import queue
@@ -30,8 +39,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import AgcnError
-from ..io.splitfile import check_split_file, read_blocks
-from ..skeleton.layouts import get_layout
+from ..io.splitfile import check_split_file, read_blocks, split_layout
+from ..skeleton.augment import draw_choose, draw_move, random_move
 from ..skeleton.persons import NUM_PERSONS, fit_persons
 from ..skeleton.sampling import TEST_SEED, sample_batch_indices, sample_test_clips
 from ..skeleton.streams import STREAMS, compute_stream_frames
@@ -63,6 +72,9 @@ class SkeletonDataset:
         clip_len: int = 100,
         num_clips: int = 1,
         test_mode: bool = False,
+        window: int = 0,
+        random_choose: int = 0,
+        random_move: bool = False,
     ):
         if stream not in STREAMS:
             raise AgcnError(f"unknown stream {stream!r}; choose one of: {', '.join(STREAMS)}")
@@ -71,7 +83,9 @@ class SkeletonDataset:
         self.path = Path(path)
         self.attrs = check_split_file(self.path)
         self.stream, self.clip_len, self.num_clips, self.test_mode = stream, int(clip_len), int(num_clips), test_mode
-        self.layout = get_layout(self.attrs["layout"])
+        # the full window (0: uniform clips of clip_len) and 2s-AGCN's augmentation, training only
+        self.window, self.random_choose, self.random_move = _check_window(window, random_choose, random_move, num_clips)
+        self.layout = split_layout(self.attrs, self.path)
         with h5py.File(self.path, "r") as f:
             self.offset = f["offset"][:].astype(np.int64)  # rows of sample i: offset[i] + range(num_frames[i])
             self.num_frames = f["num_frames"][:].astype(np.int64)
@@ -79,6 +93,8 @@ class SkeletonDataset:
             self.names = list(f["name"].asstr()[:])
             self.source = stream if stream in f else "joint"  # the dataset read
             self.frames = self._load(f[self.source])  # (C, F, V, M)
+        self.padding = window_padding(self.attrs)
+        self.period = window_periods(self.frames, self.offset, self.num_frames, self.padding) if self.window else None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -101,26 +117,115 @@ class SkeletonDataset:
 
     def batch_frame_indices(self, indices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(N, num_clips, clip_len) frame indices for samples `indices`, vectorised in training."""
+        if self.window:
+            return self._window_indices(np.asarray(indices, dtype=np.int64), rng)[:, None]  # (N, 1, L)
         lengths = self.num_frames[indices]
         if self.test_mode:
             return np.stack([_test_indices(int(t), self.clip_len, self.num_clips) for t in lengths])
         return np.stack([sample_batch_indices(lengths, self.clip_len, rng) for _ in range(self.num_clips)], axis=1)
 
+    def _window_indices(self, indices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(N, L) frame indices of the full window (L = window), or of a random run of it (L =
+        random_choose, training); -1 marks a zero frame."""
+        n = len(indices)
+        if self.random_choose and not self.test_mode:
+            starts = draw_choose(rng, n, self.window, self.random_choose)  # (N,)
+            pos = starts[:, None] + np.arange(self.random_choose)  # (N, L)
+        else:
+            pos = np.broadcast_to(np.arange(self.window), (n, self.window))
+        length = self.num_frames[indices][:, None]  # (N, 1)
+        period = self.period[indices][:, None]  # (N, 1); 0: zero padding
+        padded = np.where(period > 0, pos % np.maximum(period, 1), -1)
+        return np.where(pos < length, pos, padded)
+
+    def augment(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """2s-AGCN's `random_move` on a training batch (N, K, C, L, V, M), after `random_choose`'s
+        draws from the same generator; anything else is returned as is."""
+        if not self.random_move or self.test_mode:
+            return x
+        N, K = x.shape[:2]
+        flat = x.numpy().reshape(N * K, *x.shape[2:])  # (N*K, C, L, V, M)
+        moved = random_move(flat, draw_move(rng, N * K, flat.shape[2]))
+        return torch.from_numpy(moved.reshape(x.shape))
+
     def gather(self, indices: np.ndarray, frame_idx: np.ndarray) -> torch.Tensor:
-        """Clips of samples `indices` (N,) at `frame_idx` (N, L) or (N, K, L).
+        """Clips of samples `indices` (N,) at `frame_idx` (N, L) or (N, K, L); index -1: a zero frame.
 
         Returns (N, C, L, V, M) or (N, K, C, L, V, M) float32, a new tensor.
         """
         frame_idx = np.asarray(frame_idx, dtype=np.int64)
         starts = self.offset[np.asarray(indices, dtype=np.int64)]
-        rows = starts.reshape(-1, *[1] * (frame_idx.ndim - 1)) + frame_idx  # (N, [K,] L)
+        zero = frame_idx < 0  # (N, [K,] L): padding past the real frames
+        rows = starts.reshape(-1, *[1] * (frame_idx.ndim - 1)) + np.maximum(frame_idx, 0)  # (N, [K,] L)
         c, _, v, m = self.frames.shape
         out = np.empty((*rows.shape[:-1], c, rows.shape[-1], v, m), dtype=np.float32)  # (N, [K,] C, L, V, M)
         # One take per channel, straight into place, no thread pool competing with the model's;
         # a batch takes ~2 ms (BENCHMARKS.md, "Data pipeline").
         for ch in range(c):
             np.take(self.frames[ch], rows, axis=0, out=out[..., ch, :, :, :])
+        if zero.any():
+            *lead, frame = np.nonzero(zero)
+            out[(*lead, slice(None), frame)] = 0
         return torch.from_numpy(out)
+
+
+def _check_window(window: int, random_choose: int, random_move: bool, num_clips: int) -> tuple[int, int, bool]:
+    if window < 0 or random_choose < 0 or random_choose > max(window, 0):
+        raise AgcnError(f"window must be non-negative and random_choose within it, got {window} and {random_choose}")
+    if window and num_clips != 1:
+        raise AgcnError(f"the full window is one view of each sample: num_clips must be 1, got {num_clips}")
+    if (random_choose or random_move) and not window:
+        raise AgcnError("random_choose and random_move apply to the full window (window > 0)")
+    return int(window), int(random_choose), bool(random_move)
+
+
+def window_padding(attrs: dict) -> str:
+    """How a split's samples continue past their real frames in the full window.
+
+    `2s-agcn`: NTU data of the 2s-agcn recipe, whose pre_normalization fills each person's empty
+    trailing frames by repeating its frames from the start; `zero`: Kinetics-Skeleton, whose
+    300-frame array is zero past the video; `loop`: everything else, the whole sample repeated
+    (MMAction2's `PadTo`, mode 'loop').
+    """
+    if attrs.get("source") == "kinetics-skeleton":
+        return "zero"
+    return "2s-agcn" if attrs.get("recipe") == "2s-agcn" else "loop"
+
+
+def window_periods(frames: np.ndarray, offset: np.ndarray, num_frames: np.ndarray, padding: str) -> np.ndarray:
+    """(N,) int64: window frame t >= T is stored frame t % period (0: a zero frame).
+
+    `2s-agcn`: the stored frames of such data are the reference's first T, in which person 0's
+    padding has already begun if it left before the end: its period is the first frame from which
+    its frames repeat those from the start (to 1e-5; T if they never do). The reference repeats
+    each person with its own period and re-centres on person 0's repeated frames; a second person
+    with another span than person 0's (a short second body) cannot be repeated with its own
+    period, since the centring removed the trajectory that needs: it follows person 0's period,
+    so its centring is the reference's and its frames come in another phase.
+    """
+    if padding == "zero":
+        return np.zeros(len(num_frames), dtype=np.int64)
+    period = num_frames.astype(np.int64)
+    if padding == "loop":
+        return period
+    # frames equal to their sample's frame 0 (person 0), in blocks of rows: the candidate periods
+    lengths = num_frames.astype(np.int64)
+    sample = np.repeat(np.arange(len(lengths)), lengths)  # (F,) sample of each row
+    same = np.zeros(len(sample), dtype=bool)
+    person0 = frames[..., 0]  # (C, F, V)
+    for a in range(0, len(sample), 1 << 16):
+        rows = slice(a, a + (1 << 16))
+        first = np.take(person0, offset[sample[rows]], axis=1)  # (C, n, V)
+        same[rows] = (np.abs(person0[:, rows] - first) <= 1e-5).all(axis=(0, 2))
+    same[offset[lengths > 0]] = False  # frame 0 itself
+    for i in np.unique(sample[same]):  # usually few: samples whose person 0 left before the end
+        start, length = int(offset[i]), int(lengths[i])
+        person = frames[:, start : start + length, :, 0]  # (C, T, V)
+        for p in np.flatnonzero(same[start : start + length]):
+            if (np.abs(person[:, p:] - person[:, : length - p]) <= 1e-5).all():
+                period[i] = p
+                break
+    return period
 
 
 # ---- loaders ----------------------------------------------------------------------------------
@@ -145,7 +250,7 @@ class _EpochBatches(Dataset):
     def __getitem__(self, b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ds, indices = self.dataset, self.batches[b]
         rng = np.random.default_rng([*self.key, b])  # per batch: independent of workers and order
-        x = ds.gather(indices, ds.batch_frame_indices(indices, rng))  # (N, K, C, L, V, M)
+        x = ds.augment(ds.gather(indices, ds.batch_frame_indices(indices, rng)), rng)  # (N, K, C, L, V, M)
         if ds.num_clips == 1:
             x = x[:, 0]  # (N, C, L, V, M)
         return x, torch.from_numpy(ds.labels[indices]), torch.from_numpy(indices)

@@ -16,6 +16,11 @@ Run folder: `config.json` (the resolved config), `metrics.jsonl` (one object per
 top-1), written atomically by rank 0 only. A resumed run skips the batches an interrupted
 epoch had done (the batch order and frame sampling depend on (seed, epoch, batch) alone), so
 with `deterministic=True` it ends bit-identical to an uninterrupted one.
+
+Fine-tuning (`init_from`): a new run whose weights come from a checkpoint (models/loading.py,
+`init_weights_from`; a new class count keeps the fresh classifier); optimizer, schedule and
+epochs start fresh, and config.json and last.pt record the source (`init_source`). A resumed
+run keeps its own weights. `freeze_epochs` and `backbone_lr_mult`: `_set_frozen`, `_param_groups`.
 """
 
 import json
@@ -38,6 +43,7 @@ from ..errors import AgcnError
 from ..io.atomic import atomic_output
 from ..io.checkpoint import DataInfo, save_checkpoint
 from ..models.agcn import AGCN, ModelConfig, build_model
+from ..models.loading import init_weights_from, is_classifier
 from . import distributed
 from .config import RUN_CONTROL, TrainConfig
 from .data import BatchLoader
@@ -46,8 +52,11 @@ from .distributed import Dist
 from .loop import EpochStats, train_one_epoch, validate
 from .rng import rng_state, set_rng_state
 from .rundir import MetricsLog, check_resume, check_run_dir, epoch_line, prepare_run_dir
+from .schedule import build_scheduler
 from .signals import StopSignals
 from .splits import build_data
+
+_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)  # AGCN's: the input BatchNorm and the units'
 
 
 def _stderr(line: str) -> None:
@@ -87,13 +96,16 @@ class Run:
     model: AGCN  # unwrapped: what is saved, validated and broadcast
     train_model: torch.nn.Module  # `model`, or its DDP / torch.compile wrapper
     optimizer: torch.optim.SGD
-    scheduler: torch.optim.lr_scheduler.CosineAnnealingLR
+    scheduler: torch.optim.lr_scheduler.LRScheduler  # engine/schedule.py, stepped per iteration
     amp_dtype: torch.dtype | None  # bf16 autocast, or None
     start: int = 0  # epochs done before this process
     best: dict[str, Any] = field(default_factory=lambda: {"top1": -1.0, "epoch": 0})
     stats: EpochStats = field(default_factory=EpochStats)  # the current epoch's, so far
     wall0: float = 0.0  # training seconds of the run before this process
     metrics_log: MetricsLog | None = None  # rank 0 only
+    init_source: dict[str, Any] | None = None  # where --init-from's weights came from (InitReport), kept in last.pt
+    frozen: bool = False  # the backbone is frozen (--freeze-epochs)
+    freeze_hook: Any = None  # the forward pre-hook keeping the frozen backbone's BatchNorms in eval mode
 
     @property
     def run_dir(self) -> Path:
@@ -111,10 +123,14 @@ def _setup(config: TrainConfig, log: Callable[[str], None], device: torch.device
     run_dir = Path(config.out)
     distributed.on_main(ctx, lambda: check_run_dir(run_dir, config.resume, config.overwrite))  # before the load
     loader, val_loader, data, model_config = build_data(config, ctx, log)
+    model, optimizer, scheduler = _build_model(config, model_config, device, len(loader))
+    init_source = None  # --init-from: read before the run folder changes (it may lie in it, under --overwrite)
+    if config.init_from and not config.resume:  # a resumed run keeps its own weights; a changed CKPT is refused
+        report = init_weights_from(model, Path(config.init_from), data, note=lambda text: log(f"note: {text}"))
+        init_source = asdict(report)
+        log(_init_line(config, report.path, init_source))
     # rank 0 checks the folder and reads last.pt; every rank gets the checkpoint (or the error)
     ckpt = distributed.on_main(ctx, lambda: prepare_run_dir(run_dir, config.resume, config.overwrite))
-
-    model, optimizer, scheduler = _build_model(config, model_config, device, len(loader))
     run = Run(
         config=config,
         ctx=ctx,
@@ -128,16 +144,16 @@ def _setup(config: TrainConfig, log: Callable[[str], None], device: torch.device
         optimizer=optimizer,
         scheduler=scheduler,
         amp_dtype=amp_dtype,
+        init_source=init_source,
     )
     if ckpt is not None:
         _resume(run, ckpt)
-    if ctx.enabled:
-        run.train_model = DistributedDataParallel(model, device_ids=None if device.index is None else [device.index])
-    if config.compile:
-        run.train_model = torch.compile(run.train_model)
+    _set_frozen(run, run.start < config.freeze_epochs)
+    _wrap(run)
     if ctx.is_main:
+        record = {"init_source": run.init_source} if run.init_source else {}  # config.RECORDS
         with atomic_output(run_dir / "config.json") as tmp:
-            tmp.write_text(json.dumps(asdict(config), indent=2) + "\n")
+            tmp.write_text(json.dumps({**asdict(config), **record}, indent=2) + "\n")
         run.metrics_log = MetricsLog(run_dir, run.start if ckpt is not None else None, config.tensorboard)
     log(
         f"training {data.modality} on {loader.dataset.path} ({len(loader.dataset)} samples, "
@@ -155,14 +171,81 @@ def _build_model(
     """The model (initialised from the seeded torch RNG), SGD, and cosine annealing stepped per iteration."""
     model: AGCN = build_model(model_config).to(device)
     optimizer = torch.optim.SGD(
-        model.parameters(),
+        _param_groups(model, config),
         lr=config.scaled_lr(),
         momentum=config.momentum,
         nesterov=config.nesterov,
         weight_decay=config.weight_decay,
     )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs * steps_per_epoch, config.min_lr)
+    scheduler = build_scheduler(config, optimizer, steps_per_epoch)  # cosine or 2s-AGCN's step (schedule.py)
     return model, optimizer, scheduler
+
+
+def _param_groups(model: AGCN, config: TrainConfig) -> list[torch.nn.Parameter] | list[dict[str, Any]]:
+    """One group of all parameters (the recipe); with --backbone-lr-mult, the classifier's at lr
+    (first: the lr the metrics log) and the backbone's at lr x the multiplier. The schedule then
+    scales both alike."""
+    if config.backbone_lr_mult == 1.0:
+        return list(model.parameters())  # as before fine-tuning existed: old runs resume unchanged
+    params = list(model.named_parameters())
+    lr = config.scaled_lr()
+    return [
+        {"params": [p for name, p in params if is_classifier(name)], "lr": lr},
+        {"params": [p for name, p in params if not is_classifier(name)], "lr": lr * config.backbone_lr_mult},
+    ]
+
+
+def _init_line(config: TrainConfig, path: str, source: dict[str, Any]) -> str:
+    """The log line saying where a fine-tuning run starts from and how it treats the backbone."""
+    trained = f", {source['modality']} stream, epoch {source['epoch']}" if source["format"] == "agcn" else ""
+    line = f"fine-tuning from {path} ({source['format']} weights{trained}; classifier {source['classifier']})"
+    if config.freeze_epochs:
+        line += f"; backbone frozen for the first {config.freeze_epochs} epoch(s)"
+    if config.backbone_lr_mult != 1.0:
+        line += f"; backbone lr x {config.backbone_lr_mult:g}"
+    return line
+
+
+def _set_frozen(run: Run, frozen: bool) -> None:
+    """Freeze or unfreeze the backbone (every parameter but the classifier's).
+
+    Frozen parameters get `requires_grad=False` rather than leaving the optimizer: no gradient
+    is computed through the backbone (the step costs little more than a forward pass) and SGD
+    skips parameters without a gradient, so neither weight decay nor momentum moves them; the
+    optimizer keeps one set of groups, so its state and schedule run on unchanged when the
+    backbone thaws. The backbone's BatchNorms stay in eval mode while frozen (a forward pre-hook
+    undoes `model.train()` for them): they keep the checkpoint's running statistics and
+    normalise with them, so the classifier learns on the features the frozen backbone gives at
+    test time, not on statistics of small fine-tuning batches.
+    """
+    if frozen == run.frozen:
+        return
+    for name, p in run.model.named_parameters():
+        if not is_classifier(name):
+            p.requires_grad_(not frozen)
+    if frozen:
+        norms = [m for name, m in run.model.named_modules() if isinstance(m, _NORMS) and not is_classifier(name)]
+
+        def keep_eval(model: AGCN, args: Any) -> None:  # returns None: the input is left as it is
+            for m in norms:
+                m.eval()
+
+        run.freeze_hook = run.model.register_forward_pre_hook(keep_eval)
+    else:
+        run.freeze_hook.remove()
+        run.freeze_hook = None
+    run.frozen = frozen
+
+
+def _wrap(run: Run) -> None:
+    """`run.train_model`: the model, under DDP and torch.compile when asked. DDP registers the
+    parameters that need a gradient when it is built, so it is built again when they change."""
+    run.train_model = run.model
+    if run.ctx.enabled:
+        index = run.device.index
+        run.train_model = DistributedDataParallel(run.model, device_ids=None if index is None else [index])
+    if run.config.compile:
+        run.train_model = torch.compile(run.train_model)
 
 
 def _seed_and_precision(
@@ -195,6 +278,7 @@ def _resume(run: Run, ckpt: dict[str, Any]) -> None:
     run.scheduler.load_state_dict(ckpt["scheduler"])
     set_rng_state(ckpt["rng"])
     run.start, run.best, run.wall0 = ckpt["epoch"], ckpt["best"], ckpt["wall_s"]
+    run.init_source = ckpt.get("init_source")
     if ckpt["partial"]:  # an interrupted epoch: the sums so far (of all ranks) go to rank 0
         run.stats = EpochStats(**ckpt["partial"]) if ctx.is_main else EpochStats(step=ckpt["partial"]["step"])
     step = run.stats.step
@@ -212,6 +296,9 @@ def _train(run: Run) -> dict[str, Any]:
     t_run = time.perf_counter() - run.wall0
     with StopSignals() as stop, run.metrics_log or nullcontext():
         for epoch in range(run.start, end):
+            if run.frozen != (epoch < config.freeze_epochs):  # the backbone thaws: train it from here on
+                _set_frozen(run, epoch < config.freeze_epochs)
+                _wrap(run)
             _train_epoch(run, epoch, stop=lambda: stop.signum is not None)
             sums = distributed.all_sum([run.stats.loss_sum, run.stats.correct, run.stats.samples], ctx)
             if run.stats.nonfinite:
@@ -342,4 +429,5 @@ def _save_last(run: Run, epoch: int, partial: EpochStats | None, wall: float) ->
         partial=None if partial is None else asdict(partial),
         wall_s=wall,
         world_size=run.ctx.world_size,
+        init_source=run.init_source,
     )

@@ -1,8 +1,9 @@
 """The run folder of `agcn train`: its checks, the resume checks, the metrics log and the epoch line.
 
-RUN_DIR holds `config.json` (the resolved TrainConfig), `metrics.jsonl` (one JSON object per
-epoch), `last.pt` and `best.pt` (agcn checkpoints, see io/checkpoint.py) and, when tensorboard
-is installed, `tb/`. Only rank 0 writes here.
+RUN_DIR holds `config.json` (the resolved TrainConfig; a fine-tuning run adds `init_source`, the
+record of `--init-from`'s file, see engine/fit.py), `metrics.jsonl` (one JSON object per epoch),
+`last.pt` and `best.pt` (agcn checkpoints, see io/checkpoint.py) and, when tensorboard is
+installed, `tb/`. Only rank 0 writes here.
 """
 
 import json

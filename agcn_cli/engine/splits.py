@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import AgcnError
 from ..io.checkpoint import DataInfo
+from ..io.splitfile import split_label_names
 from ..models.agcn import ModelConfig
 from ..skeleton.persons import NUM_PERSONS
 from .config import TrainConfig
@@ -26,7 +27,9 @@ def resolve_splits(config: TrainConfig) -> tuple[Path, Path | None]:
 
 def load_split(path: Path, config: TrainConfig, test_mode: bool, log: Callable[[str], None]) -> SkeletonDataset:
     """The split's stream in memory; derived from joint (with a log line) when not stored."""
-    ds = SkeletonDataset(path, config.modality, clip_len=config.clip_len, test_mode=test_mode)
+    window = config.window if config.sampling == "full" else 0  # 2s-AGCN's whole padded window
+    augment = {} if test_mode else {"random_choose": config.random_choose, "random_move": config.random_move}
+    ds = SkeletonDataset(path, config.modality, clip_len=config.clip_len, test_mode=test_mode, window=window, **augment)
     if len(ds) == 0:
         raise AgcnError(f"{path}: the split holds no samples; check agcn preprocess's report (agcn info {path})")
     if ds.derive:
@@ -47,9 +50,18 @@ def build_data(
         splits.append(load_split(val_path, config, True, log))
     attrs = splits[0].attrs
     num_classes = config.num_classes or int(attrs["num_classes"])
+    layout = splits[0].layout
+    label_names = split_label_names(attrs, train_path)
     for ds in splits:
         if (ds.attrs["layout"], ds.attrs["channels"]) != (attrs["layout"], attrs["channels"]):
             raise AgcnError(f"{ds.path}: layout/channels differ from those of the training data {train_path}")
+        if not ds.layout.same_topology(layout):
+            raise AgcnError(
+                f"{ds.path}: layout {ds.layout.name!r} is not the skeleton of the training data {train_path} "
+                f"(same name, different joints, graphs or bones)"
+            )
+        if split_label_names(ds.attrs, ds.path) not in ((), label_names):
+            raise AgcnError(f"{ds.path}: label_names differ from those of the training data {train_path}")
         if int(ds.labels.max()) >= num_classes:
             raise AgcnError(
                 f"{ds.path}: label {int(ds.labels.max())} does not fit {num_classes} classes (labels must be "
@@ -64,6 +76,7 @@ def build_data(
         world_size=ctx.world_size,
         num_workers=config.workers,
         pin_memory=config.pin_memory,
+        drop_last=config.drop_last,
     )
     val_loader = None
     if len(splits) > 1:
@@ -77,6 +90,9 @@ def build_data(
         benchmark=attrs.get("benchmark", ""),
         channels=attrs["channels"],
         clip_len=config.clip_len,
+        layout_spec=layout.spec(),
+        label_names=label_names,
+        test_window=config.window if config.sampling == "full" else 0,
     )
     model_config = ModelConfig(
         layout=data.layout,
@@ -85,5 +101,6 @@ def build_data(
         num_persons=NUM_PERSONS,
         variant=config.variant,
         dropout=config.dropout,
+        layout_spec=layout.spec(),
     )
     return loader, val_loader, data, model_config

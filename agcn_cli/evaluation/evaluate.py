@@ -6,6 +6,9 @@ batch of samples go through the model together, `(N, K, C, T, V, M) -> (N*K, C, 
 the class probabilities are the mean over clips of the softmax (GCNHead's
 `average_clips="prob"`). The mean over clips of the logits is kept as well, for fusing logits.
 The scoring itself is `scoring.py`, metrics `metrics.py`, score files (`data_specs/scores.md`) `io/scores.py`.
+A checkpoint trained on 2s-AGCN's full window (`DataInfo.test_window > 0`) is tested as that
+reference tests: one view of each sample's whole window, padded to `test_window` frames
+(`scoring.scoring_dataset`).
 """
 
 from collections.abc import Callable
@@ -15,18 +18,16 @@ from typing import Any
 
 import h5py
 
-from ..engine.data import SkeletonDataset
 from ..engine.device import resolve_device
 from ..errors import AgcnError
 from ..io.checkpoint import DataInfo
 from ..io.scores import Scores
-from ..io.splitfile import check_split_file
+from ..io.splitfile import check_split_file, split_label_names, split_layout
 from ..models.agcn import ModelConfig
 from ..models.loading import load_model
-from ..skeleton.layouts import get_layout
 from ..skeleton.persons import NUM_PERSONS
 from .metrics import Metrics, class_names, compute_metrics
-from .scoring import score_dataset
+from .scoring import score_dataset, scoring_dataset
 
 Note = Callable[[str], None]
 
@@ -42,7 +43,14 @@ def check_test_file(path: Path, attrs: dict[str, Any], config: ModelConfig, data
             f"{path}: skeleton layout {attrs['layout']!r}, but the checkpoint's model is for {config.layout!r}; "
             f"evaluate on data preprocessed for {config.layout}"
         )
-    channels = str(attrs.get("channels", ",".join(get_layout(attrs["layout"]).channels)))
+    layout = split_layout(attrs, path)
+    if not layout.same_topology(config.skeleton()):
+        raise AgcnError(
+            f"{path}: skeleton layout {layout.name!r} of this file differs from the checkpoint's layout "
+            f"{config.layout!r} of the same name (joints, graphs, bones or normalisation); evaluate on data "
+            "preprocessed with the checkpoint's layout file"
+        )
+    channels = str(attrs.get("channels", ",".join(layout.channels)))
     if len(channels.split(",")) != config.in_channels or (data.channels and channels != data.channels):
         raise AgcnError(
             f"{path}: channels {channels!r}, but the checkpoint was trained on {data.channels!r} "
@@ -79,7 +87,7 @@ def check_test_file(path: Path, attrs: dict[str, Any], config: ModelConfig, data
 class EvalConfig:
     checkpoint: Path  # an agcn checkpoint, or foreign weights with foreign_config/foreign_data
     test_file: Path  # a split file written by agcn preprocess
-    clips: int = 10  # test clips per sample (MMAction2: 10)
+    clips: int | None = None  # test clips per sample; None: 10 (MMAction2), 1 view for a full-window checkpoint
     clip_len: int | None = None  # frames per clip; None: the checkpoint's training clip length
     batch_size: int = 16  # samples per forward pass, each with `clips` clips
     device: str = "auto"  # auto | cpu | cuda
@@ -103,7 +111,7 @@ def evaluate(config: EvalConfig, progress: Callable[[int], None] | None = None, 
     the scoring starts; `progress(n)` is called as samples are scored.
     """
     note = note or (lambda _: None)
-    if config.clips < 1 or (config.clip_len is not None and config.clip_len < 1) or config.batch_size < 1:
+    if (config.clips or 1) < 1 or (config.clip_len is not None and config.clip_len < 1) or config.batch_size < 1:
         raise AgcnError(f"clips, clip length and batch size must be at least 1, got {config.clips}, "
                         f"{config.clip_len} and {config.batch_size}")  # fmt: skip
     test_file = Path(config.test_file)
@@ -117,12 +125,13 @@ def evaluate(config: EvalConfig, progress: Callable[[int], None] | None = None, 
     bf16 = config.bf16 and device.type == "cuda"
     if config.bf16 and not bf16:
         note("--bf16 applies on CUDA only; running in float32")
-    clip_len = config.clip_len or data.clip_len
-    dataset = SkeletonDataset(test_file, data.modality, clip_len=clip_len, num_clips=config.clips, test_mode=True)
+    dataset = scoring_dataset(test_file, data, config.clips, config.clip_len)
+    clip_len = dataset.window or dataset.clip_len  # frames per view
     prob, logit = score_dataset(
         model, dataset, batch_size=config.batch_size, device=device, bf16=bf16, progress=progress
     )
-    names = class_names(model.config.num_classes, str(attrs.get("benchmark", "")) or data.benchmark)
+    label_names = data.label_names or split_label_names(attrs, test_file)
+    names = class_names(model.config.num_classes, str(attrs.get("benchmark", "")) or data.benchmark, label_names)
     scores = Scores(
         names=list(dataset.names),
         labels=dataset.labels.copy(),
@@ -130,7 +139,7 @@ def evaluate(config: EvalConfig, progress: Callable[[int], None] | None = None, 
         logit=logit,
         attrs={
             "modality": data.modality,
-            "clips": config.clips,
+            "clips": dataset.num_clips,
             "clip_len": clip_len,
             "checkpoint": str(Path(config.checkpoint).resolve()),
             "test_file": str(test_file.resolve()),
@@ -141,6 +150,7 @@ def evaluate(config: EvalConfig, progress: Callable[[int], None] | None = None, 
             "fused_by": "",
             "sources": [],
             "weights": [],
+            "label_names": names,
         },
     )
     return EvalResult(scores, compute_metrics(prob, scores.labels, names), names, str(device))

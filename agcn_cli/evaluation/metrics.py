@@ -8,6 +8,7 @@ every class that occurs as a label *or* as a prediction, a predicted class witho
 counting as 0.
 """
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -35,8 +36,12 @@ def ntu_class_names() -> tuple[str, ...]:
     return names
 
 
-def class_names(num_classes: int, benchmark: str = "") -> list[str]:
-    """Names for labels 0..num_classes-1: NTU's for NTU data, else `class N` (N the label)."""
+def class_names(num_classes: int, benchmark: str = "", label_names: Sequence[str] = ()) -> list[str]:
+    """Names for labels 0..num_classes-1: `label_names` (a --label-map) when given, NTU's for NTU
+    data, else `class N` (N the label); labels beyond a shorter label map are `class N`."""
+    if label_names:
+        names = [str(n) for n in label_names][:num_classes]
+        return names + [f"class {i}" for i in range(len(names), num_classes)]
     ntu = benchmark.startswith("ntu") or (not benchmark and num_classes in (60, 120))
     if ntu and num_classes <= 120:
         return list(ntu_class_names()[:num_classes])

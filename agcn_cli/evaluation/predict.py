@@ -1,70 +1,154 @@
-"""`agcn predict`: class probabilities for raw NTU `.skeleton` files.
+"""`agcn predict`: class probabilities for the samples of any input agcn reads.
 
-Each file goes through what the checkpoint's training data went through: the preprocessing
-recipe recorded in the checkpoint (`DataInfo.recipe`, `recipes.make_sample`), the stream it
-was trained on (`streams.compute_stream` on the whole sequence), then the same multi-clip test
-sampling and clip averaging as `agcn eval`. Several checkpoints (e.g. joint and bone) are fused
-by a weighted mean of their probabilities.
+Inputs are read by `sources.samples`: raw `.skeleton` files with the recipe recorded in the
+checkpoint (`DataInfo.recipe`), `.pkl` annotation files, Kinetics-Skeleton JSON and split files
+as `agcn preprocess` converts them. An input in another layout than the checkpoint's is refused
+before anything is classified. Each sample then takes the path of `agcn eval`: the stream the
+model was trained on (`streams.compute_stream` on the whole sequence), the same fixed-seed
+multi-clip test sampling and the mean over clips of the softmax. Several checkpoints (e.g. joint
+and bone) are fused by a weighted mean of their probabilities.
+
+Samples are read and scored `batch_size` at a time, so a large folder is never held in memory at
+once. A sample or input that cannot be read comes out as a `SampleFailure` in its place; the
+others are still classified.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..engine.data import window_padding, window_periods
 from ..engine.device import resolve_device
 from ..errors import AgcnError
 from ..io.checkpoint import DataInfo
 from ..models.agcn import AGCN, ModelConfig
 from ..models.loading import load_model
-from ..skeleton.layouts import get_layout
+from ..skeleton.layouts import Layout, resolve_layout
 from ..skeleton.sampling import TEST_SEED, sample_test_clips
 from ..skeleton.streams import compute_stream
-from ..sources.ntu import SkeletonError, SkeletonFile, parse_name, parse_skeleton
-from ..sources.ntu_convert import NTU_LAYOUT
-from ..sources.recipes import check_recipe, make_sample
+from ..sources.samples import (
+    Input,
+    Sample,
+    SampleFailure,
+    SplitInput,
+    check_layout,
+    describe_layout,
+    failure_from,
+    open_input,
+)
 from .evaluate import Note
 from .fusion import check_weights
 from .metrics import class_names
-from .scoring import clip_scores
+from .scoring import DEFAULT_CLIPS, clip_scores
 
 
 @dataclass
 class Prediction:
-    file: Path
-    frames: int  # frames in the file
+    name: str  # the sample's name: file name stem, frame_dir, video id or split-file name
+    source: Path  # the file it was read from
+    frames: int  # frames of the sample
     top: list[tuple[int, str, float]]  # (0-based class, name, probability), best first
-    action: int | None  # the true NTU action id when the file name follows the NTU convention
+    label: int | None  # the true class when the input says (NTU file name, pkl/h5 label, Kinetics label_index)
+    label_name: str | None  # its name
 
 
-def sample_clips(sk: SkeletonFile, data: DataInfo, clip_len: int, num_clips: int) -> np.ndarray:
-    """(num_clips, C, clip_len, V, M) float32 test clips of one parsed file, as the checkpoint saw its data."""
-    layout = get_layout(NTU_LAYOUT)
-    sample, _ = make_sample(sk, check_recipe(data.recipe), layout.normalize)  # (M, T, V, C)
+@dataclass
+class _Model:
+    path: Path
+    model: AGCN
+    data: DataInfo
+
+
+def sample_clips(
+    sample: np.ndarray, data: DataInfo, layout: Layout, clip_len: int, num_clips: int, padding: str = "loop"
+) -> np.ndarray:
+    """(K, C, L, V, M) float32 test views of one (M, T, V, C) sample in the checkpoint's stream, as
+    `agcn eval` cuts them: `num_clips` clips of `clip_len` frames, or, for a full-window checkpoint
+    (`data.test_window`), the one view of the whole window, continued past the sample's frames as
+    `padding` says (`engine.data.window_padding`)."""
     x = compute_stream(sample.transpose(3, 1, 2, 0), data.modality, layout)  # (C, T, V, M)
-    idx = sample_test_clips(x.shape[1], clip_len, num_clips=num_clips, seed=TEST_SEED)
+    t = x.shape[1]
+    if data.test_window:
+        period = int(window_periods(x, np.zeros(1, np.int64), np.array([t]), padding)[0])  # 0: zero frames
+        pos = np.arange(data.test_window)
+        idx = np.where(pos < t, pos, pos % period if period else -1)  # (L,), -1: a zero frame
+        view = x[:, np.maximum(idx, 0)]  # (C, L, V, M)
+        view[:, idx < 0] = 0
+        return np.ascontiguousarray(view[None], dtype=np.float32)  # (1, C, L, V, M)
+    idx = sample_test_clips(t, clip_len, num_clips=num_clips, seed=TEST_SEED)  # (K, L)
     return np.ascontiguousarray(x[:, idx].swapaxes(0, 1), dtype=np.float32)  # (K, C, L, V, M)
 
 
-def _load(path: Path, foreign_config: ModelConfig | None, foreign_data: DataInfo | None,
-          note: Note) -> tuple[AGCN, DataInfo]:  # fmt: skip
-    model, data, _ = load_model(path, foreign_config=foreign_config, foreign_data=foreign_data, note=note)
-    if model.config.layout != NTU_LAYOUT or data.layout != NTU_LAYOUT:
+def _load(paths: Sequence[Path], foreign_config: ModelConfig | None, foreign_data: DataInfo | None,
+          note: Note) -> tuple[list[_Model], Layout]:  # fmt: skip
+    """The checkpoints and their common layout; AgcnError when they cannot be fused."""
+    models = []
+    for path in map(Path, paths):
+        model, data, _ = load_model(path, foreign_config=foreign_config, foreign_data=foreign_data, note=note)
+        models.append(_Model(path, model, data))
+    first = models[0]
+    layout = resolve_layout(first.data.layout, first.data.layout_spec, source=str(first.path))
+    for m in models:
+        own = resolve_layout(m.data.layout, m.data.layout_spec, source=str(m.path))
+        if m.model.config.layout != m.data.layout or not own.same_topology(layout):
+            raise AgcnError(
+                f"{m.path}: the model is for layout {describe_layout(own)}, {first.path} for {describe_layout(layout)}"
+            )
+        channels = ",".join(layout.channels)
+        if m.model.config.in_channels != len(layout.channels) or (m.data.channels and m.data.channels != channels):
+            raise AgcnError(
+                f"{m.path}: the model takes {m.model.config.in_channels} channels ({m.data.channels}); "
+                f"layout {layout.name} has {channels}"
+            )
+    counts = [m.model.config.num_classes for m in models]
+    if len(set(counts)) > 1:
         raise AgcnError(
-            f"{path}: the model is for layout {model.config.layout!r}; .skeleton files hold the {NTU_LAYOUT} Kinect "
-            f"layout, so predict needs a checkpoint trained on {NTU_LAYOUT} data"
+            f"the checkpoints have different class counts ({', '.join(map(str, counts))}); "
+            "fuse models trained on the same classes"
         )
-    return model, data
+    return models, layout
+
+
+def _open(inputs: Sequence[Path], names: Sequence[str] | None, models: list[_Model], layout: Layout,
+          note: Note) -> list[Input | SampleFailure]:  # fmt: skip
+    """Each input opened, or the failure to open it; AgcnError for one in another layout."""
+    recipes = {m.data.recipe for m in models}
+    opened: list[Input | SampleFailure] = []
+    for path in map(Path, inputs):
+        try:
+            inp = open_input(path, recipe=models[0].data.recipe, layout=layout, names=names)
+        except AgcnError as e:
+            opened.append(failure_from(str(path), e))
+            continue
+        check_layout(inp, layout, f"the checkpoint {models[0].path}")
+        if inp.kind == "skeleton" and len(recipes) > 1:
+            raise AgcnError(
+                f"{path}: the checkpoints were trained on data of different recipes ({', '.join(sorted(recipes))}); "
+                ".skeleton files are read with one"
+            )
+        if inp.recipe and recipes - {inp.recipe}:
+            note(f"{path.name} follows the {inp.recipe} recipe, a checkpoint was trained on {', '.join(recipes)} data")
+        opened.append(inp)
+    splits = [i for i in opened if isinstance(i, SplitInput)]
+    if names is not None:
+        if not splits:
+            raise AgcnError("--sample picks samples of split .h5 inputs, and none was given")
+        known = {n for i in splits for n in i.names}
+        where = ", ".join(str(i.path) for i in splits)
+        opened[:0] = [SampleFailure(where, f"no sample named {n!r}") for n in dict.fromkeys(names) if n not in known]
+    return opened
 
 
 def predict(
-    checkpoints: list[Path],
-    files: list[Path],
+    checkpoints: Sequence[Path],
+    inputs: Sequence[Path],
     *,
-    weights: list[float] | None = None,
-    clips: int = 10,
+    samples: Sequence[str] | None = None,
+    weights: Sequence[float] | None = None,
+    clips: int | None = None,
     clip_len: int | None = None,
     top: int = 5,
     batch_size: int = 16,
@@ -73,54 +157,79 @@ def predict(
     foreign_data: DataInfo | None = None,
     note: Note | None = None,
     progress: Callable[[int], None] | None = None,
-) -> list[Prediction]:
-    """Top-`top` classes of each `.skeleton` file, from one checkpoint or the weighted fusion of several."""
+) -> Iterator[Prediction | SampleFailure]:
+    """The top-`top` classes of every sample of `inputs`, from one checkpoint or the weighted
+    fusion of several, in input order; a failure in place of each sample that cannot be read.
+
+    `samples`: names picked from split-file inputs (None: all). `clips`, `clip_len`: as `agcn
+    eval` (None: 10 clips of the training clip length; one view for a full-window checkpoint). A
+    generator: the checks (and any AgcnError) come with the first item, before any sample is
+    classified.
+    """
     note = note or (lambda _: None)
-    if not checkpoints or not files:
-        raise AgcnError("predict needs at least one checkpoint and one .skeleton file")
-    if clips < 1 or top < 1 or batch_size < 1 or (clip_len is not None and clip_len < 1):
+    if not checkpoints or not inputs:
+        raise AgcnError("predict needs at least one checkpoint and one input")
+    if (clips or 1) < 1 or top < 1 or batch_size < 1 or (clip_len is not None and clip_len < 1):
         raise AgcnError("--clips, --clip-len, --top and --batch-size must be at least 1")
     weights = [1.0] * len(checkpoints) if weights is None else check_weights(weights, checkpoints, noun="checkpoints")
+    models, layout = _load(checkpoints, foreign_config, foreign_data, note)
+    for m in models:
+        if m.data.test_window and ((clips or 1) != 1 or clip_len is not None):
+            raise AgcnError(
+                f"{m.path}: trained on the whole {m.data.test_window}-frame window (2s-AGCN recipe), it is tested "
+                "on one view of it; drop --clips and --clip-len"
+            )
+    opened = _open(inputs, samples, models, layout, note)
     dev = resolve_device(device)
-    models = [_load(Path(p), foreign_config, foreign_data, note) for p in checkpoints]
-    num_classes = {m.config.num_classes for m, _ in models}
-    if len(num_classes) > 1:
-        raise AgcnError(
-            f"the checkpoints have different class counts ({', '.join(str(m.config.num_classes) for m, _ in models)}); "
-            "fuse models trained on the same classes"
-        )
-    parsed = []
-    for path in files:
-        path = Path(path)
-        if not path.is_file():
-            raise AgcnError(f"{path}: no such .skeleton file")
-        parsed.append(parse_skeleton(path))  # SkeletonError names the file and line
-    k = num_classes.pop()
-    fused = np.zeros((len(files), k), np.float64)
+    for m in models:
+        m.model.eval().to(dev)
+    k = models[0].model.config.num_classes
+    names = class_names(k, models[0].data.benchmark, label_names=models[0].data.label_names)
     w = np.asarray(weights, np.float64) / np.sum(weights)
-    for (model, data), wi in zip(models, w, strict=True):
-        model.eval().to(dev)
-        length = clip_len or data.clip_len
-        for start in range(0, len(files), batch_size):
-            batch = []
-            for i in range(start, min(start + batch_size, len(files))):
-                try:
-                    x = sample_clips(parsed[i], data, length, clips)  # (K, C, L, V, M)
-                except SkeletonError as e:
-                    raise AgcnError(f"{files[i]}: {e}") from None
-                batch.append(x)
-            prob, _ = clip_scores(model, torch.from_numpy(np.stack(batch)).to(dev))  # (B, num_classes)
-            fused[start : start + len(batch)] += wi * prob.cpu().numpy()
-            if progress:
-                progress(len(batch))
-    names = class_names(k, models[0][1].benchmark)
-    out = []
-    for i, path in enumerate(files):
-        best = np.argsort(-fused[i], kind="stable")[: min(top, k)]
-        try:
-            action = parse_name(Path(path).name).action
-        except SkeletonError:
-            action = None
-        ranked = [(int(c), names[c], float(fused[i, c])) for c in best]
-        out.append(Prediction(Path(path), parsed[i].num_frames, ranked, action))
-    return out
+
+    def score(batch: list[tuple[Sample | SampleFailure, str]]) -> Iterator[Prediction | SampleFailure]:
+        """Predictions for the samples of `batch` ((item, window padding) pairs), failures passed
+        through, in order."""
+        items = [item for item, _ in batch]
+        fused = np.zeros((len(items), k), np.float64)
+        for m, wm in zip(models, w, strict=True):
+            rows, x = [], []
+            for i, (item, padding) in enumerate(batch):
+                if isinstance(items[i], Sample):
+                    try:
+                        views = sample_clips(
+                            item.data, m.data, layout, clip_len or m.data.clip_len, clips or DEFAULT_CLIPS, padding
+                        )  # (K, C, L, V, M)
+                    except AgcnError as e:
+                        items[i] = SampleFailure(f"{item.source}: {item.name}", str(e))
+                        continue
+                    x.append(views)
+                    rows.append(i)
+            if x:
+                prob, _ = clip_scores(m.model, torch.from_numpy(np.stack(x)).to(dev))  # (B, num_classes)
+                fused[rows] += wm * prob.cpu().numpy()
+        for i, item in enumerate(items):
+            if isinstance(item, SampleFailure):
+                yield item
+                continue
+            best = np.argsort(-fused[i], kind="stable")[: min(top, k)]
+            ranked = [(int(c), names[c], float(fused[i, c])) for c in best]
+            label_name = names[item.label] if item.label is not None and item.label < k else None
+            yield Prediction(item.name, item.source, item.data.shape[1], ranked, item.label, label_name)
+        if progress:
+            progress(sum(isinstance(item, Sample) for item in items))
+
+    batch: list[tuple[Sample | SampleFailure, str]] = []
+    filled = 0
+    for entry in opened:
+        if isinstance(entry, SampleFailure):
+            batch.append((entry, ""))
+            continue
+        padding = window_padding({"source": entry.source, "recipe": entry.recipe})
+        for item in entry.samples():
+            batch.append((item, padding))
+            filled += isinstance(item, Sample)
+            if filled == batch_size:
+                yield from score(batch)
+                batch, filled = [], 0
+    yield from score(batch)

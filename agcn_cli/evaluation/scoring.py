@@ -1,6 +1,8 @@
-"""Multi-clip scoring: a model and test-mode clips in, clip-averaged softmax and logits out."""
+"""Multi-clip scoring: a model and test-mode clips in, clip-averaged softmax and logits out; the test
+sampling a checkpoint asks for (`scoring_dataset`)."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -9,6 +11,30 @@ import torch.nn as nn
 from ..engine.data import BatchLoader, SkeletonDataset
 from ..engine.device import autocast, tf32
 from ..errors import AgcnError
+from ..io.checkpoint import DataInfo
+
+DEFAULT_CLIPS = 10  # MMAction2's test clips per sample
+
+
+def scoring_dataset(
+    path: str | Path, data: DataInfo, clips: int | None = None, clip_len: int | None = None
+) -> SkeletonDataset:
+    """The test-mode dataset a checkpoint is scored on, in its stream and its test sampling.
+
+    A full-window checkpoint (`data.test_window > 0`, 2s-AGCN's recipe) gets one view of the
+    whole window of `test_window` frames, as its reference tests; other checkpoints `clips`
+    (default 10) uniformly sampled clips of `clip_len` frames (default: the training clip length).
+    """
+    if data.test_window:
+        given = [f"--clips {clips}"] * ((clips or 1) != 1) + [f"--clip-len {clip_len}"] * (clip_len is not None)
+        if given:
+            raise AgcnError(
+                f"the checkpoint was trained on the whole {data.test_window}-frame window (2s-AGCN recipe) and is "
+                f"tested on one view of it; drop {' and '.join(given)}"
+            )
+        return SkeletonDataset(path, data.modality, test_mode=True, window=data.test_window)
+    length = clip_len or data.clip_len
+    return SkeletonDataset(path, data.modality, clip_len=length, num_clips=clips or DEFAULT_CLIPS, test_mode=True)
 
 
 @torch.no_grad()

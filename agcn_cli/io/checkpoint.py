@@ -37,6 +37,9 @@ class DataInfo:
     benchmark: str = ""  # benchmark of the training data, e.g. ntu60-xsub ("" when unknown)
     channels: str = "x,y,z"  # channel names of the data
     clip_len: int = 100  # frames per clip at training time
+    layout_spec: str = ""  # canonical JSON of the layout (Layout.spec()); "" in old files: built-in by name
+    label_names: tuple[str, ...] = ()  # class names from the split's --label-map; () when none was given
+    test_window: int = 0  # 0: test on uniform clips of clip_len; N: one view of the whole window padded to N frames
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, data: DataInfo, epoch: int, **state: Any) -> None:

@@ -44,6 +44,11 @@ class Scores:
     def num_classes(self) -> int:
         return int(self.prob.shape[1])
 
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """The class names stored with the scores (attribute `label_names`); () in older files."""
+        return tuple(self.attrs.get("label_names") or ())
+
     def kind(self, kind: str) -> np.ndarray:
         """The `prob` or `logit` scores."""
         if kind not in SCORE_KINDS:
@@ -106,16 +111,26 @@ def read_scores(path: Path) -> Scores:
         attrs["sources"] = json.loads(attrs["sources"] or "[]")
     if "weights" in attrs:
         attrs["weights"] = [float(w) for w in np.atleast_1d(attrs["weights"])]
+    if "label_names" in attrs:
+        try:
+            label_names = json.loads(attrs["label_names"] or "[]")
+        except (TypeError, json.JSONDecodeError):
+            label_names = None
+        if not isinstance(label_names, list) or not all(isinstance(n, str) for n in label_names):
+            raise AgcnError(f"{path}: attribute label_names is not a JSON list of class names. {hint}")
+        attrs["label_names"] = label_names
     return Scores(names, labels, prob, logit, attrs)
 
 
 def _h5_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
-    """Attributes as HDF5 stores them: lists of paths as JSON text, weights as a float array."""
+    """Attributes as HDF5 stores them: lists of paths and class names as JSON text, weights as a float array."""
     out = dict(attrs)
     if "sources" in out:
         out["sources"] = json.dumps([str(s) for s in out["sources"]])
     if "weights" in out:
         out["weights"] = np.asarray(out["weights"], dtype=np.float64)
+    if "label_names" in out:
+        out["label_names"] = json.dumps([str(n) for n in out["label_names"]])
     return out
 
 

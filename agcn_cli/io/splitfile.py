@@ -5,6 +5,7 @@ are concatenated along the first axis of each stream dataset, `(total_frames, M,
 `offset[i]`, `num_frames[i]` locate sample i. Per-sample metadata are 1-D datasets of length N.
 """
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import AgcnError
+from ..skeleton.layouts import Layout, resolve_layout
 from .atomic import temp_path
 
 SPLIT_FORMAT = "agcn-skeleton"
@@ -183,6 +185,26 @@ def check_split_file(path: Path) -> dict:
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in attrs.items()}
 
 
+def split_layout(attrs: dict, path: Path | str) -> Layout:
+    """The skeleton layout of a split file: its stored `layout_spec`, else (files written before
+    layouts were stored) the built-in layout named by `layout`."""
+    return resolve_layout(str(attrs["layout"]), str(attrs.get("layout_spec", "") or ""), source=str(path))
+
+
+def split_label_names(attrs: dict, path: Path | str) -> tuple[str, ...]:
+    """The class names of a split file's `label_names` (JSON list, from --label-map); () when absent."""
+    text = attrs.get("label_names")
+    if text is None or text == "":
+        return ()
+    try:
+        names = json.loads(text)
+    except (TypeError, json.JSONDecodeError):
+        names = None
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise AgcnError(f"{path}: attribute label_names is not a JSON list of class names")
+    return tuple(names)
+
+
 def read_sample(f: h5py.File, index: int, stream: str = "joint") -> np.ndarray:
     """One sample as (C, T, V, M) float32 from an open split file."""
     start = int(f["offset"][index])
@@ -220,6 +242,7 @@ def summarize(path: Path) -> dict:
         two_person_samples=int((meta["num_persons"] >= 2).sum()),
         streams=", ".join(streams),
         schema_version=attrs["schema_version"],
+        **({"label_names": list(split_label_names(attrs, path))} if attrs.get("label_names") else {}),
         size_mb=round(Path(path).stat().st_size / 2**20, 2),
     )
     return summary

@@ -9,7 +9,6 @@ import h5py
 import numpy as np
 
 from ..errors import AgcnError
-from ..skeleton.layouts import get_layout
 from ..skeleton.streams import DERIVED_STREAMS, compute_stream_frames
 from . import atomic, splitfile
 
@@ -37,7 +36,7 @@ def materialize_streams(
         found = repr(unknown[0]) if unknown else "no stream"
         raise AgcnError(f"cannot materialise {found}; choose from: {', '.join(DERIVED_STREAMS)}")
     attrs = splitfile.check_split_file(path)
-    layout = get_layout(attrs["layout"])
+    layout = splitfile.split_layout(attrs, path)
     with h5py.File(path, "r") as f:
         present = [s for s in wanted if s in f]
         offset, lengths = f["offset"][:], f["num_frames"][:].astype(np.int64)

@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import AgcnError
-from ..skeleton.layouts import get_layout
+from ..skeleton.layouts import Layout, resolve_layout
 from .graph import adjacency
 
 VARIANTS = ("2s-agcn", "mmaction2")
@@ -44,9 +44,14 @@ class ModelConfig:
     variant: str = "mmaction2"  # "2s-agcn" (CVPR original) or "mmaction2" (AAGCN unit, attention off)
     graph: str | None = None  # the layout's graph variant; None: the one named like `variant`, else the first
     dropout: float = 0.0  # before the classifier (GCNHead's option; 0 in both references)
+    layout_spec: str = ""  # the layout's canonical JSON (Layout.spec()); "": the built-in layout `layout`
+
+    def skeleton(self) -> Layout:
+        """The layout: from `layout_spec` when stored, else the built-in of that name."""
+        return resolve_layout(self.layout, self.layout_spec)
 
     def graph_name(self) -> str:
-        layout = get_layout(self.layout)
+        layout = self.skeleton()
         if self.graph is not None:
             layout.edges(self.graph)  # raises with the allowed names
             return self.graph
@@ -232,8 +237,8 @@ class AGCN(nn.Module):
         super().__init__()
         config.check()
         self.config = config
-        layout = get_layout(config.layout)
-        A = adjacency(config.layout, config.graph_name())
+        layout = config.skeleton()
+        A = adjacency(layout, config.graph_name())
         v, c = layout.num_joints, config.in_channels
         self.num_joints = v
         self.data_bn = nn.BatchNorm1d(config.num_persons * v * c)

@@ -3,17 +3,18 @@
 import numpy as np
 import torch
 
-from ..skeleton.layouts import get_layout
+from ..skeleton.layouts import Layout, get_layout
 
 
-def adjacency(layout: str, graph: str | None = None) -> torch.Tensor:
+def adjacency(layout: str | Layout, graph: str | None = None) -> torch.Tensor:
     """(3, V, V) float32: identity, normalised inward, normalised outward.
 
     `x @ A[k]` aggregates over the first joint axis: `A[k, i, j]` weights joint i's
     features in joint j's output. Each column is divided by its sum (the in-degree of j),
-    empty columns stay zero, as in both references' `normalize_digraph`.
+    empty columns stay zero, as in both references' `normalize_digraph`. `layout`: a Layout, or
+    a built-in layout's name.
     """
-    spec = get_layout(layout)
+    spec = get_layout(layout) if isinstance(layout, str) else layout
     v = spec.num_joints
     inward = np.array(spec.edges(graph), dtype=np.int64).reshape(-1, 2)  # (child, parent)
     subsets = np.zeros((3, v, v))

@@ -1,17 +1,19 @@
 """Models from checkpoint files: agcn's own, or foreign weights with the facts they lack."""
 
+import hashlib
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import AgcnError
 from ..io.checkpoint import CHECKPOINT_VERSION, DataInfo, is_agcn_checkpoint, read_checkpoint
-from ..skeleton.layouts import get_layout
+from ..io.splitfile import split_label_names, split_layout
+from ..skeleton.layouts import get_layout, load_layout
 from ..skeleton.persons import NUM_PERSONS
 from ..skeleton.streams import STREAMS
 from .agcn import AGCN, ModelConfig, build_model
-from .foreign import load_foreign_state_dict
+from .foreign import _checkpoint_variant, _plan, _unwrap, detect_format, load_foreign_state_dict
 
 
 def _dataclass_from(cls, values: dict, path: Path, what: str):
@@ -43,6 +45,22 @@ def load_model(
     return model, data, ckpt
 
 
+def _agcn_model(path: Path, ckpt: dict[str, Any]) -> tuple[AGCN, DataInfo]:
+    """The model an agcn checkpoint describes, with its weights, and its data facts."""
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise AgcnError(
+            f"{path}: checkpoint version {ckpt.get('version')} is not supported (expected {CHECKPOINT_VERSION})"
+        )
+    config = _dataclass_from(ModelConfig, ckpt["model_config"], path, "model_config")
+    data = _dataclass_from(DataInfo, ckpt["data"], path, "data")
+    model = build_model(config)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise AgcnError(f"{path}: weights do not fit the stored model config ({str(e).splitlines()[0]})") from None
+    return model, data
+
+
 def _load_model(
     path: Path, foreign_config: ModelConfig | None, foreign_data: DataInfo | None, note: Callable[[str], None]
 ) -> tuple[AGCN, DataInfo, dict[str, Any]]:
@@ -50,17 +68,7 @@ def _load_model(
     if is_agcn_checkpoint(ckpt):
         if foreign_config is not None:
             note(f"{path.name} describes itself; the facts given for foreign weights are ignored")
-        if ckpt.get("version") != CHECKPOINT_VERSION:
-            raise AgcnError(
-                f"{path}: checkpoint version {ckpt.get('version')} is not supported (expected {CHECKPOINT_VERSION})"
-            )
-        config = _dataclass_from(ModelConfig, ckpt["model_config"], path, "model_config")
-        data = _dataclass_from(DataInfo, ckpt["data"], path, "data")
-        model = build_model(config)
-        try:
-            model.load_state_dict(ckpt["model"])
-        except RuntimeError as e:
-            raise AgcnError(f"{path}: weights do not fit the stored model config ({str(e).splitlines()[0]})") from None
+        model, data = _agcn_model(path, ckpt)
         return model.eval(), data, ckpt
     if foreign_config is None or foreign_data is None:
         raise AgcnError(
@@ -93,8 +101,13 @@ def foreign_facts(
     if all(v is None for v in (num_classes, layout, modality, in_channels)):
         return None, None
     defaults = defaults or {}
-    layout = layout or defaults.get("layout") or "ntu25"
-    lay = get_layout(layout)
+    if layout is not None:  # a built-in name or a .json layout file
+        lay = load_layout(layout)
+    elif defaults.get("layout"):
+        lay = split_layout(defaults, "the split file")
+    else:
+        lay = get_layout("ntu25")
+    layout = lay.name
     modality = modality or "joint"
     if modality not in STREAMS:
         raise AgcnError(f"--modality: unknown stream {modality!r}; choose one of: {', '.join(STREAMS)}")
@@ -102,7 +115,10 @@ def foreign_facts(
     if num_classes is None:
         raise AgcnError("weights without agcn metadata need --num-classes (the classifier size, e.g. 60 or 120)")
     in_channels = in_channels or len(lay.channels)
-    config = ModelConfig(layout=layout, num_classes=int(num_classes), in_channels=in_channels, num_persons=NUM_PERSONS)
+    config = ModelConfig(
+        layout=layout, num_classes=int(num_classes), in_channels=in_channels, num_persons=NUM_PERSONS,
+        layout_spec=lay.spec(),
+    )  # fmt: skip
     config.check()
     data = DataInfo(
         modality=modality,
@@ -111,5 +127,147 @@ def foreign_facts(
         benchmark=str(defaults.get("benchmark", "")),
         channels=",".join(lay.channels),
         clip_len=clip_len or DataInfo.clip_len,
+        layout_spec=lay.spec(),
+        label_names=split_label_names(defaults, "the split file"),
     )
     return config, data
+
+
+# ---- fine-tuning: a checkpoint's weights as the start of a new training run ---------------------
+
+CLASSIFIER = "fc"  # the classifier's module in AGCN; every other parameter is the backbone's
+
+
+def is_classifier(name: str) -> bool:
+    """Whether the parameter or module `name` (of an AGCN) belongs to the classifier."""
+    return name.split(".", 1)[0] == CLASSIFIER
+
+
+@dataclass(frozen=True)
+class InitReport:
+    """Where a fine-tuning run's weights came from: what `agcn train` records in config.json."""
+
+    path: str  # the checkpoint file, absolute
+    sha256: str  # of its bytes
+    format: str  # "agcn", or the foreign format: 2s-agcn, mmaction2, pyskl
+    source_classes: int  # the checkpoint's classifier size
+    classifier: str  # "loaded", or "re-initialised" when the class counts differ
+    modality: str | None = None  # agcn checkpoints: the stream, benchmark and epochs they were trained for
+    benchmark: str | None = None
+    epoch: int | None = None
+
+
+def init_weights_from(model: AGCN, path: Path, data: DataInfo, note: Callable[[str], None] | None = None) -> InitReport:
+    """Load the weights in `path` into `model` (built for the training data `data`) to fine-tune it.
+
+    An agcn checkpoint must have the model's layout, channels, persons, variant and graph.
+    Foreign weights (lshiwjx/2s-AGCN, MMAction2, pyskl) take those facts from `model` and
+    `data`; the joints, channels per joint, persons and variant their tensors show must agree.
+    The backbone is always loaded, the classifier only when the class counts agree; else
+    `model`'s own freshly initialised classifier stays and `note` is told. Any other mismatch
+    is an AgcnError naming the file and both sides.
+    """
+    path = Path(path)
+    note = note or (lambda _: None)
+    ckpt = read_checkpoint(path)
+    facts: dict[str, Any] = {}
+    if is_agcn_checkpoint(ckpt):
+        source, source_data = _agcn_model(path, ckpt)
+        _check_fits(path, source.config, source_data, model.config, data)
+        fmt = "agcn"
+        facts = {"modality": source_data.modality, "benchmark": source_data.benchmark, "epoch": ckpt.get("epoch")}
+        if source_data.modality != data.modality:
+            note(f"{path.name} was trained on the {source_data.modality} stream; fine-tuning on {data.modality}")
+    else:
+        source, fmt = _foreign_model(path, ckpt, model)
+    weights = source.state_dict()
+    classes, ours = source.config.num_classes, model.config.num_classes
+    if classes != ours:
+        weights = {k: v for k, v in weights.items() if not is_classifier(k)}
+        note(
+            f"{path.name} has {classes} classes, the data {ours}: the classifier ({CLASSIFIER}) is "
+            "re-initialised, the backbone starts from the checkpoint"
+        )
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    assert not unexpected and all(is_classifier(k) for k in missing), (missing, unexpected)  # checked above
+    return InitReport(
+        path=str(path.resolve()),
+        sha256=_sha256(path),
+        format=fmt,
+        source_classes=classes,
+        classifier="loaded" if classes == ours else "re-initialised",
+        **facts,
+    )
+
+
+def _check_fits(path: Path, config: ModelConfig, data: DataInfo, target: ModelConfig, target_data: DataInfo) -> None:
+    """The checkpoint's model (`config`, `data`) against the one to train: all but the classes must agree."""
+    pairs = (
+        ("layout", config.layout, target.layout, "data's"),
+        ("channels per joint", config.in_channels, target.in_channels, "data's"),
+        ("channels", data.channels, target_data.channels, "data's"),
+        ("persons per sample", config.num_persons, target.num_persons, "data's"),
+        ("variant", config.variant, target.variant, "config's"),
+        ("graph", config.graph_name(), target.graph_name(), "config's"),
+    )
+    for what, theirs, ours, side in pairs:
+        if theirs != ours:
+            hint = f"; train with --variant {theirs}" if what == "variant" else ""
+            raise AgcnError(f"{path}: the checkpoint's {what} is {theirs!r}, the {side} is {ours!r}{hint}")
+    if not config.skeleton().same_topology(target.skeleton()):
+        raise AgcnError(
+            f"{path}: the checkpoint's layout {config.layout!r} is not the data's layout of that name "
+            "(joints, graphs, bones or normalisation differ)"
+        )
+
+
+def _foreign_model(path: Path, ckpt: Any, target: AGCN) -> tuple[AGCN, str]:
+    """Foreign weights as an AGCN like `target` (but for their own class count), and their format."""
+    try:
+        sd = _unwrap(ckpt)
+        fmt = detect_format(sd)
+    except AgcnError as e:
+        raise AgcnError(f"{path}: {e}") from None
+    config = target.config
+    variant = _checkpoint_variant(fmt, sd)
+    if variant != config.variant:
+        raise AgcnError(
+            f"{path}: the checkpoint's variant is {variant!r} ({fmt} weights), the config's is "
+            f"{config.variant!r}; train with --variant {variant}"
+        )
+    # what the tensors say: the first unit's graph (V, V), its first output conv (C_out, C_in, 1, 1),
+    # the input BatchNorm (M*V*C) and the classifier (classes, 256)
+    src = {ours: keys[0] for ours, keys, _ in _plan(target, fmt)}
+    graph = "blocks.0.gcn.PA" if variant == "2s-agcn" else "blocks.0.gcn.A"
+    keys = [src[k] for k in (graph, "blocks.0.gcn.conv_d.weight", "data_bn.weight", "fc.weight")]
+    classes = config.num_classes
+    if all(k in sd and sd[k].ndim >= 1 for k in keys):  # else the loader names the missing keys
+        joints, channels = sd[keys[0]].shape[-1], sd[keys[1]].shape[1]
+        persons, classes = sd[keys[2]].shape[0] / (joints * channels), sd[keys[3]].shape[0]
+        layout = target.config.layout
+        if joints != target.num_joints:
+            raise AgcnError(
+                f"{path}: the checkpoint's graph has {joints} joints, "
+                f"the data's layout {layout!r} has {target.num_joints}"
+            )
+        if channels != config.in_channels:
+            raise AgcnError(
+                f"{path}: the checkpoint takes {channels} channels per joint, the data has {config.in_channels}"
+            )
+        if persons != config.num_persons:
+            raise AgcnError(
+                f"{path}: the checkpoint's persons per sample is {persons:g}, the data's is {config.num_persons}"
+            )
+    try:
+        source, fmt = load_foreign_state_dict(replace(config, num_classes=int(classes)), ckpt)
+    except AgcnError as e:
+        raise AgcnError(f"{path}: {e}") from None
+    return source, fmt
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import AgcnError
 from ..io.splitfile import SampleMeta
+from ..skeleton.layouts import get_layout, load_layout
 from ..skeleton.persons import fit_and_count
 from .pipeline import (
     Converted,
@@ -38,6 +39,7 @@ from .pipeline import (
     check_label,
     layout_attrs,
     list_files,
+    read_label_map,
     write_splits,
 )
 
@@ -157,15 +159,21 @@ class VideoJob(Job):
     label: int
 
 
-def convert_video(job: VideoJob) -> Converted:
+def read_video(path: Path) -> dict:
+    """One video file's JSON object (SampleError when unreadable)."""
     try:
-        video = json.loads(job.path.read_text())
+        video = json.loads(Path(path).read_text())
     except OSError as e:
         raise SampleError(f"cannot read ({e.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SampleError(f"not JSON ({e})") from None
     if not isinstance(video, dict):
         raise SampleError("not a Kinetics-Skeleton video file (a JSON object with 'data')")
+    return video
+
+
+def convert_video(job: VideoJob) -> Converted:
+    video = read_video(job.path)
     if "label_index" in video and video["label_index"] != job.label:
         raise SampleError(f"label_index {video['label_index']} differs from the label file's {job.label}")
     sample, persons = video_sample(video)
@@ -181,7 +189,12 @@ def import_kinetics(config: ImportConfig, progress: Callable[[int], None] | None
         )
     if config.benchmark or config.split_names:
         raise AgcnError("--benchmark and --split-names are for NTU data; Kinetics-Skeleton has its own train/val")
-    num_classes = config.num_classes or KINETICS_NUM_CLASSES
+    if config.layout is not None and not load_layout(config.layout).same_topology(get_layout(KINETICS_LAYOUT)):
+        raise AgcnError(
+            f"--layout {config.layout}: Kinetics-Skeleton holds OpenPose-18 poses (layout {KINETICS_LAYOUT})"
+        )
+    mapped = len(read_label_map(config.label_map)) if config.label_map else None
+    num_classes = config.num_classes or mapped or KINETICS_NUM_CLASSES
     if num_classes < 1:
         raise AgcnError(f"--num-classes must be at least 1, got {num_classes}")
     splits = find_splits(config)

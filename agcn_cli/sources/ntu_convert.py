@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..io.splitfile import SampleMeta
 from ..skeleton.layouts import get_layout
 from .ntu import SampleInfo, SkeletonError, get_benchmark, parse_name, parse_skeleton, read_name_list
@@ -38,6 +40,7 @@ class PreprocessConfig:
     strict: bool = False  # any bad file fails the run instead of being skipped
     workers: int = 0  # worker processes; 0: one per CPU core
     overwrite: bool = False  # replace existing outputs
+    label_map: Path | None = None  # class names, one a line (default: none stored; NTU names are built in)
 
 
 @dataclass
@@ -50,16 +53,21 @@ class SkeletonJob(Job):
     normalize: dict  # the layout's pre-normalisation
 
 
-def _process(job: SkeletonJob) -> Converted:
-    """Parse and process one file."""
+def skeleton_sample(path: Path, recipe: str, normalize: dict) -> tuple[np.ndarray, int]:
+    """One parsed and processed file: the stored sample (2, T, V, C) float32 and its person count."""
     try:
-        sk = parse_skeleton(job.path)
+        sk = parse_skeleton(path)
     except SkeletonError as e:  # the parser names the file and line
         raise SampleError(str(e), located=True) from None
     try:
-        sample, persons = make_sample(sk, job.recipe, job.normalize)
+        return make_sample(sk, recipe, normalize)
     except SkeletonError as e:  # the recipes see bodies, not files: the pipeline adds the file
         raise SampleError(str(e)) from None
+
+
+def _process(job: SkeletonJob) -> Converted:
+    """Parse and process one file."""
+    sample, persons = skeleton_sample(job.path, job.recipe, job.normalize)
     return Converted(sample, _meta(job.info), persons)
 
 

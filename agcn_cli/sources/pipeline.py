@@ -12,6 +12,7 @@ converter rejects while listing its jobs are listed the same way. With `strict` 
 sample fails the run with that reason as its one error line.
 """
 
+import json
 import multiprocessing as mp
 import os
 import time
@@ -26,7 +27,7 @@ import numpy as np
 from ..errors import AgcnError
 from ..io.atomic import refuse_existing
 from ..io.splitfile import SampleMeta, SplitWriter
-from ..skeleton.layouts import get_layout
+from ..skeleton.layouts import Layout, get_layout, resolve_layout
 from ..skeleton.persons import NUM_PERSONS
 
 MIN_POOL_JOBS = 16  # fewer jobs are converted in this process: starting workers would cost more
@@ -68,6 +69,8 @@ class ImportConfig:
     strict: bool = False  # any bad sample fails the run instead of being skipped
     overwrite: bool = False  # replace existing outputs
     workers: int = 0  # processes converting samples; 0: one per CPU core
+    layout: str | None = None  # pkl: a built-in layout name or a .json layout file (default: detected)
+    label_map: Path | None = None  # class names, one a line; sets num_classes unless --num-classes is given
 
 
 @dataclass
@@ -147,9 +150,49 @@ def output_paths(out_dir: Path, splits: Iterable[str], overwrite: bool) -> dict[
     return outputs
 
 
-def layout_attrs(layout: str) -> dict[str, str]:
-    """The `layout` and `channels` attributes of a split file."""
-    return {"layout": layout, "channels": ",".join(get_layout(layout).channels)}
+def layout_attrs(layout: str | Layout) -> dict[str, str]:
+    """The `layout`, `layout_spec` and `channels` attributes of a split file (a name: built-in)."""
+    spec = get_layout(layout) if isinstance(layout, str) else layout
+    return {"layout": spec.name, "layout_spec": spec.spec(), "channels": ",".join(spec.channels)}
+
+
+def read_label_map(path: Path) -> tuple[str, ...]:
+    """Class names of a label map: one name a line (MMAction2's `label_map_*.txt`), surrounding
+    spaces stripped, blank lines at the end ignored; an empty or repeated name is an error."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AgcnError(f"{path}: no such label map file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise AgcnError(f"{path}: cannot read the label map ({e})") from None
+    lines = [line.strip() for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines:
+        raise AgcnError(f"{path}: the label map lists no class name (one name a line)")
+    first: dict[str, int] = {}
+    for i, name in enumerate(lines, start=1):
+        if not name:
+            raise AgcnError(f"{path}: line {i}: empty class name (one name a line, class 0 first)")
+        if name in first:
+            raise AgcnError(f"{path}: line {i}: class name {name!r} repeats line {first[name]}")
+        first[name] = i
+    return tuple(lines)
+
+
+def label_map_attrs(path: Path | None, num_classes: int) -> dict[str, str]:
+    """The `label_names` attribute (JSON list) of a split file from a label map, whose names must
+    number the data's classes; {} without a label map."""
+    if path is None:
+        return {}
+    names = read_label_map(path)
+    if len(names) != num_classes:
+        raise AgcnError(
+            f"{path}: {len(names)} class names, but the data has {num_classes} classes; give one name per class "
+            "(class 0 first)"
+        )
+    return {"label_names": json.dumps(list(names))}
 
 
 # ---- one sample ----------------------------------------------------------------------------
@@ -189,15 +232,21 @@ def write_splits(
 
     `skipped`, `excluded`, `outside`: what the converter left out while listing its jobs (with
     `config.strict`, the first skipped one fails the run before anything is written). `attrs` are
-    the files' attributes, `layout` and `channels` among them, in the order they are written; each
-    file gets its `split` after them, then `split_attrs[split]`. A `SampleError` from `convert`
+    the files' attributes, `layout`, `channels` and `num_classes` among them, in the order they are
+    written; `layout_spec` (the layout's canonical JSON) and, with `config.label_map`, `label_names`
+    follow; each file gets its `split` after them, then `split_attrs[split]`. A `SampleError` from `convert`
     skips the sample (see the module docstring). `started`: when the run began, for the report.
     """
     skipped = list(skipped)
     if config.strict and skipped:
         raise SampleError(skipped[0][1])
+    spec = resolve_layout(attrs["layout"], attrs.get("layout_spec", ""))
+    attrs = {
+        **attrs,
+        "layout_spec": spec.spec(),
+        **label_map_attrs(getattr(config, "label_map", None), int(attrs["num_classes"])),
+    }
     outputs = output_paths(config.out_dir, splits, config.overwrite)
-    spec = get_layout(attrs["layout"])
     summaries = {split: SplitSummary(path) for split, path in outputs.items()}
     writers: dict[str, SplitWriter] = {}
     try:

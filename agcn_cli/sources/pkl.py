@@ -9,9 +9,15 @@ MMAction2's `PoseDataset` keeps the annotations whose name is listed under the s
 Pickles can run arbitrary code when loaded: the file is read with `safe_pickle.load_pickle`,
 which rebuilds plain numeric numpy arrays and Python containers and refuses anything else.
 
+The layout is detected from the arrays (`PKL_LAYOUTS`), or given (`--layout`, a built-in name or a
+`.json` layout file): keypoints (M, T, V, C) without `keypoint_score` fit a layout of V joints and C
+channels with no score channel; (M, T, V, 2) with `keypoint_score` fit one of V joints and channels
+x, y, score.
+
 Each sample goes through what MMAction2's pipeline does before sampling frames, once here:
 - 3D (NTU-25, x, y, z): `PreNormalize3D` (`skeleton.normalize.pre_normalize_3d`), in the stored dtype
-  (float16 in pyskl's files) for the centring, as there;
+  (float16 in pyskl's files) for the centring, as there; a layout without a `normalize` entry
+  (COCO-17 3D, `coco17-3d`; a custom layout) keeps the coordinates as stored, in float32;
 - 2D (COCO-17, or OpenPose-18; x, y, score): `PreNormalize2D`, x and y mapped from pixels to
   [-1, 1] by the sample's `img_shape` (default 1080 x 1920), in the stored dtype as there (it
   rescales pyskl's float16 arrays in place), every joint alike, unscored ones included; then the
@@ -29,7 +35,7 @@ import numpy as np
 
 from ..errors import AgcnError
 from ..io.splitfile import SampleMeta
-from ..skeleton.layouts import get_layout
+from ..skeleton.layouts import Layout, get_layout, load_layout
 from ..skeleton.normalize import DEFAULT_IMG_SHAPE, pre_normalize_2d, pre_normalize_3d
 from ..skeleton.persons import fit_and_count
 from .ntu import SkeletonError, get_benchmark, parse_name
@@ -41,6 +47,7 @@ from .pipeline import (
     SampleError,
     check_label,
     layout_attrs,
+    read_label_map,
     write_splits,
 )
 from .safe_pickle import load_pickle
@@ -49,7 +56,12 @@ PKL_SOURCE = "mmaction2-pkl"
 PKL_RECIPE = "mmaction2"
 PKL_DEFAULT_BENCHMARK = "ntu60-xsub"
 # (channels in the file, has keypoint_score, joints) -> layout
-PKL_LAYOUTS = {(3, False, 25): "ntu25", (2, True, 17): "coco17", (2, True, 18): "openpose18"}
+PKL_LAYOUTS = {
+    (3, False, 25): "ntu25",
+    (3, False, 17): "coco17-3d",
+    (2, True, 17): "coco17",
+    (2, True, 18): "openpose18",
+}
 
 
 def load_annotation_file(path: Path) -> dict:
@@ -88,9 +100,10 @@ def split_keys(config: ImportConfig, available: dict) -> tuple[dict[str, str], s
     if missing:
         have = ", ".join(map(str, available)) or "none"
         raise AgcnError(f"{path}: no split {missing[0]!r}; the file has: {have}. Pass --split-names TRAIN,TEST")
-    num_classes = config.num_classes or (bench.num_classes if bench else None)
+    mapped = len(read_label_map(config.label_map)) if config.label_map else None
+    num_classes = config.num_classes or mapped or (bench.num_classes if bench else None)
     if num_classes is None:
-        raise AgcnError(f"{path}: with --split-names and no --benchmark, pass --num-classes")
+        raise AgcnError(f"{path}: with --split-names and no --benchmark, pass --num-classes (or a --label-map)")
     return keys, (bench.name if bench else "custom"), num_classes
 
 
@@ -101,17 +114,60 @@ def _signature(ann: object) -> tuple[int, bool, int] | None:
     return kp.shape[3], "keypoint_score" in ann, kp.shape[2]
 
 
+def layout_signature(layout: Layout) -> tuple[int, bool, int]:
+    """(channels in the file, has keypoint_score, joints) of the samples that fit `layout`."""
+    scored = layout.channels[-1] == "score"
+    return len(layout.channels) - scored, scored, layout.num_joints
+
+
+def _shape_text(sig: tuple[int, bool, int]) -> str:
+    return f"(M, T, {sig[2]}, {sig[0]}){' + keypoint_score' if sig[1] else ''}"
+
+
+def _found(annotations: list) -> str:
+    shapes = Counter(_shape_text(s) for s in map(_signature, annotations) if s)
+    return shapes.most_common(1)[0][0] if shapes else "no 4-D keypoint array"
+
+
+def given_layout(arg: str) -> tuple[Layout, tuple[int, bool, int]]:
+    """The layout of `--layout` (a built-in name or a .json layout file) and the keypoint signature
+    of the samples that fit it; AgcnError when no .pkl sample could."""
+    layout = load_layout(arg)
+    sig = layout_signature(layout)
+    if sig[1] and sig[0] != 2:
+        raise AgcnError(
+            f"{arg}: a layout with a score channel is imported from x, y keypoints plus keypoint_score; "
+            f"its channels must be x, y, score, not {', '.join(layout.channels)}"
+        )
+    return layout, sig
+
+
+def choose_layout(
+    path: Path, annotations: list, given: tuple[Layout, tuple[int, bool, int]] | None = None
+) -> tuple[Layout, tuple[int, bool, int]]:
+    """The layout `given` (`given_layout`), else the detected one (`detect_layout`); with the
+    keypoint signature of the samples that fit it."""
+    if given is None:
+        name, sig = detect_layout(path, annotations)
+        return get_layout(name), sig
+    layout, sig = given
+    if sig not in set(map(_signature, annotations)):
+        raise AgcnError(
+            f"{path}: no sample fits layout {layout.name}, which needs keypoints {_shape_text(sig)}; "
+            f"the file holds {_found(annotations)}"
+        )
+    return layout, sig
+
+
 def detect_layout(path: Path, annotations: list) -> tuple[str, tuple[int, bool, int]]:
-    """The layout most samples fit (others are skipped one by one with their reason)."""
+    """The built-in layout most samples fit (others are skipped one by one with their reason)."""
     counts = Counter(sig for sig in map(_signature, annotations) if sig in PKL_LAYOUTS)
     if not counts:
-        shapes = Counter(
-            f"(M, T, {s[2]}, {s[0]}){' + keypoint_score' if s[1] else ''}" for s in map(_signature, annotations) if s
-        )
-        found = shapes.most_common(1)[0][0] if shapes else "no 4-D keypoint array"
+        found = _found(annotations)
         raise AgcnError(
-            f"{path}: keypoints {found} match no layout; expected (M, T, 25, 3) (NTU 3D) or (M, T, 17, 2) with "
-            "keypoint_score (COCO 2D) or (M, T, 18, 2) with keypoint_score (OpenPose 2D)"
+            f"{path}: keypoints {found} match no layout; expected (M, T, 25, 3) (NTU 3D), (M, T, 17, 3) (COCO 3D), "
+            "or (M, T, 17, 2) with keypoint_score (COCO 2D) or (M, T, 18, 2) with keypoint_score (OpenPose 2D); "
+            "for another skeleton pass --layout FILE.json"
         )
     sig = counts.most_common(1)[0][0]
     return PKL_LAYOUTS[sig], sig
@@ -120,7 +176,8 @@ def detect_layout(path: Path, annotations: list) -> tuple[str, tuple[int, bool, 
 # ---- one sample -------------------------------------------------------------------------------
 
 
-def _name(ann: dict) -> str | None:
+def annotation_name(ann: object) -> str | None:
+    """The sample name of an annotation: `frame_dir` (`filename` in some files); None if it has none."""
     name = ann.get("frame_dir", ann.get("filename")) if isinstance(ann, dict) else None
     return str(name) if isinstance(name, str | bytes | np.str_) else None
 
@@ -140,10 +197,11 @@ class AnnotationJob(Job):
     ann: dict
 
 
-def convert_annotation(job: AnnotationJob, layout: str, sig: tuple, num_classes: int) -> Converted:
-    """One annotation -> the stored (2, T, V, C) sample, pre-normalised as MMAction2's pipeline."""
+def convert_annotation(job: AnnotationJob, layout: Layout | str, sig: tuple, num_classes: int) -> Converted:
+    """One annotation -> the stored (2, T, V, C) sample, pre-normalised as MMAction2's pipeline.
+    `layout`: a Layout, or a built-in layout's name."""
     ann, name = job.ann, job.item
-    spec = get_layout(layout)
+    spec = get_layout(layout) if isinstance(layout, str) else layout
     kp = ann.get("keypoint")
     if not isinstance(kp, np.ndarray) or kp.ndim != 4:
         found = f"shape {kp.shape}" if isinstance(kp, np.ndarray) else type(kp).__name__
@@ -151,7 +209,7 @@ def convert_annotation(job: AnnotationJob, layout: str, sig: tuple, num_classes:
     if _signature(ann) != sig:
         raise SampleError(
             f"keypoint (M, T, V, C) = {kp.shape}{' with' if 'keypoint_score' in ann else ' without'} keypoint_score "
-            f"does not fit layout {layout} ({spec.num_joints} joints) of the other samples"
+            f"does not fit layout {spec.name} ({spec.num_joints} joints) of the other samples"
         )
     kp = _float_array(kp, "keypoint")
     m, t = kp.shape[:2]
@@ -168,6 +226,8 @@ def convert_annotation(job: AnnotationJob, layout: str, sig: tuple, num_classes:
     extras = None
     if spec.normalize is not None:  # 3D. PreNormalize3D handles 1 or 2 persons; FormatGCNInput keeps 2
         sample = pre_normalize_3d(kp[:2], **spec.normalize, dtype=np.float32)
+    elif not sig[1]:  # no score channel and no normalisation in the layout: stored as given
+        sample = np.asarray(kp[:2], dtype=np.float32)
     else:
         score = _float_array(ann.get("keypoint_score"), "keypoint_score")
         if score.shape != kp.shape[:3]:
@@ -209,13 +269,14 @@ def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = No
         raise AgcnError(f"{path}: --labels and --split are for Kinetics-Skeleton folders; use --split-names")
     if config.num_classes is not None and config.num_classes < 1:
         raise AgcnError(f"--num-classes must be at least 1, got {config.num_classes}")
+    given = given_layout(config.layout) if config.layout is not None else None
     data = load_annotation_file(path)
     keys, benchmark, num_classes = split_keys(config, data["split"])
 
     skipped: list[tuple[str, str]] = []
     by_name: dict[str, dict] = {}
     for i, ann in enumerate(data["annotations"]):
-        name = _name(ann)
+        name = annotation_name(ann)
         if name is None:
             item = f"annotation #{i}"
             skipped.append((item, f"{path}: {item}: not a dict with a frame_dir name"))
@@ -235,7 +296,7 @@ def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = No
         used.update(n for n in names if n in by_name)
     if not used:
         raise AgcnError(f"{path}: splits {', '.join(keys.values())} list no annotated sample")
-    layout, sig = detect_layout(path, [by_name[n] for n in sorted(used)])
+    layout, sig = choose_layout(path, [by_name[n] for n in sorted(used)], given)
     for name in sorted(used):  # out-of-range labels fail before anything is written
         label = by_name[name].get("label")
         if isinstance(label, int | np.integer) and not isinstance(label, bool):
