@@ -100,6 +100,20 @@ def test_label_disagreement(files, tmp_path):
         fuse_files([files[0], tmp_path / "relabelled.h5"])
 
 
+def test_class_names_carried_and_must_agree(files, tmp_path):
+    named = []
+    for i, names in enumerate((["a", "b", "c", "d", "e"], ["a", "b", "c", "d", "x"])):
+        s = read_scores(files[i])
+        s.attrs["label_names"] = names
+        named.append(tmp_path / f"named{i}.h5")
+        write_scores(named[-1], s)
+    report = fuse_files([named[0], files[1]], out=tmp_path / "fused.h5")  # a file without names fuses too
+    assert read_scores(tmp_path / "fused.h5").label_names == ("a", "b", "c", "d", "e")
+    assert {c.label: c.name for c in report.metrics.per_class} == {0: "a", 1: "b", 2: "c", 3: "d"}
+    with pytest.raises(AgcnError, match="named1.h5: its class names differ from those of .*named0.h5"):
+        fuse_files(named)
+
+
 def test_duplicates_classes_and_foreign_files(files, tmp_path):
     dup = make_scores(1, "bone", names=NAMES[:-1] + [NAMES[0]])
     write_scores(tmp_path / "dup.h5", dup)

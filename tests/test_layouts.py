@@ -253,6 +253,11 @@ def test_custom_layout_end_to_end(body5_data, one_thread):
     assert result.exit_code == 0, result.output
     assert "sit down" in result.stdout and "jump" in result.stdout and "A002" not in result.stdout
     assert read_scores(scores).label_names == ("wave", "jump", "sit down")
+    # fusion keeps the names (two streams of the same run stand in for joint and bone)
+    fused = tmp / "fused.h5"
+    result = runner.invoke(app, ["fuse", str(scores), str(scores), "--out", str(fused)])
+    assert result.exit_code == 0, result.output
+    assert read_scores(fused).label_names == ("wave", "jump", "sit down")
 
     # the same name with another skeleton: eval refuses, naming both sides
     (tmp / "other").mkdir()

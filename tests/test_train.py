@@ -132,6 +132,33 @@ def test_resume_is_bit_identical(tiny, tmp_path):
         assert ckpt["best"] == reference["best"] == {"top1": whole["best_top1"], "epoch": whole["best_epoch"]}
 
 
+def test_resume_a_run_begun_before_newer_fields(tiny, tmp_path):
+    """A last.pt and config.json without the fields added since (fine-tuning, the 2s-AGCN recipe, custom
+    layouts, label names) resume as the defaults they had, bit for bit."""
+    whole = tmp_path / "whole"
+    fit(tiny_config(tiny, whole), log=quiet)
+    run = tmp_path / "old"
+    fit(tiny_config(tiny, run, stop_after=1), log=quiet)
+    newer = {
+        "train_config": ("init_from", "freeze_epochs", "backbone_lr_mult", "schedule", "lr_steps", "warmup_epochs",
+                         "sampling", "window", "random_choose", "random_move", "drop_last"),
+        "data": ("layout_spec", "label_names", "test_window"),
+        "model_config": ("layout_spec",),
+    }  # fmt: skip
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    for part, keys in newer.items():
+        assert set(keys) <= set(ckpt[part]), part
+        ckpt[part] = {k: v for k, v in ckpt[part].items() if k not in keys}
+    torch.save(ckpt, run / "last.pt")
+    saved = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({k: v for k, v in saved.items() if k not in newer["train_config"]}))
+    fit(build_config({"out": str(run), "resume": True}), log=quiet)
+    resumed, reference = read_checkpoint(run / "last.pt"), read_checkpoint(whole / "last.pt")
+    assert resumed["epoch"] == 2
+    for key, value in reference["model"].items():
+        assert torch.equal(resumed["model"][key], value), key
+
+
 def test_config_file_and_flags(tmp_path):
     toml = tmp_path / "run.toml"
     toml.write_text('data = "d"\nlr = 0.3\nepochs = 3\nclip-len = 32\nnesterov = false\n')

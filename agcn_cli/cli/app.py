@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import AgcnError
 
@@ -48,7 +49,7 @@ def command(*args, **kwargs):
                     message = " ".join(str(e).splitlines())  # one line, even when a library's text has several
                 else:
                     message = (f"{e.filename}: " if getattr(e, "filename", None) else "") + str(e.strerror or e)
-                err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+                err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
                 raise typer.Exit(1) from None
             except KeyboardInterrupt:
                 err.print("[yellow]interrupted[/yellow]; no partial output was kept")
@@ -64,6 +65,11 @@ def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
 ) -> None:
     _state["debug"] = debug
+
+
+def note(text: str) -> None:
+    """A yellow `note:` line on stderr; the text is printed as is (brackets in paths kept)."""
+    err.print(f"[yellow]note:[/yellow] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 def progress_bar(total: int, desc: str, unit: str):

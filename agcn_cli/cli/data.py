@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import AgcnError
@@ -41,7 +42,7 @@ def synth(
     total = len(config.actions) * config.samples_per_class
     with progress_bar(total, "synth", "file") as bar:
         paths = generate(out_dir, config, progress=bar.update)
-    out.print(f"wrote {len(paths)} .skeleton files ({len(config.actions)} classes) to {out_dir}")
+    out.print(f"wrote {len(paths)} .skeleton files ({len(config.actions)} classes) to {escape(str(out_dir))}")
 
 
 def _int_list(text: str | None, option: str) -> tuple[int, ...] | None:
@@ -160,7 +161,7 @@ def _print_preprocess_report(report, as_json: bool) -> None:
         f"skipped (bad files): {len(report.skipped)}   time: {report.seconds:.1f} s ({rate:.0f} files/s)"
     )
     for name, reason in report.skipped:
-        err.print(f"[yellow]skipped[/yellow] {name}: {reason}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]skipped[/yellow] {escape(f'{name}: {reason}')}", highlight=False, soft_wrap=True)
 
 
 @command("info")
@@ -208,4 +209,4 @@ def streams(
             f"({report['frames']} frames) in {report['seconds']:.1f} s"
         )
     for name in report["already_present"]:
-        out.print(f"{path}: {name} already present (pass --force to rewrite it)")
+        out.print(f"{escape(str(path))}: {name} already present (pass --force to rewrite it)")

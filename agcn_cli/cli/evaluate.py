@@ -5,10 +5,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import AgcnError
-from .app import JsonOpt, OverwriteOpt, command, err, out, progress_bar
+from .app import JsonOpt, OverwriteOpt, command, err, note, out, progress_bar
 
 TestClipsOpt = Annotated[int, typer.Option("--clips", min=1, help="Test clips per sample (MMAction2: 10).")]
 
@@ -40,10 +41,6 @@ ForeignModalityOpt = Annotated[
 ForeignChannelsOpt = Annotated[
     int | None, typer.Option("--in-channels", min=1, help="Foreign weights: channels per joint (default: layout's).")
 ]
-
-
-def _note(text: str) -> None:
-    err.print(f"[yellow]note:[/yellow] {text}", highlight=False, soft_wrap=True)
 
 
 def _pct(x: float) -> str:
@@ -124,7 +121,7 @@ def eval_cmd(
     )  # fmt: skip
     config = EvalConfig(checkpoint, test_file, clips, clip_len, batch_size, device, bf16, foreign_config, foreign_data)
     with progress_bar(int(attrs.get("num_samples", 0)) or None, "eval", "sample") as bar:
-        result = evaluate(config, progress=bar.update, note=_note)
+        result = evaluate(config, progress=bar.update, note=note)
     m, scores = result.metrics, result.scores
     views = scores.attrs["clips"]  # 10 clips by default, 1 view of a full-window checkpoint's window
     if out_path is not None:
@@ -135,7 +132,7 @@ def eval_cmd(
         write_confusion_csv(confusion, m.confusion, result.class_names)
         png = confusion.with_suffix(".png")
         if not write_confusion_png(png, m.confusion, result.class_names):
-            _note("matplotlib is not installed: wrote the CSV only (pip install matplotlib for the PNG)")
+            note("matplotlib is not installed: wrote the CSV only (pip install matplotlib for the PNG)")
     if as_json:
         info = {"checkpoint": str(checkpoint), "test_file": str(test_file), "modality": scores.attrs["modality"],
                 "clips": views, "clip_len": scores.attrs["clip_len"], "device": result.device}  # fmt: skip
@@ -158,7 +155,7 @@ def eval_cmd(
     out.print(worst)
     written = [str(p) for p in (out_path, mmaction_dump, confusion) if p is not None]
     if written:
-        out.print(f"wrote {', '.join(written)}")
+        out.print(f"wrote {escape(', '.join(written))}")
 
 
 @command("fuse")
@@ -243,7 +240,7 @@ def fuse_cmd(
     if report.search is not None:
         out.print(f"best of {report.search.tried} weight combinations on {report.search.on}: {fmt_w(report.weights)}")
     if out_path is not None:
-        out.print(f"wrote {out_path}")
+        out.print(f"wrote {escape(str(out_path))}")
 
 
 @command("predict")
@@ -294,7 +291,6 @@ def predict_cmd(
 
     A sample or input that cannot be read is reported on stderr and skipped; the others are classified; exit 1.
     """
-    from rich.markup import escape
 
     from ..evaluation.fusion import parse_weights
     from ..evaluation.predict import Prediction, predict
@@ -308,7 +304,7 @@ def predict_cmd(
     )  # fmt: skip
     results = predict(
         checkpoints, inputs, samples=sample, weights=w, clips=clips, clip_len=clip_len, top=top,
-        batch_size=batch_size, device=device, foreign_config=foreign_config, foreign_data=foreign_data, note=_note,
+        batch_size=batch_size, device=device, foreign_config=foreign_config, foreign_data=foreign_data, note=note,
     )  # fmt: skip
     predictions, failed = [], []
     for r in results:

@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import AgcnError
-from .app import JsonOpt, OverwriteOpt, command, err, out
+from .app import JsonOpt, OverwriteOpt, command, err, note, out
 from .evaluate import ForeignChannelsOpt, ForeignClassesOpt, ForeignModalityOpt
 
 FORMAT_HELP = (  # "\\[": a bracket, not rich markup
@@ -41,19 +40,14 @@ def export_cmd(
     from ..models.export import check_format, export_model
     from ..models.loading import foreign_facts, load_model
 
-    try:  # before loading anything: an unknown format, or onnx without its packages
-        check_format(fmt)
-    except AgcnError as e:  # printed without markup: "pip install 'agcn[onnx]'" keeps its brackets
-        err.print("[red]error:[/red] ", end="")
-        err.print(str(e), markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+    check_format(fmt)  # before loading anything: an unknown format, or onnx without its packages
     refuse_existing([out_path], overwrite)
     foreign_config, foreign_data = foreign_facts(
         num_classes=num_classes, layout=layout, modality=modality, in_channels=in_channels
     )
     model, data, _ = load_model(
         checkpoint, foreign_config=foreign_config, foreign_data=foreign_data,
-        note=lambda text: err.print(f"[yellow]note:[/yellow] {text}", highlight=False, soft_wrap=True),
+        note=note,
     )  # fmt: skip
     with err.status(f"exporting {checkpoint.name} as {fmt}"):
         report = export_model(model, data, out_path, fmt, source=checkpoint.name)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, get_args, get_type_hints
 
 import typer
+from rich.markup import escape
 
 from ..engine.config import TrainConfig  # stdlib only: `agcn --help` stays instant
 from .app import JsonOpt, command, err, out
@@ -98,15 +99,16 @@ def train_cmd(
 
     flags = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items()}
     config = build_config(flags, config_file)
-    summary = fit(config, log=lambda line: err.print(line, highlight=False, soft_wrap=True))
+    summary = fit(config, log=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True))
     if summary["rank"] == 0:  # under torchrun, rank 0 reports
         if as_json:
             out.print_json(json.dumps(summary))
         elif summary["best_epoch"]:
-            out.print(f"{summary['run_dir']}: {summary['epoch']} epochs, best val top-1 {summary['best_top1']:.2f}% "
+            run_dir = escape(str(summary["run_dir"]))
+            out.print(f"{run_dir}: {summary['epoch']} epochs, best val top-1 {summary['best_top1']:.2f}% "
                       f"at epoch {summary['best_epoch']} (best.pt, last.pt)")  # fmt: skip
         else:
-            out.print(f"{summary['run_dir']}: {summary['epoch']} epochs (last.pt)")
+            out.print(f"{escape(str(summary['run_dir']))}: {summary['epoch']} epochs (last.pt)")
     if summary["interrupted"]:
         raise typer.Exit(130 if summary["interrupted"] == "SIGINT" else 143)
 

@@ -9,13 +9,16 @@ installed, `tb/`. Only rank 0 writes here.
 import json
 import os
 import shutil
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
 from ..errors import AgcnError
 from ..io.atomic import atomic_output
 from ..io.checkpoint import DataInfo, read_checkpoint
+from ..models.agcn import ModelConfig
+from ..skeleton.layouts import resolve_layout
+from .config import TrainConfig
 
 RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt")
 
@@ -63,19 +66,32 @@ def check_resume(
     `model`: the ModelConfig as a dict; `free`: config fields that may change between the
     runs (paths, speed options).
     """
-    saved = ckpt.get("train_config", {})
+    # A key missing from the checkpoint is a field added since that run began: the run had its default.
+    saved = {**_defaults(TrainConfig), **ckpt.get("train_config", {})}
     diff = [
         f"{k} {v!r} (checkpoint: {saved.get(k)!r})" for k, v in config.items() if k not in free and saved.get(k) != v
     ]
-    stored = ckpt.get("data", {})
+    stored = {**_defaults(DataInfo), **_builtin_spec(ckpt.get("data", {}))}
     diff += [f"data {k} {v!r} (checkpoint: {stored.get(k)!r})" for k, v in asdict(data).items() if stored.get(k) != v]
-    built = ckpt.get("model_config", {})  # e.g. num_classes taken from a data file with another count
+    # e.g. num_classes taken from a data file with another count
+    built = {**_defaults(ModelConfig), **_builtin_spec(ckpt.get("model_config", {}))}
     diff += [f"model {k} {v!r} (checkpoint: {built.get(k)!r})" for k, v in model.items() if built.get(k) != v]
     if diff:
         raise AgcnError(
             f"{path}: --resume with a different config: {'; '.join(diff)}. Drop those options to "
             "continue this run, or start a new one with another --out"
         )
+
+
+def _defaults(cls) -> dict[str, Any]:
+    return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+
+def _builtin_spec(values: dict[str, Any]) -> dict[str, Any]:
+    """Checkpoints written before layouts were stored name a built-in layout: fill in its spec."""
+    if values.get("layout_spec") or "layout" not in values:
+        return values
+    return {**values, "layout_spec": resolve_layout(str(values["layout"])).spec()}
 
 
 class MetricsLog:

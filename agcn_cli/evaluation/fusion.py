@@ -140,6 +140,9 @@ def fuse_scores(aligned: list[Scores], weights: list[float], kind: str = "prob",
         "sources": [str(Path(p).resolve()) for p in sources],
         "weights": list(map(float, weights)),
     }
+    names = next((s.label_names for s in aligned if s.label_names), ())
+    if names:
+        attrs["label_names"] = list(names)
     return Scores(list(aligned[0].names), aligned[0].labels, prob, logit, attrs)
 
 
@@ -211,6 +214,15 @@ class FuseReport:
     val_metrics: Metrics | None = None  # with --val: the chosen weights on the validation scores
 
 
+def _label_names(paths: list[Path], aligned: list[Scores]) -> tuple[str, ...]:
+    """The class names the score files carry (from --label-map); files that carry names must agree."""
+    named = [(p, s.label_names) for p, s in zip(paths, aligned, strict=True) if s.label_names]
+    for p, names in named[1:]:
+        if names != named[0][1]:
+            raise AgcnError(f"{p}: its class names differ from those of {named[0][0]}; fuse scores of the same classes")
+    return named[0][1] if named else ()
+
+
 def _read_aligned(paths: list[Path]) -> list[Scores]:
     return align(paths, [read_scores(p) for p in paths])
 
@@ -241,7 +253,9 @@ def fuse_files(
         raise AgcnError(f"unknown score kind {kind!r}; choose one of: {', '.join(SCORE_KINDS)}")
     given_w = parse_weights(weights, paths)
     aligned = _read_aligned(paths)
-    names = class_names(aligned[0].num_classes, str(aligned[0].attrs.get("benchmark", "")))
+    names = class_names(
+        aligned[0].num_classes, str(aligned[0].attrs.get("benchmark", "")), _label_names(paths, aligned)
+    )
     streams = [
         StreamReport(p, str(s.attrs.get("modality", "?")), w, compute_metrics(s.kind(kind), s.labels, names))
         for p, s, w in zip(paths, aligned, given_w, strict=True)

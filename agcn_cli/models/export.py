@@ -31,7 +31,7 @@ from ..errors import AgcnError
 from ..io.atomic import atomic_output
 from ..io.checkpoint import DataInfo, read_checkpoint
 from .agcn import AGCN, ModelConfig
-from .foreign import _plan, load_foreign_state_dict
+from .foreign import key_plan, load_foreign_state_dict
 from .graph import adjacency
 
 EXPORT_FORMATS = ("onnx", "torchscript", "exported", "mmaction2")
@@ -260,7 +260,7 @@ def to_mmaction2_state_dict(model: AGCN) -> dict[str, torch.Tensor]:
     cfg = model.config
     # AAGCN's buffer `A`: the initial graph (each unit learns its own copy from it)
     sd = {"backbone.A": adjacency(cfg.skeleton(), cfg.graph_name()).clone()}
-    for ours, keys, combine in _plan(model, "mmaction2"):
+    for ours, keys, combine in key_plan(model, "mmaction2"):
         sd.update(zip(keys, _split(own[ours], len(keys), combine, ours), strict=True))
     return sd
 

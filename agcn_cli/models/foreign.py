@@ -26,7 +26,7 @@ _BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracke
 _IGNORED = {"mmaction2": {"backbone.A"}, "pyskl": {"backbone.A"}}  # the backbone's copy of the initial graph
 
 
-def _unwrap(checkpoint: Any) -> dict[str, torch.Tensor]:
+def unwrap_state_dict(checkpoint: Any) -> dict[str, torch.Tensor]:
     sd = checkpoint
     while isinstance(sd, Mapping) and not any(isinstance(v, torch.Tensor) for v in sd.values()):
         inner = next((sd[k] for k in _WRAPPERS if isinstance(sd.get(k), Mapping)), None)
@@ -67,7 +67,7 @@ def detect_format(state_dict: Mapping[str, Any]) -> str:
     )
 
 
-def _checkpoint_variant(fmt: str, state_dict: Mapping[str, Any]) -> str:
+def checkpoint_variant(fmt: str, state_dict: Mapping[str, Any]) -> str:
     if fmt == "2s-agcn":
         return "2s-agcn"
     if fmt in ("mmaction2", "pyskl"):
@@ -78,7 +78,7 @@ def _checkpoint_variant(fmt: str, state_dict: Mapping[str, Any]) -> str:
 Plan = list[tuple[str, tuple[str, ...], Callable[[list[torch.Tensor]], torch.Tensor]]]
 
 
-def _plan(model: AGCN, fmt: str) -> Plan:
+def key_plan(model: AGCN, fmt: str) -> Plan:
     """(our key, source keys, how to combine them) for every entry of `model.state_dict()`."""
     if fmt == "agcn":
         return [(k, (k,), lambda t: t[0]) for k in model.state_dict()]
@@ -153,9 +153,9 @@ def load_foreign_state_dict(target: AGCN | ModelConfig, checkpoint: Mapping[str,
     concatenated into the fused ones. Returns the model and the detected format; raises
     AgcnError naming missing/unexpected keys, or a class, joint or channel mismatch.
     """
-    sd = _unwrap(checkpoint)
+    sd = unwrap_state_dict(checkpoint)
     fmt = detect_format(sd)
-    variant = _checkpoint_variant(fmt, sd)
+    variant = checkpoint_variant(fmt, sd)
     if isinstance(target, ModelConfig):
         model = build_model(replace(target, variant=variant))
     else:
@@ -165,7 +165,7 @@ def load_foreign_state_dict(target: AGCN | ModelConfig, checkpoint: Mapping[str,
                 f"checkpoint ({fmt} format) holds a {variant!r} model; this model is variant "
                 f"{model.config.variant!r}. Build it with variant={variant!r}"
             )
-    plan = _plan(model, fmt)
+    plan = key_plan(model, fmt)
     # num_batches_tracked is absent from checkpoints saved before torch 0.4.1
     optional = {k for _, keys, _ in plan for k in keys if k.endswith("num_batches_tracked")}
     needed = [k for _, keys, _ in plan for k in keys]

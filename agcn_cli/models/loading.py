@@ -13,7 +13,7 @@ from ..skeleton.layouts import get_layout, load_layout
 from ..skeleton.persons import NUM_PERSONS
 from ..skeleton.streams import STREAMS
 from .agcn import AGCN, ModelConfig, build_model
-from .foreign import _checkpoint_variant, _plan, _unwrap, detect_format, load_foreign_state_dict
+from .foreign import checkpoint_variant, detect_format, key_plan, load_foreign_state_dict, unwrap_state_dict
 
 
 def _dataclass_from(cls, values: dict, path: Path, what: str):
@@ -224,12 +224,12 @@ def _check_fits(path: Path, config: ModelConfig, data: DataInfo, target: ModelCo
 def _foreign_model(path: Path, ckpt: Any, target: AGCN) -> tuple[AGCN, str]:
     """Foreign weights as an AGCN like `target` (but for their own class count), and their format."""
     try:
-        sd = _unwrap(ckpt)
+        sd = unwrap_state_dict(ckpt)
         fmt = detect_format(sd)
     except AgcnError as e:
         raise AgcnError(f"{path}: {e}") from None
     config = target.config
-    variant = _checkpoint_variant(fmt, sd)
+    variant = checkpoint_variant(fmt, sd)
     if variant != config.variant:
         raise AgcnError(
             f"{path}: the checkpoint's variant is {variant!r} ({fmt} weights), the config's is "
@@ -237,7 +237,7 @@ def _foreign_model(path: Path, ckpt: Any, target: AGCN) -> tuple[AGCN, str]:
         )
     # what the tensors say: the first unit's graph (V, V), its first output conv (C_out, C_in, 1, 1),
     # the input BatchNorm (M*V*C) and the classifier (classes, 256)
-    src = {ours: keys[0] for ours, keys, _ in _plan(target, fmt)}
+    src = {ours: keys[0] for ours, keys, _ in key_plan(target, fmt)}
     graph = "blocks.0.gcn.PA" if variant == "2s-agcn" else "blocks.0.gcn.A"
     keys = [src[k] for k in (graph, "blocks.0.gcn.conv_d.weight", "data_bn.weight", "fc.weight")]
     classes = config.num_classes
