@@ -11,7 +11,15 @@ from rich.table import Table
 from ..errors import AgcnError
 from .app import JsonOpt, OverwriteOpt, command, err, note, out, progress_bar
 
-TestClipsOpt = Annotated[int, typer.Option("--clips", min=1, help="Test clips per sample (MMAction2: 10).")]
+TestClipsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--clips",
+        min=1,
+        help="Test clips per sample. Default: 10 (MMAction2); 1 view of the whole window for a "
+        "checkpoint trained on it (2s-AGCN recipe).",
+    ),
+]
 
 
 TestClipLenOpt = Annotated[
@@ -66,15 +74,7 @@ def _class_label(label: int, name: str) -> str:
 def eval_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from agcn train (or foreign weights, see below).")],
     test_file: Annotated[Path, typer.Argument(help="A split file from agcn preprocess, e.g. OUT_DIR/test.h5.")],
-    clips: Annotated[
-        int | None,
-        typer.Option(
-            "--clips",
-            min=1,
-            help="Test clips per sample. Default: 10 (MMAction2); 1 view of the whole window for a "
-            "checkpoint trained on it (2s-AGCN recipe).",
-        ),
-    ] = None,
+    clips: TestClipsOpt = None,
     clip_len: TestClipLenOpt = None,
     batch_size: TestBatchOpt = 16,
     device: TestDeviceOpt = "auto",
@@ -264,15 +264,7 @@ def predict_cmd(
         list[str] | None, typer.Option("--sample", help="Split .h5 inputs: classify only this sample name; repeat.")
     ] = None,
     top: Annotated[int, typer.Option(min=1, help="Classes shown per sample.")] = 5,
-    clips: Annotated[
-        int | None,
-        typer.Option(
-            "--clips",
-            min=1,
-            help="Test clips per sample. Default: 10 (MMAction2); 1 view of the whole window for a "
-            "checkpoint trained on it (2s-AGCN recipe).",
-        ),
-    ] = None,
+    clips: TestClipsOpt = None,
     clip_len: TestClipLenOpt = None,
     batch_size: TestBatchOpt = 16,
     device: TestDeviceOpt = "auto",
