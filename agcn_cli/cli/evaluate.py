@@ -40,6 +40,14 @@ ForeignClassesOpt = Annotated[
 ]
 
 
+ForeignLayoutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--layout", help="Foreign weights: skeleton layout, a name or a .json file (eval: the test file's; else ntu25)."
+    ),
+]
+
+
 ForeignModalityOpt = Annotated[
     str | None,
     typer.Option("--modality", help="Foreign weights: stream trained on (joint | bone | joint-motion | bone-motion)."),
@@ -90,9 +98,7 @@ def eval_cmd(
     ] = None,
     per_class: Annotated[int, typer.Option(min=0, help="Worst classes shown (0: all).")] = 10,
     num_classes: ForeignClassesOpt = None,
-    layout: Annotated[
-        str | None, typer.Option(help="Foreign weights: skeleton layout, a name or a .json file (default: the file's).")
-    ] = None,
+    layout: ForeignLayoutOpt = None,
     modality: ForeignModalityOpt = None,
     in_channels: ForeignChannelsOpt = None,
     overwrite: OverwriteOpt = False,
@@ -269,9 +275,7 @@ def predict_cmd(
     batch_size: TestBatchOpt = 16,
     device: TestDeviceOpt = "auto",
     num_classes: ForeignClassesOpt = None,
-    layout: Annotated[
-        str | None, typer.Option(help="Foreign weights: skeleton layout, a name or a .json file (default: ntu25).")
-    ] = None,
+    layout: ForeignLayoutOpt = None,
     modality: ForeignModalityOpt = None,
     in_channels: ForeignChannelsOpt = None,
     recipe: Annotated[

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .app import JsonOpt, OverwriteOpt, command, err, note, out
-from .evaluate import ForeignChannelsOpt, ForeignClassesOpt, ForeignModalityOpt
+from .evaluate import ForeignChannelsOpt, ForeignClassesOpt, ForeignLayoutOpt, ForeignModalityOpt
 
 FORMAT_HELP = (  # "\\[": a bracket, not rich markup
     "onnx (onnxruntime; pip install 'agcn\\[onnx]') | torchscript (traced, torch.jit.load) | "
@@ -21,9 +21,7 @@ def export_cmd(
     out_path: Annotated[Path, typer.Argument(metavar="OUT", help="The file to write, e.g. model.onnx, model.pt2.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help=FORMAT_HELP)],
     num_classes: ForeignClassesOpt = None,
-    layout: Annotated[
-        str | None, typer.Option(help="Foreign weights: skeleton layout, a name or a .json file (default: ntu25).")
-    ] = None,
+    layout: ForeignLayoutOpt = None,
     modality: ForeignModalityOpt = None,
     in_channels: ForeignChannelsOpt = None,
     overwrite: OverwriteOpt = False,
