@@ -17,11 +17,12 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_CPU)
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,viz]"
 	touch $@
 
 # The whole story on synthetic data (scripts/demo.sh): synth -> preprocess -> streams -> train
-# the four streams (configs/demo-cpu.toml, a few minutes on 2 cores) -> 10-clip eval -> fusion.
+# the four streams (configs/demo-cpu.toml, a few minutes on 2 cores) -> 10-clip eval -> fusion
+# -> the training curves and a skeleton animation (matplotlib: the viz extra, installed above).
 demo: $(VENV)/.installed
 	AGCN=$(BIN)/agcn scripts/demo.sh $(DEMO) configs/demo-cpu.toml
 

@@ -92,7 +92,7 @@ def main() -> None:
                           val_every=args.source_epochs)  # fmt: skip
     source = {"top1": rows[-1]["val_top1"], "wall_s": source_s, "train_samples": rows[-1]["train_samples"]}
     if not args.json:
-        print(f"source: {len(SOURCE)} classes, top-1 {source['top1']:.1f}% after {args.source_epochs} epochs "
+        print(f"source: {len(SOURCE)} classes, top-1 {100 * source['top1']:.1f}% after {args.source_epochs} epochs "
               f"({source_s:.0f} s)", flush=True)  # fmt: skip
     ckpt = str(args.out / "run-source" / "last.pt")
     results = []
@@ -106,8 +106,8 @@ def main() -> None:
                  "wall_s": wall, "train_samples": rows[-1]["train_samples"]}  # fmt: skip
             results.append(r)
             if not args.json:
-                print(f"seed {seed}  {name:45s} top-1 {r['top1_epoch1']:5.1f}% after epoch 1, "
-                      f"{r['top1']:5.1f}% after {args.epochs}  ({wall:.0f} s)", flush=True)  # fmt: skip
+                print(f"seed {seed}  {name:45s} top-1 {100 * r['top1_epoch1']:5.1f}% after epoch 1, "
+                      f"{100 * r['top1']:5.1f}% after {args.epochs}  ({wall:.0f} s)", flush=True)  # fmt: skip
     summary = {}
     for name in RUNS:
         finals = [r["top1"] for r in results if r["run"] == name]
@@ -129,7 +129,8 @@ def main() -> None:
         print(json.dumps(report, indent=2))
         return
     for name, s in summary.items():
-        print(f"mean over seeds  {name:45s} {s['mean_top1_epoch1']:5.1f}% after epoch 1, {s['mean_top1']:5.1f}% final")
+        first, final = 100 * s["mean_top1_epoch1"], 100 * s["mean_top1"]
+        print(f"mean over seeds  {name:45s} {first:5.1f}% after epoch 1, {final:5.1f}% final")
     print(f"total {report['total_s']:.0f} s ({report['machine']})")
 
 

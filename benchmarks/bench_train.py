@@ -118,7 +118,7 @@ def main() -> None:
         if not args.json:
             r = results[-1]
             print(
-                f"{modality:13s} top-1 {r['top1']:5.1f}% (best {r['best_top1']:5.1f}% @{r['best_epoch']})  "
+                f"{modality:13s} top-1 {100 * r['top1']:5.1f}% (best {100 * r['best_top1']:5.1f}% @{r['best_epoch']})  "
                 f"{r['wall_s']:6.1f} s  {r['train_samples_per_s']:6.1f} samples/s  "
                 f"data-wait {r['data_wait_s_per_epoch']:.2f} s/epoch",
                 flush=True,

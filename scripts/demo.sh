@@ -37,3 +37,7 @@ done
 "${agcn[@]}" fuse "$out/scores/joint.h5" "$out/scores/bone.h5" --weights 1,1 --out "$out/scores/two-stream.h5"
 "${agcn[@]}" fuse "$out/scores/joint.h5" "$out/scores/joint-motion.h5" "$out/scores/bone.h5" \
   "$out/scores/bone-motion.h5" --weights 2,1,2,1 --out "$out/scores/four-stream.h5"
+# Pictures (matplotlib, the viz extra): the four streams' training curves and one test sample moving.
+"${agcn[@]}" plot "${streams[@]/#/$out/runs/}" --out "$out/curves.png"
+"${agcn[@]}" show "$data/test.h5" --index 0 --out "$out/skeleton.gif"
+echo "demo: training curves in $out/curves.png, a test sample's skeleton in $out/skeleton.gif"

@@ -3,8 +3,10 @@ padded window against the reference's preprocessing, random_choose / random_move
 transcriptions of feeders/tools.py with the same draws, the presets training, resuming and
 testing on one view."""
 
+import shutil
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -12,14 +14,20 @@ from typer.testing import CliRunner
 
 from agcn_cli.cli.app import app
 from agcn_cli.engine.config import TrainConfig, build_config
-from agcn_cli.engine.data import BatchLoader, SkeletonDataset, _EpochBatches
+from agcn_cli.engine.data import BatchLoader, SkeletonDataset, _EpochBatches, window_padding
 from agcn_cli.engine.fit import fit
 from agcn_cli.engine.schedule import build_scheduler
 from agcn_cli.errors import AgcnError
 from agcn_cli.evaluation.evaluate import EvalConfig, evaluate
-from agcn_cli.io.splitfile import SampleMeta, SplitWriter
+from agcn_cli.evaluation.predict import sample_clips
+from agcn_cli.io.checkpoint import DataInfo
+from agcn_cli.io.splitfile import PAD_CENTRE, PAD_PERIOD, SampleMeta, SplitWriter
+from agcn_cli.io.streamfile import materialize_streams
 from agcn_cli.skeleton.augment import MOVE_ANGLES, MOVE_SCALES, MOVE_SHIFTS, draw_choose, draw_move, random_move
+from agcn_cli.skeleton.layouts import get_layout
+from agcn_cli.skeleton.streams import compute_stream
 from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
+from agcn_cli.sources.samples import open_input
 from tests.helpers import random_body, write_skeleton, write_split
 from tests.reference.feeder_tools import feeder_item
 from tests.reference.preprocess import ref_2sagcn_sample
@@ -102,7 +110,14 @@ def _ntu_files(raw: Path, rng: np.random.Generator) -> dict[str, str]:
         "two persons, same span": [[(1, a[t]), (2, b[t])] for t in range(40)],
         "two persons leaving at 31": [[(1, a[t]), (2, b[t])] if t < 31 else [] for t in range(40)],
         "a short second body (frames 10-19)": [[(1, a[t])] + [(2, b[t])] * (10 <= t < 20) for t in range(40)],
+        "a second body leaving at 22": [[(1, a[t])] + [(2, b[t])] * (t < 22) for t in range(40)],
+        "a second body entering at 15": [[(1, a[t])] + [(2, b[t])] * (t >= 15) for t in range(40)],
+        "a second body with a gap (frames 5-9)": [[(1, a[t])] + [(2, b[t])] * (not 5 <= t < 10) for t in range(40)],
+        "the first body leaving at 28": [[(1, a[t])] * (t < 28) + [(2, b[t])] for t in range(40)],
     }
+    c, d = random_body(rng, 130), random_body(rng, 130, (-0.7, 0.1, 2.9))
+    long = [[(1, c[t])] + [(2, d[t])] * (50 <= t < 57) for t in range(130)]
+    cases["a short second body in a long sample (frames 50-56)"] = long
     for i, frames in enumerate(cases.values()):
         write_skeleton(raw / f"S001C001P001R001A{i + 1:03d}.skeleton", frames)
     return dict(enumerate(cases))
@@ -124,15 +139,92 @@ def test_full_window_is_the_references_padded_sample(ntu_2sagcn):
     for i, name in enumerate(ds.names):
         ref = ref_2sagcn_sample(raw / f"{name}.skeleton")  # (C, 300, V, M)
         case, ours = cases[int(name[-3:]) - 1], x[int(np.flatnonzero(idx.numpy() == i)[0])].numpy()
-        np.testing.assert_allclose(ours[..., 0], ref[..., 0], atol=1e-4, rtol=0, err_msg=case)
-        if "short second" in case:
-            # its own period needs the centre trajectory the stored data no longer hold: the real
-            # frames are the reference's; past them, the centring is (see engine/data.window_periods)
-            T = int(ds.num_frames[i])
-            np.testing.assert_allclose(ours[:, :T, :, 1], ref[:, :T, :, 1], atol=1e-4, rtol=0)
-            assert np.abs(ours[:, T:, 1, 1]).max() > 0  # filled, not zero
-        else:
-            np.testing.assert_allclose(ours[..., 1], ref[..., 1], atol=1e-4, rtol=0, err_msg=case)
+        np.testing.assert_allclose(ours, ref, atol=1e-4, rtol=0, err_msg=case)
+    periods = ds.person_periods
+    assert ((periods[:, 1] > 0) & (periods[:, 1] != periods[:, 0])).sum() >= 4  # persons of their own period
+    # training: a random run of the same window (random_choose), drawn from the batch's generator
+    train = SkeletonDataset(split, "joint", window=300, random_choose=150)
+    batches = BatchLoader(train, len(train), seed=2).batches(0)
+    x, _, idx = _EpochBatches(train, batches, (2, 0, 0))[0]
+    starts = draw_choose(np.random.default_rng([2, 0, 0, 0]), len(train), 300, 150)
+    for n, i in enumerate(idx.numpy()):
+        ref = ref_2sagcn_sample(raw / f"{train.names[i]}.skeleton")[:, starts[n] : starts[n] + 150]
+        np.testing.assert_allclose(x[n].numpy(), ref, atol=1e-4, rtol=0, err_msg=train.names[i])
+
+
+def test_split_writer_checks_per_frame_extras(tmp_path):
+    attrs = {"layout": "ntu25", "recipe": "2s-agcn", "normalized": True, "num_classes": 3, "split": "train"}
+    sample = np.ones((2, 4, 25, 3), np.float32)
+    with pytest.raises(AgcnError, match="pad_centre has 3 rows for 4 frames"):
+        with SplitWriter(tmp_path / "a.h5", attrs, 2, 25, 3) as w:
+            w.append(sample, SampleMeta("a", 0), 2, frame_extras={PAD_CENTRE: np.zeros((3, 3), np.float32)})
+    with pytest.raises(AgcnError, match="pad_centre given for 4 of 8 frames"):
+        with SplitWriter(tmp_path / "b.h5", attrs, 2, 25, 3) as w:
+            w.append(sample, SampleMeta("a", 0), 2, frame_extras={PAD_CENTRE: np.zeros((4, 3), np.float32)})
+            w.append(sample, SampleMeta("b", 0), 2)
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_full_window_bone_and_streams_file_keep_the_facts(ntu_2sagcn, tmp_path):
+    """Bone, derived at load or stored by `agcn streams`, is the reference's gen_bone_data of the
+    padded array (every joint present here); `agcn streams` keeps the window facts."""
+    raw, split, _ = ntu_2sagcn
+    layout = get_layout("ntu25")
+    copy = tmp_path / "train.h5"
+    shutil.copy(split, copy)
+    for stored in (False, True):
+        if stored:
+            materialize_streams(copy, ["bone"])
+            with h5py.File(copy) as f:
+                assert {PAD_PERIOD, PAD_CENTRE, "bone"} <= set(f)
+        ds = SkeletonDataset(copy, "bone", test_mode=True, window=300)
+        assert ds.derive is not stored and ds.centre is None and ds.person_periods is not None
+        (x, _, idx), *_ = BatchLoader(ds, len(ds), shuffle=False)
+        for n, i in enumerate(idx.numpy()):
+            ref = compute_stream(ref_2sagcn_sample(raw / f"{ds.names[i]}.skeleton"), "bone", layout)
+            np.testing.assert_allclose(x[n].numpy(), ref, atol=1e-4, rtol=0, err_msg=ds.names[i])
+
+
+def test_full_window_of_files_without_the_facts(ntu_2sagcn, tmp_path):
+    """Split files written before the facts: person 0 exact, every person on person 0's period."""
+    raw, split, cases = ntu_2sagcn
+    old = tmp_path / "old.h5"
+    shutil.copy(split, old)
+    with h5py.File(old, "a") as f:
+        del f[PAD_PERIOD], f[PAD_CENTRE]
+    ds = SkeletonDataset(old, "joint", test_mode=True, window=300)
+    assert ds.person_periods is None
+    (x, _, idx), *_ = BatchLoader(ds, len(ds), shuffle=False)
+    for n, i in enumerate(idx.numpy()):
+        ref = ref_2sagcn_sample(raw / f"{ds.names[i]}.skeleton")
+        np.testing.assert_allclose(x[n, ..., 0].numpy(), ref[..., 0], atol=1e-4, rtol=0)
+        t = int(ds.num_frames[i])
+        np.testing.assert_allclose(x[n, :, :t].numpy(), ref[:, :t], atol=1e-4, rtol=0)
+    bad = tmp_path / "bad.h5"
+    shutil.copy(split, bad)
+    with h5py.File(bad, "a") as f:
+        f[PAD_CENTRE].resize(10, axis=0)
+    with pytest.raises(AgcnError, match=r"pad_period .* do not fit 11 samples"):
+        SkeletonDataset(bad, "joint", window=300)
+
+
+def test_predict_full_window_is_the_references(ntu_2sagcn):
+    """`agcn predict`'s view of a full-window checkpoint: raw .skeleton files (facts computed from
+    the file) and the split file (facts read from it) both give the reference's padded array."""
+    raw, split, cases = ntu_2sagcn
+    layout = get_layout("ntu25")
+    data = DataInfo(recipe="2s-agcn", test_window=300)
+    for path in (raw, split):
+        inp = open_input(path, recipe="2s-agcn", layout=layout)
+        padding = window_padding({"source": inp.source, "recipe": inp.recipe})
+        seen = 0
+        for item in inp.samples():
+            assert item.pad is not None
+            (view,) = sample_clips(item.data, data, layout, 100, 1, padding, item.pad)
+            ref = ref_2sagcn_sample(raw / f"{item.name}.skeleton")
+            np.testing.assert_allclose(view, ref, atol=1e-4, rtol=0, err_msg=f"{path.name}: {item.name}")
+            seen += 1
+        assert seen == len(cases)
 
 
 def _write(path: Path, lengths, attrs: dict, layout="openpose18", channels="x,y,score", joints=18) -> Path:

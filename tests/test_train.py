@@ -19,7 +19,7 @@ import torch
 from typer.testing import CliRunner
 
 from agcn_cli.cli.app import app
-from agcn_cli.engine.config import TrainConfig, build_config
+from agcn_cli.engine.config import RECORDS, TrainConfig, build_config
 from agcn_cli.engine.data import BatchLoader, SkeletonDataset
 from agcn_cli.engine.fit import fit
 from agcn_cli.engine.loop import validate
@@ -84,11 +84,12 @@ def test_learns_held_out_subjects(xsub, tmp_path):
     summary = fit(config, log=quiet)
     history = rows(run)
     assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]
-    # chance is 25 %; a broken loss, sampler, label or optimizer stays near it (measured: 97 %)
-    assert history[-1]["val_top1"] >= 60, history
+    # chance is 25 %; a broken loss, sampler, label or optimizer stays near it (measured: 97 %; a fraction)
+    assert history[-1]["val_top1"] >= 0.6, history
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     # the run folder: resolved config, last and best checkpoints loadable with weights_only
-    assert json.loads((run / "config.json").read_text()) == asdict(config)
+    saved = json.loads((run / "config.json").read_text())
+    assert {k: v for k, v in saved.items() if k not in RECORDS} == asdict(config)
     last, best = read_checkpoint(run / "last.pt"), read_checkpoint(run / "best.pt")
     assert last["epoch"] == 5 and best["epoch"] == summary["best_epoch"]
     assert set(last["rng"]) == {"torch", "cuda", "numpy", "python"} and last["partial"] is None
@@ -285,7 +286,7 @@ def test_ddp_two_processes_gloo(tiny, tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # one set of outputs, written by rank 0 alone
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "last.pt", "metrics.jsonl"]
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "last.pt", "metrics.jsonl", "train.log"]
     assert proc.stderr.count("epoch 2/2 ") == 1 and proc.stdout.count("2 epochs") == 1
     history = rows(run)
     assert [r["epoch"] for r in history] == [1, 2]

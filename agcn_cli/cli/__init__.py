@@ -7,5 +7,6 @@ Importing this package registers every command on `app`, in the order `agcn --he
 from .app import app, main
 from . import data, train, evaluate  # noqa: F401  (registers the commands)
 from . import export  # noqa: F401  (agcn export)
+from . import viz  # noqa: F401  (agcn show, agcn plot)
 
 __all__ = ["app", "main"]

@@ -157,7 +157,7 @@ def eval_cmd(
         other = "" if c.confused_with is None else (
             f"{_class_label(c.confused_with, result.class_names[c.confused_with])} ({c.confused_count})"
         )  # fmt: skip
-        worst.add_row(_class_label(c.label, c.name), str(c.samples), _pct(c.accuracy), other)
+        worst.add_row(escape(_class_label(c.label, c.name)), str(c.samples), _pct(c.accuracy), escape(other))
     out.print(worst)
     written = [str(p) for p in (out_path, mmaction_dump, confusion) if p is not None]
     if written:
@@ -216,6 +216,7 @@ def fuse_cmd(
         if report.search is not None:
             data["given"] = {"weights": report.given_weights, **row(report.given)}
             data["search"] = asdict(report.search)
+            data["search"]["mean_class_accuracy"] = data["search"].pop("mean_class")  # one name in every output
             if report.val_metrics is not None:
                 data["search"]["val"] = row(report.val_metrics)
         out.print_json(json.dumps(data))
@@ -312,12 +313,12 @@ def predict_cmd(
             predictions.append(r)
             continue
         truth = "" if r.label is None else f", true: {_class_label(r.label, r.label_name or f'class {r.label}')}"
-        table = Table(title=f"{r.name} ({r.source}, {r.frames} frames{truth})", title_justify="left")
+        table = Table(title=escape(f"{r.name} ({r.source}, {r.frames} frames{truth})"), title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("class")
         table.add_column("probability", justify="right")
         for rank, (c, name, prob) in enumerate(r.top, 1):
-            table.add_row(str(rank), _class_label(c, name), f"{prob:.4f}")
+            table.add_row(str(rank), escape(_class_label(c, name)), f"{prob:.4f}")  # label-map names: not markup
         out.print(table)
     if as_json:
         data = {

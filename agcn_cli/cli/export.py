@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import AgcnError
 from .app import JsonOpt, OverwriteOpt, command, err, note, out
 from .evaluate import ForeignChannelsOpt, ForeignClassesOpt, ForeignLayoutOpt, ForeignModalityOpt
 
@@ -39,6 +40,8 @@ def export_cmd(
     from ..models.loading import foreign_facts, load_model
 
     check_format(fmt)  # before loading anything: an unknown format, or onnx without its packages
+    if out_path.exists() and checkpoint.exists() and out_path.samefile(checkpoint):
+        raise AgcnError(f"{out_path}: is the checkpoint being exported; give another output file")
     refuse_existing([out_path], overwrite)
     foreign_config, foreign_data = foreign_facts(
         num_classes=num_classes, layout=layout, modality=modality, in_channels=in_channels

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any, get_args, get_type_hints
 
 import typer
-from rich.markup import escape
 
 from ..engine.config import TrainConfig  # stdlib only: `agcn --help` stays instant
 from .app import JsonOpt, command, err, out
@@ -96,19 +95,16 @@ def train_cmd(
     """Train 2s-AGCN on one stream (MMAction2 recipe defaults); DDP under torchrun."""
     from ..engine.config import build_config
     from ..engine.fit import fit
+    from ..engine.rundir import summary_line
 
     flags = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items()}
     config = build_config(flags, config_file)
     summary = fit(config, log=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True))
     if summary["rank"] == 0:  # under torchrun, rank 0 reports
-        if as_json:
+        if as_json:  # accuracies as fractions (data_specs/outputs.md)
             out.print_json(json.dumps(summary))
-        elif summary["best_epoch"]:
-            run_dir = escape(str(summary["run_dir"]))
-            out.print(f"{run_dir}: {summary['epoch']} epochs, best val top-1 {summary['best_top1']:.2f}% "
-                      f"at epoch {summary['best_epoch']} (best.pt, last.pt)")  # fmt: skip
-        else:
-            out.print(f"{escape(str(summary['run_dir']))}: {summary['epoch']} epochs (last.pt)")
+        else:  # the line train.log ends with, too
+            out.print(summary_line(summary), markup=False)
     if summary["interrupted"]:
         raise typer.Exit(130 if summary["interrupted"] == "SIGINT" else 143)
 

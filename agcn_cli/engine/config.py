@@ -6,9 +6,10 @@ these fields, adding the default. This module imports neither torch nor numpy, s
 """
 
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from ..errors import AgcnError
 
@@ -18,6 +19,8 @@ PRECISIONS = ("auto", "fp32", "tf32", "bf16")
 SCHEDULES = ("cosine", "step")
 # uniform: UniformSampleFrames clips; full: the whole padded window (2s-AGCN); see engine/data.py
 SAMPLINGS = ("uniform", "full")
+# clip_len and window beyond this are a typo, not a recipe (2s-AGCN's window is 300): a batch would not fit in memory
+MAX_FRAMES = 10_000
 
 
 # fields that may change when resuming: where things are and how fast, not what is trained
@@ -38,7 +41,8 @@ RUN_CONTROL = {
 
 
 # keys of a run's config.json that record the run (engine/fit.py) rather than configure it
-RECORDS = ("init_source",)
+RECORDS = ("init_source", "environment", "resumes")  # environment, resumes: engine/record.py
+CONFIG_SUFFIXES = (".toml", ".json")
 
 
 def _option(default: Any, help: str) -> Any:
@@ -93,7 +97,7 @@ class TrainConfig:
     compile: bool = _option(False, "torch.compile the training model: GPU steps ~1.8x faster after ~1 min.")
     workers: int = _option(0, "Batch-loading worker processes (0: gather in the main process).")
     pin_memory: bool = _option(True, "Pinned host batches (CUDA only).")
-    tensorboard: bool = _option(True, "Also log to RUN_DIR/tb when tensorboard is installed.")
+    tensorboard: bool = _option(True, "Also log to RUN_DIR/tb (needs tensorboard: the package's tb extra).")
     resume: bool = _option(False, "Continue the run in RUN_DIR from last.pt.")
     overwrite: bool = _option(False, "Replace a run already in RUN_DIR.")
 
@@ -116,6 +120,9 @@ class TrainConfig:
                 raise AgcnError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.num_classes is not None and self.num_classes < 1:
             raise AgcnError(f"num_classes must be at least 1, got {self.num_classes}")
+        for name in ("lr", "min_lr", "momentum", "weight_decay", "dropout", "backbone_lr_mult"):
+            if not math.isfinite(getattr(self, name)):  # NaN passes every < and > check below
+                raise AgcnError(f"{name} must be a finite number, got {getattr(self, name)}")
         if self.lr <= 0 or self.min_lr < 0 or self.weight_decay < 0 or self.workers < 0 or self.seed < 0:
             raise AgcnError("lr must be positive; min_lr, weight_decay, workers and seed non-negative")
         if not 0 <= self.momentum < 1 or (self.nesterov and self.momentum == 0):  # else SGD's ValueError
@@ -153,8 +160,21 @@ class TrainConfig:
         steps = self.lr_milestones()
         if self.schedule == "cosine" and steps:
             raise AgcnError("--lr-steps is for --schedule step (cosine annealing has no steps)")
+        if len(set(steps)) < len(steps):
+            raise AgcnError(f"lr_steps lists an epoch twice, got {self.lr_steps!r}; give each step epoch once")
+        if steps and steps[-1] > self.epochs:
+            raise AgcnError(
+                f"lr_steps {','.join(map(str, steps))} reach beyond the run's {self.epochs} epochs; "
+                "give steps up to --epochs (a step at epoch s lowers the lr after s epochs)"
+            )
         if self.window < 1 or self.warmup_epochs < 0 or self.random_choose < 0:
             raise AgcnError("window must be at least 1; warmup_epochs and random_choose non-negative")
+        for name in ("clip_len", "window"):
+            if getattr(self, name) > MAX_FRAMES:
+                raise AgcnError(
+                    f"{name} {getattr(self, name)} is beyond {MAX_FRAMES} frames (2s-AGCN's window is 300): "
+                    "a batch of such clips would not fit in memory"
+                )
         if self.sampling != "full" and (self.random_choose or self.random_move):
             raise AgcnError("--random-choose and --random-move apply to --sampling full (2s-AGCN's window)")
         if self.random_choose > self.window:
@@ -176,19 +196,46 @@ def build_config(flags: dict[str, Any], config_file: str | Path | None = None) -
 
 
 def load_config_file(path: str | Path, allowed: list[str]) -> dict[str, Any]:
-    """Config values from a .toml (or .json) file; keys may use - or _."""
+    """Config values from a .toml or .json file, each of its field's type; keys may use - or _."""
     import tomllib
 
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in CONFIG_SUFFIXES:
+        found = "a Python file (Python configs, as MMAction2's, are not run)" if suffix == ".py" else (
+            f"a {suffix} file" if suffix else "a file without a suffix")  # fmt: skip
+        raise AgcnError(f"{path}: a config file is TOML (.toml) or JSON (.json), not {found}")
     try:
         text = path.read_text()
-        values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (OSError, ValueError) as e:  # TOMLDecodeError and JSONDecodeError are ValueErrors
-        raise AgcnError(f"{path}: cannot read the config file ({e})") from None
-    values = {k.replace("-", "_"): v for k, v in values.items()}
+        values = json.loads(text) if suffix == ".json" else tomllib.loads(text)
+    except (OSError, ValueError, RecursionError) as e:  # TOMLDecodeError, JSONDecodeError: ValueErrors; nesting
+        raise AgcnError(f"{path}: cannot read the config file ({' '.join(str(e).split())})") from None
+    if not isinstance(values, dict):
+        raise AgcnError(f"{path}: expected an object of options (key: value), found a JSON {type(values).__name__}")
+    values = {str(k).replace("-", "_"): v for k, v in values.items()}
     for key in RECORDS:  # a run's config.json also records facts that are not options
         values.pop(key, None)
     unknown = sorted(set(values) - set(allowed))
     if unknown:
         raise AgcnError(f"{path}: unknown config keys {', '.join(unknown)}; allowed: {', '.join(allowed)}")
-    return values
+    return {key: _typed(path, key, value) for key, value in values.items()}
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _typed(path: Path, key: str, value: Any) -> Any:
+    """`value` as TrainConfig's field `key` takes it (an integer for a float field becomes a float),
+    or AgcnError naming the file, the key and the type expected."""
+    hint = get_type_hints(TrainConfig)[key]
+    kinds = [t for t in (get_args(hint) or (hint,)) if t is not type(None)]
+    if value is None and len(kinds) < len(get_args(hint) or (hint,)):  # `X | None`: JSON's null
+        return None
+    kind = kinds[0]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    shown = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
+    nullable = " (or left out)" if len(kinds) < len(get_args(hint) or (hint,)) else ""
+    raise AgcnError(f"{path}: {key} must be {_TYPE_NAMES[kind]}{nullable}, got {shown}")

@@ -19,10 +19,12 @@ ones zero-padded.
 The full window (`window > 0`, 2s-AGCN's recipe, `--sampling full`): each sample is seen as the
 reference's array padded to `window` frames (300), one view, no frame sampling. Frames past a
 sample's real T continue as its recipe's padding does (`window_padding`; data_specs/recipes.md,
-"Training recipes"): 2s-AGCN NTU data repeat person 0's frames from the start (its
-`pre_normalization`), Kinetics-Skeleton is zero (its `kinetics_gendata`), other data loop the
-whole sample (MMAction2's `PadTo(mode='loop')`); a sample longer than the window keeps its first
-`window` frames. In training, `random_choose` crops a random run and `random_move` moves x, y
+"Training recipes"): 2s-AGCN NTU data repeat each person's frames from the start, each with its
+own period, re-centred on person 0's repeated frames (its `pre_normalization`; exact from the
+file's `pad_period` / `pad_centre`, `repeat_persons`; older files repeat person 0's period),
+Kinetics-Skeleton is zero (its `kinetics_gendata`), other data loop the whole sample
+(MMAction2's `PadTo(mode='loop')`); a sample longer than the window keeps its first `window`
+frames. In training, `random_choose` crops a random run and `random_move` moves x, y
 (`skeleton.augment`, 2s-AGCN's Kinetics augmentation), drawn per batch from the batch's generator.
 """
 
@@ -39,7 +41,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import AgcnError
-from ..io.splitfile import check_split_file, read_blocks, split_layout
+from ..io.splitfile import check_split_file, read_blocks, read_window_pad, split_layout
 from ..skeleton.augment import draw_choose, draw_move, random_move
 from ..skeleton.persons import NUM_PERSONS, fit_persons
 from ..skeleton.sampling import TEST_SEED, sample_batch_indices, sample_test_clips
@@ -93,8 +95,19 @@ class SkeletonDataset:
             self.names = list(f["name"].asstr()[:])
             self.source = stream if stream in f else "joint"  # the dataset read
             self.frames = self._load(f[self.source])  # (C, F, V, M)
-        self.padding = window_padding(self.attrs)
-        self.period = window_periods(self.frames, self.offset, self.num_frames, self.padding) if self.window else None
+            self.padding = window_padding(self.attrs)
+            facts = read_window_pad(f, self.path) if self.window and self.padding == "2s-agcn" else None
+        # the full window: `period` (N,) repeats person 0 (and every person of older files);
+        # `person_periods` (N, M) and `centre` (F, 3) repeat each person with its own period
+        self.person_periods = self.centre = None
+        if facts is not None:
+            self.person_periods = fit_persons(facts[0], axis=1)
+            self.centre = facts[1] if self.stream == "joint" and self.frames.shape[0] == 3 else None
+            self.period = self.person_periods[:, 0]
+        elif self.window:
+            self.period = window_periods(self.frames, self.offset, self.num_frames, self.padding)
+        else:
+            self.period = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -124,15 +137,36 @@ class SkeletonDataset:
             return np.stack([_test_indices(int(t), self.clip_len, self.num_clips) for t in lengths])
         return np.stack([sample_batch_indices(lengths, self.clip_len, rng) for _ in range(self.num_clips)], axis=1)
 
+    def clips(self, indices: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        """The batch's views (N, K, C, L, V, M) of samples `indices`, before augmentation: frame
+        indices, gather and, in the full window of 2s-agcn files, each person's own padding."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if not self.window:
+            return self.gather(indices, self.batch_frame_indices(indices, rng))
+        pos = self._window_positions(indices, rng)
+        x = self.gather(indices, self._window_rows(indices, pos)[:, None])
+        if self.person_periods is not None:
+            repeat_persons(
+                x.numpy()[:, 0], self.frames, self.centre, self.offset[indices], self.num_frames[indices],
+                self.person_periods[indices], pos,
+            )  # fmt: skip
+        return x
+
     def _window_indices(self, indices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(N, L) frame indices of the full window (L = window), or of a random run of it (L =
-        random_choose, training); -1 marks a zero frame."""
+        random_choose, training), repeating person 0; -1 marks a zero frame."""
+        return self._window_rows(indices, self._window_positions(indices, rng))
+
+    def _window_positions(self, indices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(N, L) positions in the window: all of it, or a random run of it (training)."""
         n = len(indices)
         if self.random_choose and not self.test_mode:
             starts = draw_choose(rng, n, self.window, self.random_choose)  # (N,)
-            pos = starts[:, None] + np.arange(self.random_choose)  # (N, L)
-        else:
-            pos = np.broadcast_to(np.arange(self.window), (n, self.window))
+            return starts[:, None] + np.arange(self.random_choose)  # (N, L)
+        return np.broadcast_to(np.arange(self.window), (n, self.window))
+
+    def _window_rows(self, indices: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """(N, L) frame indices of window positions `pos`, repeating person 0; -1: a zero frame."""
         length = self.num_frames[indices][:, None]  # (N, 1)
         period = self.period[indices][:, None]  # (N, 1); 0: zero padding
         padded = np.where(period > 0, pos % np.maximum(period, 1), -1)
@@ -192,16 +226,51 @@ def window_padding(attrs: dict) -> str:
     return "2s-agcn" if attrs.get("recipe") == "2s-agcn" else "loop"
 
 
+def repeat_persons(
+    out: np.ndarray,
+    frames: np.ndarray,
+    centre: np.ndarray | None,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    periods: np.ndarray,
+    pos: np.ndarray,
+) -> None:
+    """2s-agcn's padding of each person with its own period, in place on `out` (N, C, L, V, M), a
+    window gathered with person 0's period (`window_periods`) at positions `pos` (N, L).
+
+    The samples' rows of `frames` (C, F, V, M) start at `starts` (N,), `lengths` (N,) long;
+    `periods` (N, M) and `centre` (F, 3) are their `skeleton.normalize.WindowPad` facts. Window
+    frame t >= T of person p, whose period Lp is not person 0's L0, becomes stored frame t % Lp
+    plus, on its non-zero joints, centre[t % Lp] - centre[t % L0]: the reference's
+    R(p[t % Lp] - c0[t % L0]). `centre` None (a stream other than joint): no centre term, which
+    bone differences cancel wherever both joints of a bone are present.
+    """
+    base = periods[:, :1]  # (N, 1) L0
+    past = pos >= lengths[:, None]  # (N, L)
+    for p in range(1, periods.shape[1]):
+        own = periods[:, p : p + 1]  # (N, 1) Lp
+        n, at = np.nonzero(past & (own != base) & (own > 0))  # (K,) sample, window position
+        if not len(n):
+            continue
+        rows = starts[n] + pos[n, at] % own[n, 0]  # (K,)
+        values = frames[:, rows, :, p]  # (K, C, V): the advanced indices' axis first
+        if centre is not None:
+            rows0 = starts[n] + pos[n, at] % np.maximum(base[n, 0], 1)  # L0 = 0: an empty person 0, centre 0
+            shift = centre[rows] - centre[rows0]  # (K, 3)
+            values += shift[:, :, None] * (values != 0).any(axis=1, keepdims=True)
+        out[n, :, at, :, p] = values
+
+
 def window_periods(frames: np.ndarray, offset: np.ndarray, num_frames: np.ndarray, padding: str) -> np.ndarray:
     """(N,) int64: window frame t >= T is stored frame t % period (0: a zero frame).
 
-    `2s-agcn`: the stored frames of such data are the reference's first T, in which person 0's
-    padding has already begun if it left before the end: its period is the first frame from which
-    its frames repeat those from the start (to 1e-5; T if they never do). The reference repeats
-    each person with its own period and re-centres on person 0's repeated frames; a second person
-    with another span than person 0's (a short second body) cannot be repeated with its own
-    period, since the centring removed the trajectory that needs: it follows person 0's period,
-    so its centring is the reference's and its frames come in another phase.
+    `2s-agcn`, for files without the window facts (`pad_period`, `pad_centre`; written before
+    2026-12-01): the stored frames are the reference's first T, in which person 0's padding has
+    already begun if it left before the end: its period is the first frame from which its frames
+    repeat those from the start (to 1e-5; T if they never do). Every person follows it there: a
+    second person with another span than person 0's (a short second body) is then centred as
+    in the reference but comes in another phase (`repeat_persons` needs the facts to repeat it
+    with its own period).
     """
     if padding == "zero":
         return np.zeros(len(num_frames), dtype=np.int64)
@@ -250,7 +319,7 @@ class _EpochBatches(Dataset):
     def __getitem__(self, b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ds, indices = self.dataset, self.batches[b]
         rng = np.random.default_rng([*self.key, b])  # per batch: independent of workers and order
-        x = ds.augment(ds.gather(indices, ds.batch_frame_indices(indices, rng)), rng)  # (N, K, C, L, V, M)
+        x = ds.augment(ds.clips(indices, rng), rng)  # (N, K, C, L, V, M)
         if ds.num_clips == 1:
             x = x[:, 0]  # (N, C, L, V, M)
         return x, torch.from_numpy(ds.labels[indices]), torch.from_numpy(indices)

@@ -11,9 +11,10 @@ validation points. The learning rate is given for `base_batch_size` (128) and, w
 `auto_scale_lr` (on by default, MMAction2's `--auto-scale-lr`), scaled linearly to the
 total batch actually used: lr x batch_size / base_batch_size.
 
-Run folder: `config.json` (the resolved config), `metrics.jsonl` (one object per epoch),
-`last.pt` (every epoch, and on SIGINT/SIGTERM mid-epoch) and `best.pt` (best validation
-top-1), written atomically by rank 0 only. A resumed run skips the batches an interrupted
+Run folder: `config.json` (the resolved config and the run's record, engine/record.py),
+`metrics.jsonl` (one object per epoch, accuracies as fractions), `train.log` (the `log` lines,
+engine/rundir.RunLog), `last.pt` (every epoch, and on SIGINT/SIGTERM mid-epoch) and `best.pt`
+(best validation top-1), written by rank 0 only (the files atomically). A resumed run skips the batches an interrupted
 epoch had done (the batch order and frame sampling depend on (seed, epoch, batch) alone), so
 with `deterministic=True` it ends bit-identical to an uninterrupted one.
 
@@ -50,12 +51,14 @@ from .data import BatchLoader
 from .device import resolve_device, tf32
 from .distributed import Dist
 from .loop import EpochStats, train_one_epoch, validate
+from .record import environment
 from .rng import rng_state, set_rng_state
-from .rundir import MetricsLog, check_resume, check_run_dir, epoch_line, prepare_run_dir
+from .rundir import MetricsLog, RunLog, check_resume, check_run_dir, epoch_line, prepare_run_dir, summary_line
 from .schedule import build_scheduler
 from .signals import StopSignals
 from .splits import build_data
 
+ACCURACY_UNIT = "fraction"  # checkpoints' `accuracy_unit`: `best` and metrics.jsonl in [0, 1]
 _NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)  # AGCN's: the input BatchNorm and the units'
 
 
@@ -73,11 +76,18 @@ def fit(config: TrainConfig, log: Callable[[str], None] = _stderr) -> dict[str, 
     cuda = resolve_device(config.device).type == "cuda"
     ctx = distributed.init("cuda" if cuda else "cpu")
     deterministic = torch.are_deterministic_algorithms_enabled()
+    run_log = RunLog(log if ctx.is_main else None)  # the terminal and RUN_DIR/train.log, rank 0 only
     try:
         device = torch.device("cuda", ctx.local_rank) if cuda else torch.device("cpu")
         with tf32(config.precision == "tf32"):
-            return _train(_setup(config, log if ctx.is_main else lambda _: None, device, ctx))
+            summary = _train(_setup(config, run_log, device, ctx))
+        run_log.record(summary_line(summary))  # the line `agcn train` prints last, on stdout
+        return summary
+    except AgcnError as e:  # the command line prints it as `error: ...`; the log keeps it too
+        run_log.record(f"error: {' '.join(str(e).splitlines())}")
+        raise
     finally:
+        run_log.close()
         torch.use_deterministic_algorithms(deterministic)  # process-wide: leave it as found
         distributed.cleanup(ctx)
 
@@ -104,6 +114,8 @@ class Run:
     wall0: float = 0.0  # training seconds of the run before this process
     metrics_log: MetricsLog | None = None  # rank 0 only
     init_source: dict[str, Any] | None = None  # where --init-from's weights came from (InitReport), kept in last.pt
+    environment: dict[str, Any] | None = None  # engine/record.py: of the process that began the run (None: unknown)
+    resumes: list[dict[str, Any]] = field(default_factory=list)  # of each --resume, with the epoch it took over at
     frozen: bool = False  # the backbone is frozen (--freeze-epochs)
     freeze_hook: Any = None  # the forward pre-hook keeping the frozen backbone's BatchNorms in eval mode
 
@@ -115,7 +127,7 @@ class Run:
 # ---- setting up --------------------------------------------------------------------------------
 
 
-def _setup(config: TrainConfig, log: Callable[[str], None], device: torch.device, ctx: Dist) -> Run:
+def _setup(config: TrainConfig, log: RunLog, device: torch.device, ctx: Dist) -> Run:
     """Seed, check the run folder, load the data, build the model, optimizer and schedule, resume."""
     if config.batch_size % ctx.world_size:
         raise AgcnError(f"batch size {config.batch_size} does not split over {ctx.world_size} processes")
@@ -131,6 +143,8 @@ def _setup(config: TrainConfig, log: Callable[[str], None], device: torch.device
         log(_init_line(config, report.path, init_source))
     # rank 0 checks the folder and reads last.pt; every rank gets the checkpoint (or the error)
     ckpt = distributed.on_main(ctx, lambda: prepare_run_dir(run_dir, config.resume, config.overwrite))
+    if ctx.is_main:
+        log.open(run_dir)  # train.log: the lines so far, then each as it comes
     run = Run(
         config=config,
         ctx=ctx,
@@ -148,13 +162,23 @@ def _setup(config: TrainConfig, log: Callable[[str], None], device: torch.device
     )
     if ckpt is not None:
         _resume(run, ckpt)
+    if ctx.is_main:  # the record (engine/record.py): the run's first, or this resume's added
+        env = environment(device)
+        if ckpt is None:
+            run.environment = env
+        else:
+            run.resumes.append({**env, "epoch": run.start})
     _set_frozen(run, run.start < config.freeze_epochs)
     _wrap(run)
     if ctx.is_main:
         record = {"init_source": run.init_source} if run.init_source else {}  # config.RECORDS
+        record.update(environment=run.environment, resumes=run.resumes)
         with atomic_output(run_dir / "config.json") as tmp:
             tmp.write_text(json.dumps({**asdict(config), **record}, indent=2) + "\n")
-        run.metrics_log = MetricsLog(run_dir, run.start if ckpt is not None else None, config.tensorboard)
+        percent = ckpt is not None and _percent_checkpoint(ckpt)
+        run.metrics_log = MetricsLog(
+            run_dir, run.start if ckpt is not None else None, config.tensorboard, percent=percent, log=log
+        )
     log(
         f"training {data.modality} on {loader.dataset.path} ({len(loader.dataset)} samples, "
         f"{model_config.num_classes} classes): {config.epochs} epochs x {len(loader)} batches of "
@@ -279,6 +303,9 @@ def _resume(run: Run, ckpt: dict[str, Any]) -> None:
     set_rng_state(ckpt["rng"])
     run.start, run.best, run.wall0 = ckpt["epoch"], ckpt["best"], ckpt["wall_s"]
     run.init_source = ckpt.get("init_source")
+    run.environment, run.resumes = ckpt.get("environment"), list(ckpt.get("resumes", []))
+    if _percent_checkpoint(ckpt) and run.best["top1"] > 0:  # begun before accuracies were fractions
+        run.best = {**run.best, "top1": run.best["top1"] / 100}
     if ckpt["partial"]:  # an interrupted epoch: the sums so far (of all ranks) go to rank 0
         run.stats = EpochStats(**ckpt["partial"]) if ctx.is_main else EpochStats(step=ckpt["partial"]["step"])
     step = run.stats.step
@@ -368,7 +395,7 @@ def _train_row(run: Run, epoch: int, sums: list[float]) -> dict[str, Any]:
     return {
         "epoch": epoch + 1,
         "train_loss": loss_sum / samples,
-        "train_acc": 100 * correct / samples,
+        "train_acc": correct / samples,  # a fraction, as every accuracy in files (data_specs/outputs.md)
         "train_samples": int(samples),
         "lr": run.stats.lr,
         "samples_per_s": samples / run.stats.seconds,
@@ -392,6 +419,11 @@ def _nonfinite_error(run: Run, epoch: int) -> AgcnError:
 
 
 # ---- saving ------------------------------------------------------------------------------------
+
+
+def _percent_checkpoint(ckpt: dict[str, Any]) -> bool:
+    """A last.pt written before accuracies became fractions: its `best` and metrics rows hold percent."""
+    return ckpt.get("accuracy_unit") != ACCURACY_UNIT
 
 
 def _save_interrupted(run: Run, epoch: int, sums: list[float], wall: float, signal_name: str) -> None:
@@ -430,4 +462,7 @@ def _save_last(run: Run, epoch: int, partial: EpochStats | None, wall: float) ->
         wall_s=wall,
         world_size=run.ctx.world_size,
         init_source=run.init_source,
+        environment=run.environment,
+        resumes=run.resumes,
+        accuracy_unit=ACCURACY_UNIT,
     )

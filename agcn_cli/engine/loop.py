@@ -94,7 +94,7 @@ def validate(
     amp_dtype: torch.dtype | None = None,
     ctx: Dist = Dist(),
 ) -> dict[str, float]:
-    """Single-clip top-1 / top-5 (%) and mean loss over the whole split, each sample once.
+    """Single-clip top-1 / top-5 (fractions in [0, 1]) and mean loss over the whole split, each sample once.
 
     Ranks score their shards; per-sample results are merged by sample index with a max, so
     the samples BatchLoader repeats to even out the shards count once.
@@ -113,7 +113,7 @@ def validate(
     distributed.all_max_(per_sample, ctx)
     seen = per_sample[3].sum().clamp(min=1)
     return {
-        "top1": 100 * float(per_sample[0].sum() / seen),
-        "top5": 100 * float(per_sample[1].sum() / seen),
+        "top1": float(per_sample[0].sum() / seen),
+        "top5": float(per_sample[1].sum() / seen),
         "loss": float(per_sample[2].sum() / seen),
     }

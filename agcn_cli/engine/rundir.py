@@ -1,17 +1,23 @@
-"""The run folder of `agcn train`: its checks, the resume checks, the metrics log and the epoch line.
+"""The run folder of `agcn train`: its checks, the resume checks, the logs and the epoch line.
 
-RUN_DIR holds `config.json` (the resolved TrainConfig; a fine-tuning run adds `init_source`, the
-record of `--init-from`'s file, see engine/fit.py), `metrics.jsonl` (one JSON object per epoch),
-`last.pt` and `best.pt` (agcn checkpoints, see io/checkpoint.py) and, when tensorboard is
-installed, `tb/`. Only rank 0 writes here.
+RUN_DIR holds `config.json` (the resolved TrainConfig, plus records that are not options:
+`environment` and `resumes`, see engine/record.py, and for a fine-tuning run `init_source`, the
+record of `--init-from`'s file, see engine/fit.py), `metrics.jsonl` (one JSON object per epoch;
+keys and units in data_specs/outputs.md), `train.log` (the lines the terminal showed, without
+progress bars; a resumed run appends to it), `last.pt` and `best.pt` (agcn checkpoints, see
+io/checkpoint.py) and, when tensorboard is installed, `tb/`. Only rank 0 writes here.
+
+Accuracies are fractions in [0, 1] in every file (data_specs/outputs.md); only the lines for
+people show percent.
 """
 
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ..errors import AgcnError
 from ..io.atomic import atomic_output
@@ -21,6 +27,9 @@ from ..skeleton.layouts import resolve_layout
 from .config import TrainConfig
 
 RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt")
+TRAIN_LOG = "train.log"  # not in RUN_FILES: a log alone (a run that failed at once) is no run to refuse
+# accuracy keys of a metrics row; runs begun before 2026-12-01 wrote them in percent
+ACCURACY_KEYS = ("train_acc", "val_top1", "val_top5")
 
 
 def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
@@ -52,7 +61,7 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> dict[str, Any] 
     check_run_dir(out, resume, overwrite)
     if resume:
         return read_checkpoint(out / "last.pt")
-    for name in RUN_FILES:
+    for name in (*RUN_FILES, TRAIN_LOG):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / "tb", ignore_errors=True)
     return None
@@ -95,20 +104,34 @@ def _builtin_spec(values: dict[str, Any]) -> dict[str, Any]:
 
 
 class MetricsLog:
-    """metrics.jsonl (one object per epoch) and, if installed, TensorBoard scalars."""
+    """metrics.jsonl (one object per epoch) and, if installed, TensorBoard scalars.
 
-    def __init__(self, run_dir: Path, resume_epoch: int | None, tensorboard: bool) -> None:
+    `percent`: a resumed run whose rows so far hold percent (begun before accuracies became
+    fractions); they are rewritten as fractions, so one file keeps one unit. `log` gets the note
+    that tensorboard is missing when `tensorboard` asks for it.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        resume_epoch: int | None,
+        tensorboard: bool,
+        percent: bool = False,
+        log: Callable[[str], None] = lambda _: None,
+    ) -> None:
         self.path = run_dir / "metrics.jsonl"
         if resume_epoch is not None and self.path.is_file():
             # keep the epochs last.pt holds: a run may stop between writing a row and last.pt
-            rows = [r for r in self.path.read_text().splitlines() if r and json.loads(r)["epoch"] <= resume_epoch]
+            rows = [_as_fractions(r) if percent else r for r in _rows(self.path) if r["epoch"] <= resume_epoch]
             with atomic_output(self.path) as tmp:
-                tmp.write_text("".join(r + "\n" for r in rows))
+                tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
         self.writer = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # optional: tensorboard is not a dependency
+                log(f"note: tensorboard is not installed, so no {run_dir / 'tb'} is written; "
+                    "pip install 'agcn[tb]' for it, or pass --no-tensorboard")  # fmt: skip
                 return
             self.writer = SummaryWriter(str(run_dir / "tb"))
 
@@ -131,12 +154,81 @@ class MetricsLog:
         self.close()
 
 
+def _rows(path: Path) -> list[dict[str, Any]]:
+    """metrics.jsonl's rows; a torn last line (a run killed while writing it) is left out."""
+    lines = [r for r in path.read_text().splitlines() if r.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            if i < len(lines) - 1:
+                raise AgcnError(f"{path}: line {i + 1} is not JSON; move the file away to resume") from None
+    return rows
+
+
+def _as_fractions(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v / 100 if k in ACCURACY_KEYS else v for k, v in row.items()}
+
+
 def epoch_line(row: dict[str, Any], epochs: int, best: dict[str, Any]) -> str:
+    """The line after each epoch; accuracies (fractions in `row`) shown in percent."""
     line = (
-        f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.4f}  acc {row['train_acc']:.1f}%  "
+        f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.4f}  acc {100 * row['train_acc']:.1f}%  "
         f"lr {row['lr']:.4g}  {row['samples_per_s']:.1f} samples/s  data-wait {row['data_wait_s']:.2f} s"
     )
     if "val_top1" in row:
-        line += f"  val top1 {row['val_top1']:.1f}% top5 {row['val_top5']:.1f}%"
-        line += f" (best {best['top1']:.1f}% @{best['epoch']})"
+        line += f"  val top1 {100 * row['val_top1']:.1f}% top5 {100 * row['val_top5']:.1f}%"
+        line += f" (best {100 * best['top1']:.1f}% @{best['epoch']})"
     return line + f"  {row['epoch_s']:.1f} s"
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    """The last line of a run (`fit`'s summary): what `agcn train` prints on stdout and train.log ends with."""
+    if summary["best_epoch"]:
+        return (
+            f"{summary['run_dir']}: {summary['epoch']} epochs, best val top-1 {100 * summary['best_top1']:.2f}% "
+            f"at epoch {summary['best_epoch']} (best.pt, last.pt)"
+        )
+    return f"{summary['run_dir']}: {summary['epoch']} epochs (last.pt)"
+
+
+class RunLog:
+    """RUN_DIR/train.log: each line goes to `log` (the terminal) and to the file, flushed at once,
+    so a killed run keeps what it printed. Lines logged before the run folder is ready (the data
+    notes) wait in memory until `open`; a resumed run appends. `log=None`: a rank that is not
+    rank 0, which prints and writes nothing."""
+
+    def __init__(self, log: Callable[[str], None] | None) -> None:
+        self.log = log
+        self.pending: list[str] = []
+        self.file: TextIO | None = None
+
+    def __call__(self, line: str) -> None:
+        if self.log is not None:
+            self.log(line)
+            self.record(line)
+
+    def record(self, line: str) -> None:
+        """Write `line` to train.log only (e.g. the summary and error lines the command line prints)."""
+        if self.log is None:
+            return
+        if self.file is None:
+            self.pending.append(line)
+            return
+        self.file.write(line + "\n")
+        self.file.flush()
+
+    def open(self, run_dir: Path) -> None:
+        """Start writing RUN_DIR/train.log (after `prepare_run_dir`, which removes a replaced run's)."""
+        if self.log is None or self.file is not None:
+            return
+        self.file = open(run_dir / TRAIN_LOG, "a", encoding="utf-8")
+        pending, self.pending = self.pending, []
+        for line in pending:
+            self.record(line)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None

@@ -20,16 +20,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..engine.data import window_padding, window_periods
+from ..engine.data import repeat_persons, window_padding, window_periods
 from ..engine.device import resolve_device
 from ..errors import AgcnError
 from ..io.checkpoint import DataInfo
 from ..models.agcn import AGCN, ModelConfig
 from ..models.loading import load_model
 from ..skeleton.layouts import Layout, resolve_layout
+from ..skeleton.normalize import WindowPad
+from ..skeleton.persons import fit_persons
 from ..skeleton.sampling import TEST_SEED, sample_test_clips
 from ..skeleton.streams import compute_stream
 from ..sources.samples import (
+    SPLIT_SUFFIXES,
     Input,
     Sample,
     SampleFailure,
@@ -63,20 +66,27 @@ class _Model:
 
 
 def sample_clips(
-    sample: np.ndarray, data: DataInfo, layout: Layout, clip_len: int, num_clips: int, padding: str = "loop"
-) -> np.ndarray:
+    sample: np.ndarray, data: DataInfo, layout: Layout, clip_len: int, num_clips: int, padding: str = "loop",
+    pad: WindowPad | None = None,
+) -> np.ndarray:  # fmt: skip
     """(K, C, L, V, M) float32 test views of one (M, T, V, C) sample in the checkpoint's stream, as
     `agcn eval` cuts them: `num_clips` clips of `clip_len` frames, or, for a full-window checkpoint
     (`data.test_window`), the one view of the whole window, continued past the sample's frames as
-    `padding` says (`engine.data.window_padding`)."""
+    `padding` says (`engine.data.window_padding`), each person with its own period given the
+    2s-agcn sample's `pad` (`engine.data.repeat_persons`)."""
     x = compute_stream(sample.transpose(3, 1, 2, 0), data.modality, layout)  # (C, T, V, M)
     t = x.shape[1]
     if data.test_window:
-        period = int(window_periods(x, np.zeros(1, np.int64), np.array([t]), padding)[0])  # 0: zero frames
+        own = pad is not None and padding == "2s-agcn"
+        periods = fit_persons(pad.periods)[None] if own else None  # (1, M)
+        period = int(periods[0, 0]) if own else int(window_periods(x, np.zeros(1, np.int64), np.array([t]), padding)[0])
         pos = np.arange(data.test_window)
         idx = np.where(pos < t, pos, pos % period if period else -1)  # (L,), -1: a zero frame
         view = x[:, np.maximum(idx, 0)]  # (C, L, V, M)
         view[:, idx < 0] = 0
+        if own:
+            centre = pad.centre if data.modality == "joint" and len(x) == 3 else None
+            repeat_persons(view[None], x, centre, np.zeros(1, np.int64), np.array([t]), periods, pos[None])
         return np.ascontiguousarray(view[None], dtype=np.float32)  # (1, C, L, V, M)
     idx = sample_test_clips(t, clip_len, num_clips=num_clips, seed=TEST_SEED)  # (K, L)
     return np.ascontiguousarray(x[:, idx].swapaxes(0, 1), dtype=np.float32)  # (K, C, L, V, M)
@@ -134,8 +144,10 @@ def _open(inputs: Sequence[Path], names: Sequence[str] | None, models: list[_Mod
         opened.append(inp)
     splits = [i for i in opened if isinstance(i, SplitInput)]
     if names is not None:
-        if not splits:
+        if not any(Path(p).suffix.lower() in SPLIT_SUFFIXES for p in inputs):
             raise AgcnError("--sample picks samples of split .h5 inputs, and none was given")
+        if not splits:  # the .h5 inputs failed to open: their failures say why
+            return opened
         known = {n for i in splits for n in i.names}
         where = ", ".join(str(i.path) for i in splits)
         opened[:0] = [SampleFailure(where, f"no sample named {n!r}") for n in dict.fromkeys(names) if n not in known]
@@ -197,9 +209,10 @@ def predict(
             for i, (item, padding) in enumerate(batch):
                 if isinstance(items[i], Sample):
                     try:
-                        views = sample_clips(
-                            item.data, m.data, layout, clip_len or m.data.clip_len, clips or DEFAULT_CLIPS, padding
-                        )  # (K, C, L, V, M)
+                        views = sample_clips(  # (K, C, L, V, M)
+                            item.data, m.data, layout, clip_len or m.data.clip_len, clips or DEFAULT_CLIPS, padding,
+                            item.pad,
+                        )  # fmt: skip
                     except AgcnError as e:
                         items[i] = SampleFailure(f"{item.source}: {item.name}", str(e))
                         continue

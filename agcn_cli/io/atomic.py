@@ -19,6 +19,8 @@ def temp_path(path: Path) -> Path:
 def refuse_existing(paths: Iterable[Path | None], overwrite: bool) -> None:
     """AgcnError naming the first of `paths` that exists, unless `overwrite`."""
     for path in paths:
+        if path is not None and Path(path).is_dir():
+            raise AgcnError(f"{path}: is a folder; give a file name to write")
         if path is not None and Path(path).exists() and not overwrite:
             raise AgcnError(f"{path}: already exists; pass --overwrite to replace it")
 
@@ -28,6 +30,8 @@ def atomic_output(path: Path) -> Iterator[Path]:
     """Yield a temporary path; rename it to `path` only if the block completes.
 
     The folder is created if needed."""
+    if path.is_dir():  # else the rename fails naming the temporary file
+        raise AgcnError(f"{path}: is a folder; give a file name to write")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -10,12 +10,16 @@ An agcn checkpoint is a `torch.save`d dict:
 | `model_config` | `dataclasses.asdict(ModelConfig)` |
 | `data` | `DataInfo` as a dict: modality, layout, recipe, benchmark, channels, clip_len |
 | `epoch` | epochs completed |
+| `environment`, `resumes` | the run's record: versions, device, command line, git commit (engine/record.py) |
 | everything else | training state (optimizer, scheduler, RNG states, train config, metrics) |
+
+Readers use `.get` for every key past `epoch`: files written before a key existed still load.
 
 Foreign checkpoints (lshiwjx/2s-AGCN, MMAction2, pyskl) hold only weights; `load_model`
 (models/loading.py) accepts them when the missing facts (classes, layout, modality...) are given.
 """
 
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -69,11 +73,31 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         head = f.read(2)
     if head != b"PK" and head[:1] != b"\x80":  # torch.save's zip archive, or a legacy pickle
         raise AgcnError(f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)")
+    program = _program_kind(path) if head == b"PK" else ""
+    if program:
+        raise AgcnError(
+            f"{path}: a {program}, not a checkpoint: give the .pt file agcn train wrote (or foreign weights)"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a corrupt or foreign file
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise AgcnError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {first[:120]})") from None
+
+
+def _program_kind(path: Path) -> str:
+    """The kind of program in a zip that `agcn export` writes (a TorchScript archive, a
+    torch.export .pt2), or "" for anything else; torch.load would warn, then fail at length."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return ""  # torch.load reports it
+    if any(n.endswith("/constants.pkl") or "/code/__torch__/" in n for n in names):
+        return "TorchScript archive"
+    if any(n.endswith("/archive_format") or n.endswith("/models/model.json") for n in names):
+        return "torch.export program (.pt2)"
+    return ""
 
 
 def is_agcn_checkpoint(ckpt: Any) -> bool:

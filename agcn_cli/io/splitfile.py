@@ -17,6 +17,7 @@ import numpy as np
 from .. import __version__
 from ..errors import AgcnError
 from ..skeleton.layouts import Layout, resolve_layout
+from ..skeleton.normalize import WindowPad
 from .atomic import temp_path
 
 SPLIT_FORMAT = "agcn-skeleton"
@@ -26,6 +27,10 @@ META_INT_FIELDS = ("label", "setup", "camera", "subject", "replication", "num_pe
 REQUIRED_DATASETS = ("joint", "offset", "num_frames", "name", *META_INT_FIELDS)
 REQUIRED_ATTRS = ("format", "schema_version", "layout", "recipe", "normalized", "num_classes", "split")
 STREAM_DATASETS = ("joint", "bone", "joint-motion", "bone-motion")
+# 2s-agcn NTU files: how each sample continues past its real frames in the reference's padded
+# window (skeleton.normalize.WindowPad; data_specs/hdf5.md)
+PAD_PERIOD = "pad_period"  # (N, M) int32: each person's period
+PAD_CENTRE = "pad_centre"  # (total_frames, 3) float32: person 0's rotated centre joint, per frame
 
 
 @dataclass
@@ -61,11 +66,19 @@ class SplitWriter:
         self.lengths: list[int] = []
         self.persons: list[int] = []
         self.extras: dict[str, list[np.ndarray]] = {}  # per-sample values of optional datasets, e.g. img_shape
+        self.frame_extras: dict[str, list[np.ndarray]] = {}  # per-frame values, buffered until a flush
+        self.frame_datasets: dict[str, h5py.Dataset] = {}
 
     def append(
-        self, sample: np.ndarray, meta: SampleMeta, num_persons: int, extras: dict[str, np.ndarray] | None = None
+        self,
+        sample: np.ndarray,
+        meta: SampleMeta,
+        num_persons: int,
+        extras: dict[str, np.ndarray] | None = None,
+        frame_extras: dict[str, np.ndarray] | None = None,
     ) -> None:
-        """Add one person-major sample (M, T, V, C), with its values of optional per-sample datasets."""
+        """Add one person-major sample (M, T, V, C), with its values of optional per-sample datasets
+        and of optional per-frame datasets ((T, ...) each, rows aligned with `joint`)."""
         frames = np.ascontiguousarray(sample.transpose(1, 0, 2, 3), dtype=np.float32)  # (T, M, V, C)
         if frames.shape[1:] != self.shape:
             raise AgcnError(f"{meta.name}: sample shape {sample.shape} does not fit {self.path} (M, V, C)={self.shape}")
@@ -76,12 +89,27 @@ class SplitWriter:
         self.persons.append(num_persons)
         for key, value in (extras or {}).items():
             self.extras.setdefault(key, []).append(value)
+        for key, value in (frame_extras or {}).items():
+            if len(value) != len(frames):
+                raise AgcnError(f"{meta.name}: {key} has {len(value)} rows for {len(frames)} frames")
+            self.frame_extras.setdefault(key, []).append(np.asarray(value))
         if self.buffered >= 16 * CHUNK_FRAMES:
             self._flush()
 
     def _flush(self, final: bool = False) -> None:
         """Write the buffered frames; before the end, only whole chunks, so that no compressed
         chunk is ever read back, completed and compressed again (BENCHMARKS.md, "Preprocessing")."""
+        for key, values in self.frame_extras.items():  # small: appended whole at every flush
+            rows = np.concatenate(values)
+            out = self.frame_datasets.get(key)
+            if out is None:
+                out = self.frame_datasets[key] = self.file.create_dataset(
+                    key, shape=(0, *rows.shape[1:]), maxshape=(None, *rows.shape[1:]), dtype=rows.dtype,
+                    chunks=(16 * CHUNK_FRAMES, *rows.shape[1:]), shuffle=True, compression="lzf",
+                )  # fmt: skip
+            out.resize(len(out) + len(rows), axis=0)
+            out[len(out) - len(rows) :] = rows
+            values.clear()
         if not self.buffer:
             return
         block = np.concatenate(self.buffer)
@@ -101,6 +129,9 @@ class SplitWriter:
             f.create_dataset(key, data=np.stack(values))
         self._flush(final=True)
         lengths = np.asarray(self.lengths, dtype=np.int64)
+        for key, out in self.frame_datasets.items():
+            if len(out) != self.total:
+                raise AgcnError(f"{self.path}: {key} given for {len(out)} of {self.total} frames")
         f.create_dataset("num_frames", data=lengths.astype(np.int32))
         f.create_dataset("offset", data=np.cumsum(lengths) - lengths)
         f.create_dataset("name", data=[m.name for m in self.meta], dtype=h5py.string_dtype())
@@ -121,7 +152,11 @@ class SplitWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
-            self.close()
+            try:
+                self.close()
+            except BaseException:  # a check of close(): no half-written file either
+                self.discard()
+                raise
         else:
             self.discard()
 
@@ -158,7 +193,11 @@ def check_split_file(path: Path) -> dict:
         with h5py.File(path, "r") as f:
             attrs = dict(f.attrs)
             if attrs.get("format") != SPLIT_FORMAT:
-                raise AgcnError(f"{path}: not an agcn skeleton file (format attribute {attrs.get('format')!r})")
+                raise AgcnError(
+                    f"{path}: not an agcn skeleton file ("
+                    + (f"format attribute {attrs['format']!r}" if "format" in attrs else "no 'format' attribute")
+                    + "); make one with agcn preprocess"
+                )
             if int(attrs.get("schema_version", -1)) != SCHEMA_VERSION:
                 raise AgcnError(
                     f"{path}: schema version {attrs.get('schema_version')} is not supported (expected "
@@ -211,6 +250,29 @@ def read_sample(f: h5py.File, index: int, stream: str = "joint") -> np.ndarray:
     length = int(f["num_frames"][index])
     frames = f[stream][start : start + length]  # (T, M, V, C)
     return np.ascontiguousarray(frames.transpose(3, 0, 2, 1))
+
+
+def read_window_pad(f: h5py.File, path: Path | str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The window facts of a 2s-agcn NTU file, `(periods (N, M) int64, centre (total_frames, 3)
+    float32)`, or None for a file without them (other recipes, or written before 2026-12-01)."""
+    if PAD_PERIOD not in f or PAD_CENTRE not in f:
+        return None
+    periods, centre = f[PAD_PERIOD], f[PAD_CENTRE]
+    n, total = len(f["offset"]), int(f["num_frames"][:].sum()) if len(f["offset"]) else 0
+    if periods.shape[0] != n or periods.ndim != 2 or centre.shape != (total, 3):
+        raise AgcnError(
+            f"{path}: {PAD_PERIOD} {periods.shape} / {PAD_CENTRE} {centre.shape} do not fit {n} samples of "
+            f"{total} frames in all (expected (N, M) and ({total}, 3))"
+        )
+    return periods[:].astype(np.int64), centre[:].astype(np.float32)
+
+
+def read_sample_pad(f: h5py.File, index: int) -> WindowPad | None:
+    """One sample's window facts from an open split file (None when the file has none)."""
+    if PAD_PERIOD not in f or PAD_CENTRE not in f:
+        return None
+    start, length = int(f["offset"][index]), int(f["num_frames"][index])
+    return WindowPad(f[PAD_PERIOD][index].astype(np.int64), f[PAD_CENTRE][start : start + length].astype(np.float32))
 
 
 def read_meta(path: Path) -> dict[str, np.ndarray]:

@@ -23,6 +23,8 @@ from ..specs import spec_dir, spec_path
 LAYOUT_KEYS = ("name", "description", "channels", "joint_names", "center", "graphs", "bones", "normalize")
 REQUIRED_KEYS = ("name", "channels", "joint_names", "center", "graphs", "bones")
 NORMALIZE_KEYS = ("origin", "z_axis", "x_axis")
+# far above any body model (COCO-WholeBody: 133); the model holds V x V adjacencies, so 10^5 joints fill memory
+MAX_JOINTS = 1000
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -122,6 +124,8 @@ def load_layout(arg: str) -> Layout:
             )
         return get_layout(arg)
     path = Path(arg)
+    if path.is_dir():
+        raise AgcnError(f"{path}: is a folder, not a layout file")
     if not path.is_file():
         raise AgcnError(f"{path}: no such layout file")
     try:
@@ -150,6 +154,8 @@ def parse_layout(text: str, source: str) -> Layout:
         raw = json.loads(text)
     except json.JSONDecodeError as e:
         raise AgcnError(f"{source}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    except RecursionError:
+        raise AgcnError(f"{source}: not a layout: its JSON nests too deep to read") from None
     return _validate(raw, source)
 
 
@@ -248,6 +254,8 @@ def _validate(raw: object, source: str) -> Layout:
     channels = _names(raw, "channels", source)
     joint_names = _names(raw, "joint_names", source)
     v = len(joint_names)
+    if v > MAX_JOINTS:
+        raise AgcnError(f"{source}: {v} joints; a layout has at most {MAX_JOINTS}")
     center = _joint(raw["center"], v, "'center'", source)
 
     graphs_raw = raw["graphs"]

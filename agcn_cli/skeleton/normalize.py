@@ -13,6 +13,9 @@ lshiwjx/2s-AGCN `data_gen/preprocess.py`, run once at preprocessing time:
 4. then so that joint x_axis[1] -> x_axis[0] (left -> right shoulder) is parallel to +x.
 "Empty" follows the reference exactly: a sum of coordinates equal to zero. Values are float32
 as in the reference (which normalises a float32 array and rotates through float64).
+`pre_normalize_2sagcn_padded` also returns the `WindowPad` of the sample: each person's period
+(step 1) and person 0's centre track (step 2) rotated (steps 3-4), what continues the T frames
+exactly as the reference's 300-frame array (data_specs/recipes.md, "The full window").
 
 ## MMAction2 (`pre_normalize_3d`, `pre_normalize_2d`), applied at load time
 
@@ -40,6 +43,8 @@ Dtypes: the reference subtracts the centre in the input dtype and rotates with a
 matrix, so it returns float64 (its `PoseDecode` casts to float32 later). Here the same steps
 run in the same precisions and the result is cast back to the input's floating dtype.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -187,12 +192,22 @@ def pre_normalize_2d(
 
 def pad_empty_frames(sample: np.ndarray) -> np.ndarray:
     """Step 1 on a (M, T, V, C) sample, in place; returns it."""
+    _pad_empty_frames(sample)
+    return sample
+
+
+def _pad_empty_frames(sample: np.ndarray) -> np.ndarray:
+    """Step 1 in place; returns each person's period (M,) int64: the frames its padding repeats
+    (its frames, after a move to the start, up to its first empty trailing frame; T when it has
+    no empty trailing frame; 0 for an empty person)."""
     M, T = sample.shape[:2]
+    periods = np.zeros(M, dtype=np.int64)
     for p in range(M):  # M is 2: a loop over persons, everything inside is vectorised
         person = sample[p]  # (T, V, C) view
         frame_sums = person.sum(axis=(1, 2))
         if person.sum() == 0:
             continue
+        periods[p] = T
         if frame_sums[0] == 0:
             valid = person[frame_sums != 0].copy()
             person[:] = 0
@@ -206,9 +221,25 @@ def pad_empty_frames(sample: np.ndarray) -> np.ndarray:
         start = int(np.argmax(trailing))
         if start == 0:
             continue
+        periods[p] = start
         rest = T - start
         person[start:] = np.resize(person[:start], (rest, *person.shape[1:]))
-    return sample
+    return periods
+
+
+@dataclass(frozen=True)
+class WindowPad:
+    """How a 2s-agcn sample continues past its real T frames in the reference's padded array.
+
+    There each person p's empty trailing frames repeat its own first `periods[p]` frames, and
+    then every person has person 0's centre joint of the same (repeated) frame subtracted and is
+    rotated: window frame t >= T of person p is R(p[t % Lp] - c0[t % L0]) on p's non-zero joints.
+    From the stored frames R(p[t] - c0[t]) that is stored_p[t % Lp] + centre[t % Lp] -
+    centre[t % L0], with `centre` the rotated centre track R c0 (data_specs/recipes.md).
+    """
+
+    periods: np.ndarray  # (M,) int64: each person's period Lp (0: an empty person)
+    centre: np.ndarray  # (T, 3) float32: R c0[t], person 0's centre joint of frame t, rotated
 
 
 def pre_normalize_2sagcn(
@@ -218,10 +249,22 @@ def pre_normalize_2sagcn(
     x_axis: tuple[int, int] = (8, 4),
 ) -> np.ndarray:
     """The full 2s-AGCN pre-normalisation of one (M, T, V, C=3) float32 sample (a new array)."""
+    return pre_normalize_2sagcn_padded(sample, origin, z_axis, x_axis)[0]
+
+
+def pre_normalize_2sagcn_padded(
+    sample: np.ndarray,
+    origin: int = 1,
+    z_axis: tuple[int, int] = (0, 1),
+    x_axis: tuple[int, int] = (8, 4),
+) -> tuple[np.ndarray, WindowPad]:
+    """`pre_normalize_2sagcn`, and the facts that continue the sample past T as the reference's
+    300-frame array does (`WindowPad`)."""
     s = np.array(sample, dtype=np.float32)
+    T = s.shape[1]
     if s.sum() == 0:
-        return s
-    pad_empty_frames(s)
+        return s, WindowPad(np.zeros(s.shape[0], np.int64), np.zeros((T, 3), np.float32))
+    periods = _pad_empty_frames(s)
 
     # centre on person 0's origin joint, frame by frame; zero joints stay zero
     center = s[0, :, origin : origin + 1, :].copy()  # (T, 1, C)
@@ -233,9 +276,13 @@ def pre_normalize_2sagcn(
 
     # The reference's conventions: z vector = z_axis[1] - z_axis[0] (spine base -> spine mid),
     # x vector = x_axis[0] - x_axis[1] (left shoulder -> right shoulder), both at frame 0.
-    _rotate_nonempty(s, align_matrix(s[0, 0, z_axis[1]] - s[0, 0, z_axis[0]], (0.0, 0.0, 1.0)))
-    _rotate_nonempty(s, align_matrix(s[0, 0, x_axis[0]] - s[0, 0, x_axis[1]], (1.0, 0.0, 0.0)))
-    return s
+    # The centre track goes through the same two rotations, in the same precisions.
+    track = center[:, 0]  # (T, 3) float32
+    for a, b, target in ((z_axis[1], z_axis[0], (0.0, 0.0, 1.0)), (x_axis[0], x_axis[1], (1.0, 0.0, 0.0))):
+        rot = align_matrix(s[0, 0, a] - s[0, 0, b], target)
+        _rotate_nonempty(s, rot)
+        track = (track.astype(np.float64) @ rot.T).astype(np.float32)
+    return s, WindowPad(periods, track)
 
 
 def _rotate_nonempty(s: np.ndarray, rot: np.ndarray) -> None:

@@ -107,6 +107,8 @@ def read_labels(path: Path) -> dict[str, dict]:
         raise AgcnError(f"{path}: cannot read label file ({e.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise AgcnError(f"{path}: not a JSON label file ({e})") from None
+    except RecursionError:  # e.g. [[[[...]]]] thousands deep
+        raise AgcnError(f"{path}: not a label file: its JSON nests too deep to read") from None
     if not isinstance(labels, dict) or not all(
         isinstance(v, dict) and "label_index" in v and "has_skeleton" in v for v in labels.values()
     ):
@@ -167,6 +169,8 @@ def read_video(path: Path) -> dict:
         raise SampleError(f"cannot read ({e.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SampleError(f"not JSON ({e})") from None
+    except RecursionError:  # e.g. [[[[...]]]] thousands deep
+        raise SampleError("not a Kinetics-Skeleton video file: its JSON nests too deep to read") from None
     if not isinstance(video, dict):
         raise SampleError("not a Kinetics-Skeleton video file (a JSON object with 'data')")
     return video

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.splitfile import SampleMeta
+from ..io.splitfile import PAD_CENTRE, PAD_PERIOD, SampleMeta
 from ..skeleton.layouts import get_layout
+from ..skeleton.normalize import WindowPad
 from .ntu import SampleInfo, SkeletonError, get_benchmark, parse_name, parse_skeleton, read_name_list
 from .pipeline import (
     Converted,
@@ -23,7 +24,7 @@ from .pipeline import (
     list_files,
     write_splits,
 )
-from .recipes import DEFAULT_RECIPE, check_recipe, make_sample
+from .recipes import DEFAULT_RECIPE, check_recipe, make_padded_sample
 
 NTU_SPLITS = ("train", "test")
 NTU_LAYOUT = "ntu25"
@@ -55,20 +56,28 @@ class SkeletonJob(Job):
 
 def skeleton_sample(path: Path, recipe: str, normalize: dict) -> tuple[np.ndarray, int]:
     """One parsed and processed file: the stored sample (2, T, V, C) float32 and its person count."""
+    sample, persons, _ = padded_skeleton_sample(path, recipe, normalize)
+    return sample, persons
+
+
+def padded_skeleton_sample(path: Path, recipe: str, normalize: dict) -> tuple[np.ndarray, int, WindowPad | None]:
+    """`skeleton_sample`, and the facts of the 2s-agcn recipe's padded window (None otherwise)."""
     try:
         sk = parse_skeleton(path)
     except SkeletonError as e:  # the parser names the file and line
         raise SampleError(str(e), located=True) from None
     try:
-        return make_sample(sk, recipe, normalize)
+        return make_padded_sample(sk, recipe, normalize)
     except SkeletonError as e:  # the recipes see bodies, not files: the pipeline adds the file
         raise SampleError(str(e)) from None
 
 
 def _process(job: SkeletonJob) -> Converted:
-    """Parse and process one file."""
-    sample, persons = skeleton_sample(job.path, job.recipe, job.normalize)
-    return Converted(sample, _meta(job.info), persons)
+    """Parse and process one file; 2s-agcn samples carry their window facts (data_specs/hdf5.md)."""
+    sample, persons, pad = padded_skeleton_sample(job.path, job.recipe, job.normalize)
+    if pad is None:
+        return Converted(sample, _meta(job.info), persons)
+    return Converted(sample, _meta(job.info), persons, {PAD_PERIOD: pad.periods}, {PAD_CENTRE: pad.centre})
 
 
 def _meta(info: SampleInfo) -> SampleMeta:

@@ -90,6 +90,7 @@ class Converted:
     meta: SampleMeta
     persons: int  # persons really present (at most 2)
     extras: dict[str, np.ndarray] | None = None  # per-sample values of extra datasets, e.g. img_shape
+    frame_extras: dict[str, np.ndarray] | None = None  # per-frame values (T, ...) of extra datasets, e.g. pad_centre
 
 
 @dataclass
@@ -161,12 +162,17 @@ def read_label_map(path: Path) -> tuple[str, ...]:
     spaces stripped, blank lines at the end ignored; an empty or repeated name is an error."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise AgcnError(f"{path}: no such label map file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise AgcnError(f"{path}: cannot read the label map ({e})") from None
-    lines = [line.strip() for line in text.splitlines()]
+    except OSError as e:
+        raise AgcnError(f"{path}: cannot read the label map ({e.strerror or e})") from None
+    lines = []
+    for i, line in enumerate(raw.splitlines(), start=1):
+        try:
+            lines.append(line.decode("utf-8-sig" if i == 1 else "utf-8").strip())  # a BOM is not part of a name
+        except UnicodeDecodeError:
+            raise AgcnError(f"{path}: line {i}: not UTF-8 text (a label map is one class name a line)") from None
     while lines and not lines[-1]:
         lines.pop()
     if not lines:
@@ -175,6 +181,8 @@ def read_label_map(path: Path) -> tuple[str, ...]:
     for i, name in enumerate(lines, start=1):
         if not name:
             raise AgcnError(f"{path}: line {i}: empty class name (one name a line, class 0 first)")
+        if not name.isprintable():  # tabs, NUL, terminal escapes: they would reach tables and files as is
+            raise AgcnError(f"{path}: line {i}: class name {name!r} holds control characters")
         if name in first:
             raise AgcnError(f"{path}: line {i}: class name {name!r} repeats line {first[name]}")
         first[name] = i
@@ -261,7 +269,7 @@ def write_splits(
                     raise SampleError(item)
                 skipped.append((job.item, item))
                 continue
-            writers[job.split].append(item.sample, item.meta, item.persons, item.extras)
+            writers[job.split].append(item.sample, item.meta, item.persons, item.extras, item.frame_extras)
             summaries[job.split].add(item)
         for writer in writers.values():
             writer.close()

@@ -16,7 +16,7 @@ Every function returns person-major samples: (M, T, V, C).
 import numpy as np
 
 from ..errors import AgcnError
-from ..skeleton.normalize import pre_normalize_2sagcn, pre_normalize_3d
+from ..skeleton.normalize import WindowPad, pre_normalize_2sagcn_padded, pre_normalize_3d
 from ..skeleton.persons import NUM_PERSONS, fit_persons
 from .ntu import NUM_JOINTS, SkeletonError, SkeletonFile
 
@@ -54,9 +54,10 @@ def _nonzero_std(body: np.ndarray) -> float:
     return float(frames[..., 0].std() + frames[..., 1].std() + frames[..., 2].std())
 
 
-def sample_2sagcn(sk: SkeletonFile, layout_normalize: dict) -> np.ndarray:
+def sample_2sagcn(sk: SkeletonFile, layout_normalize: dict) -> tuple[np.ndarray, WindowPad]:
+    """The normalised sample (2, T, V, C) and how the reference's padded array continues it."""
     bodies = select_bodies_2sagcn(sk)
-    return pre_normalize_2sagcn(bodies, **layout_normalize)
+    return pre_normalize_2sagcn_padded(bodies, **layout_normalize)
 
 
 # ---- MMAction2 / pyskl --------------------------------------------------------------------
@@ -146,12 +147,24 @@ def sample_mmaction2(sk: SkeletonFile, layout_normalize: dict) -> np.ndarray:
 
 def make_sample(sk: SkeletonFile, recipe: str, layout_normalize: dict) -> tuple[np.ndarray, int]:
     """The stored sample (2, T, V, C) float32, zero-padded to two persons, and its person count."""
+    sample, persons, _ = make_padded_sample(sk, recipe, layout_normalize)
+    return sample, persons
+
+
+def make_padded_sample(
+    sk: SkeletonFile, recipe: str, layout_normalize: dict
+) -> tuple[np.ndarray, int, WindowPad | None]:
+    """`make_sample`, and for the 2s-agcn recipe the facts of its padded 300-frame window
+    (`WindowPad`; None for mmaction2, whose samples are not padded by the reference)."""
     if recipe == "2s-agcn":
         if not (sk.bodies_per_frame > 0).any():
             raise SkeletonError("no body in any frame")
-        sample = sample_2sagcn(sk, layout_normalize)
+        sample, pad = sample_2sagcn(sk, layout_normalize)
         persons = int((np.abs(sample).sum(axis=(1, 2, 3)) > 0).sum())
     else:
-        sample = sample_mmaction2(sk, layout_normalize)
+        sample, pad = sample_mmaction2(sk, layout_normalize), None
         persons = sample.shape[0]
-    return np.ascontiguousarray(fit_persons(sample)), persons
+    sample = np.ascontiguousarray(fit_persons(sample))
+    if pad is not None:
+        pad = WindowPad(fit_persons(pad.periods), pad.centre)
+    return sample, persons, pad

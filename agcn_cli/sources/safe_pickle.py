@@ -9,6 +9,7 @@ before it is called (`data_specs/imports.md`, "Pickles can run code").
 
 import io
 import pickle
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,16 @@ class SafeUnpickler(pickle._Unpickler):
 
     dispatch[pickle.BUILD[0]] = load_build
 
+    def load_global(self) -> None:
+        """GLOBAL (protocols 0-2): `module\\nname\\n`. A file cut inside it would otherwise name a
+        truncated global ("numpy._core.mult") and be refused as unsafe rather than as truncated."""
+        module, name = self.readline(), self.readline()
+        if not (module.endswith(b"\n") and name.endswith(b"\n")):
+            raise EOFError("the file ends inside a global name: truncated")
+        self.append(self.find_class(module[:-1].decode("utf-8"), name[:-1].decode("utf-8")))
+
+    dispatch[pickle.GLOBAL[0]] = load_global
+
 
 def load_pickle(path: Path) -> object:
     """The object pickled in `path`, through `SafeUnpickler`; AgcnError naming the file otherwise."""
@@ -124,6 +135,6 @@ def load_pickle(path: Path) -> object:
     except OSError as e:
         raise AgcnError(f"{path}: cannot read ({e.strerror})") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            UnicodeDecodeError, OverflowError, MemoryError) as e:  # fmt: skip
+            UnicodeDecodeError, OverflowError, MemoryError, struct.error) as e:  # fmt: skip
         raise AgcnError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None
     return data

@@ -21,13 +21,14 @@ import h5py
 import numpy as np
 
 from ..errors import AgcnError
-from ..io.splitfile import check_split_file, read_sample, split_layout
+from ..io.splitfile import check_split_file, read_sample, read_sample_pad, split_layout
 from ..skeleton.layouts import Layout, get_layout
+from ..skeleton.normalize import WindowPad
 from ..skeleton.persons import fit_persons
 from .formats import detect_source_format
 from .kinetics import KINETICS_FOLDERS, KINETICS_LAYOUT, KINETICS_RECIPE, KINETICS_SOURCE, read_video, video_sample
 from .ntu import SkeletonError, parse_name
-from .ntu_convert import NTU_LAYOUT, NTU_SOURCE, list_skeleton_files, skeleton_sample
+from .ntu_convert import NTU_LAYOUT, NTU_SOURCE, list_skeleton_files, padded_skeleton_sample
 from .pipeline import SampleError, list_files
 from .pkl import (
     PKL_RECIPE,
@@ -50,6 +51,7 @@ class Sample:
     source: Path  # the file it was read from
     data: np.ndarray  # (M, T, V, C) float32, M = 2 persons (zero-padded), as a split file stores it
     label: int | None  # 0-based true class, when the input says
+    pad: WindowPad | None = None  # 2s-agcn NTU samples: how the reference's padded window continues it
 
 
 @dataclass
@@ -96,7 +98,7 @@ class SkeletonInput(Input):
     def samples(self) -> Iterator[Sample | SampleFailure]:
         for path in self.files:
             try:
-                data, _ = skeleton_sample(path, self.recipe, self.layout.normalize)
+                data, _, pad = padded_skeleton_sample(path, self.recipe, self.layout.normalize)
             except SampleError as e:
                 yield failure_from(str(path), e)
                 continue
@@ -105,7 +107,7 @@ class SkeletonInput(Input):
                 label = parse_name(name).label
             except SkeletonError:  # any file name is fine here; only NTU names tell the action
                 label = None
-            yield Sample(name, path, data, label)
+            yield Sample(name, path, data, label, pad)
 
 
 @dataclass
@@ -154,7 +156,7 @@ class SplitInput(Input):
             labels = f["label"]
             for i in self.indices:
                 data = read_sample(f, i).transpose(3, 1, 2, 0)  # (M, T, V, C)
-                yield Sample(self.names[i], self.path, fit_persons(data), _label(labels[i]))
+                yield Sample(self.names[i], self.path, fit_persons(data), _label(labels[i]), read_sample_pad(f, i))
 
 
 def input_kind(path: Path) -> str:
@@ -242,8 +244,10 @@ def check_layout(inp: Input, layout: Layout, owner: str) -> None:
     """AgcnError naming the input and `owner` (e.g. the checkpoint) when the input's samples are
     not in `layout`."""
     if not inp.layout.same_topology(layout):
+        read_as = " (.json inputs are read as Kinetics-Skeleton videos)" if inp.kind == "kinetics" else ""
         raise AgcnError(
-            f"{inp.path}: holds {describe_layout(inp.layout)} skeletons, but {owner} is for {describe_layout(layout)}"
+            f"{inp.path}: holds {describe_layout(inp.layout)} skeletons{read_as}, but {owner} is for "
+            f"{describe_layout(layout)}"
         )
 
 
