@@ -23,7 +23,7 @@ _ACCURACY_KEYS = ("train_acc", "val_top1", "val_top5")
 PANELS = (
     ("loss", "loss", [("train_loss", "-"), ("val_loss", "--")]),
     ("train accuracy", "%", [("train_acc", "-")]),
-    ("validation top-1 (solid), top-5 (dashed)", "%", [("val_top1", "-"), ("val_top5", "--")]),
+    ("validation top-1 (solid, o), top-5 (dashed, ^)", "%", [("val_top1", "-"), ("val_top5", "--")]),
     ("learning rate", "lr", [("lr", "-")]),
 )
 
@@ -103,7 +103,8 @@ def plot_runs(run_dirs: list[Path], note: Callable[[str], None] = lambda _: None
                     continue
                 sparse = len(x) < len(rows)  # e.g. validation every few epochs: mark the points
                 line_label = label if style == "-" or len(keys) == 1 else None
-                (line,) = ax.plot(x, y, style, color=colour, marker="o" if sparse else None, ms=3, label=line_label)
+                marker = ("o" if style == "-" else "^") if sparse else None  # lone points: solid o, dashed ^
+                (line,) = ax.plot(x, y, style, color=colour, marker=marker, ms=4, label=line_label)
                 line.set_gid(f"{r}:{key}")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
@@ -112,7 +113,11 @@ def plot_runs(run_dirs: list[Path], note: Callable[[str], None] = lambda _: None
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7)
-    axes[0].set_title("loss: train (solid), validation (dashed)", fontsize=10)
+    axes[0].set_title("loss: train (solid), validation (dashed, ^)", fontsize=10)
+    epochs = [row["epoch"] for _, rows in runs for row in rows if isinstance(row.get("epoch"), int | float)]
+    if epochs:  # one epoch axis for all panels, also where validation has a single point
+        for ax in axes:
+            ax.set_xlim(min(epochs) - 0.25, max(epochs) + 0.25)
     if any(ax.lines for ax in axes[3:]):
         axes[3].set_yscale("log")
     fig.tight_layout()
