@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from agcn_cli.cli.app import app
 
-COMMANDS = ("synth", "preprocess", "info", "streams", "model-info", "train", "eval", "fuse", "predict")
+COMMANDS = ("synth", "preprocess", "info", "streams", "model-info", "train", "eval", "fuse", "predict", "export", "show", "plot")
 
 
 def test_help_lists_every_command_without_importing_torch():
