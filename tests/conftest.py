@@ -13,3 +13,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Random 3-class splits (labels 0-2) of 12 and 7 samples: for mechanics, not learning."""
+    from tests.helpers import write_split
+
+    d = tmp_path_factory.mktemp("tiny")
+    write_split(d / "train.h5", (5, 9, 12, 7, 10, 6, 8, 11, 4, 9, 10, 6))
+    write_split(d / "test.h5", (7, 9, 5, 8, 10, 6, 4), seed=1)  # odd: 2 ranks pad one sample
+    return d

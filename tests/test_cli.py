@@ -8,7 +8,20 @@ from typer.testing import CliRunner
 
 from agcn_cli.cli.app import app
 
-COMMANDS = ("synth", "preprocess", "info", "streams", "model-info", "train", "eval", "fuse", "predict", "export", "show", "plot")
+COMMANDS = (
+    "synth",
+    "preprocess",
+    "info",
+    "streams",
+    "model-info",
+    "train",
+    "eval",
+    "fuse",
+    "predict",
+    "export",
+    "show",
+    "plot",
+)
 
 
 def test_help_lists_every_command_without_importing_torch():

@@ -23,7 +23,6 @@ from agcn_cli.io.checkpoint import DataInfo, read_checkpoint, save_checkpoint
 from agcn_cli.models.agcn import ModelConfig, build_model
 from agcn_cli.models.loading import init_weights_from, is_classifier
 from agcn_cli.skeleton.layouts import get_layout, parse_layout
-from tests.helpers import write_split
 from tests.reference.agcn import RefMMAAGCN
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -41,15 +40,6 @@ def backbone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    """Random 3-class splits (labels 0-2) of 12 and 7 samples."""
-    d = tmp_path_factory.mktemp("tiny")
-    write_split(d / "train.h5", (5, 9, 12, 7, 10, 6, 8, 11, 4, 9, 10, 6))
-    write_split(d / "test.h5", (7, 9, 5, 8, 10, 6, 4), seed=1)
-    return d
 
 
 def config(tiny: Path, out: Path, **kw) -> TrainConfig:

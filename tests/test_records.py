@@ -24,7 +24,6 @@ from agcn_cli.engine.record import environment
 from agcn_cli.engine.rundir import summary_line
 from agcn_cli.errors import AgcnError
 from agcn_cli.io.checkpoint import read_checkpoint
-from tests.helpers import write_split
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -37,15 +36,6 @@ ACCURACIES = ("train_acc", "val_top1", "val_top5")
 
 def rows(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    """Random 3-class splits of 12 and 7 samples."""
-    d = tmp_path_factory.mktemp("tiny")
-    write_split(d / "train.h5", (5, 9, 12, 7, 10, 6, 8, 11, 4, 9, 10, 6))
-    write_split(d / "test.h5", (7, 9, 5, 8, 10, 6, 4), seed=1)
-    return d
 
 
 @pytest.fixture(scope="module")

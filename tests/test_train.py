@@ -62,15 +62,6 @@ def xsub(tmp_path_factory) -> Path:
     return root / "data"
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    """Random 3-class splits of 12 and 7 samples: for mechanics, not learning."""
-    d = tmp_path_factory.mktemp("tiny")
-    write_split(d / "train.h5", (5, 9, 12, 7, 10, 6, 8, 11, 4, 9, 10, 6))
-    write_split(d / "test.h5", (7, 9, 5, 8, 10, 6, 4), seed=1)  # odd: 2 ranks pad one sample
-    return d
-
-
 def tiny_config(tiny: Path, out: Path, **kw) -> TrainConfig:
     base = dict(data=str(tiny), out=str(out), clip_len=4, epochs=2, batch_size=4, lr=0.05, auto_scale_lr=False,
                 val_every=1, deterministic=True, tensorboard=False)  # fmt: skip
