@@ -31,7 +31,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,17 @@ from .distributed import Dist
 from .loop import EpochStats, train_one_epoch, validate
 from .record import environment
 from .rng import rng_state, set_rng_state
-from .rundir import MetricsLog, RunLog, check_resume, check_run_dir, epoch_line, prepare_run_dir, summary_line
+from .rundir import (
+    MetricsLog,
+    RunLog,
+    check_resume,
+    check_run_dir,
+    drop_replaced,
+    epoch_line,
+    hold_run_dir,
+    prepare_run_dir,
+    summary_line,
+)
 from .schedule import build_scheduler
 from .signals import StopSignals
 from .splits import build_data
@@ -77,10 +87,11 @@ def fit(config: TrainConfig, log: Callable[[str], None] = _stderr) -> dict[str, 
     ctx = distributed.init("cuda" if cuda else "cpu")
     deterministic = torch.are_deterministic_algorithms_enabled()
     run_log = RunLog(log if ctx.is_main else None)  # the terminal and RUN_DIR/train.log, rank 0 only
+    held = ExitStack()  # rank 0: RUN_DIR's lock and the run --overwrite replaces (rundir.hold_run_dir)
     try:
         device = torch.device("cuda", ctx.local_rank) if cuda else torch.device("cpu")
         with tf32(config.precision == "tf32"):
-            summary = _train(_setup(config, run_log, device, ctx))
+            summary = _train(_setup(config, run_log, device, ctx, held))
         run_log.record(summary_line(summary))  # the line `agcn train` prints last, on stdout
         return summary
     except AgcnError as e:  # the command line prints it as `error: ...`; the log keeps it too
@@ -88,6 +99,7 @@ def fit(config: TrainConfig, log: Callable[[str], None] = _stderr) -> dict[str, 
         raise
     finally:
         run_log.close()
+        held.close()  # after train.log is closed: a failed --overwrite puts the old run's back
         torch.use_deterministic_algorithms(deterministic)  # process-wide: leave it as found
         distributed.cleanup(ctx)
 
@@ -127,13 +139,20 @@ class Run:
 # ---- setting up --------------------------------------------------------------------------------
 
 
-def _setup(config: TrainConfig, log: RunLog, device: torch.device, ctx: Dist) -> Run:
-    """Seed, check the run folder, load the data, build the model, optimizer and schedule, resume."""
+def _setup(config: TrainConfig, log: RunLog, device: torch.device, ctx: Dist, held: ExitStack) -> Run:
+    """Seed, check the run folder, load the data, build the model, optimizer and schedule, resume.
+
+    `held` gets RUN_DIR's lock (rank 0), which `fit` releases when the run ends."""
     if config.batch_size % ctx.world_size:
         raise AgcnError(f"batch size {config.batch_size} does not split over {ctx.world_size} processes")
     amp_dtype, precision = _seed_and_precision(config, device, log)
     run_dir = Path(config.out)
-    distributed.on_main(ctx, lambda: check_run_dir(run_dir, config.resume, config.overwrite))  # before the load
+
+    def hold_and_check() -> None:  # the lock first: a run training in RUN_DIR is refused as in use
+        held.enter_context(hold_run_dir(run_dir))
+        check_run_dir(run_dir, config.resume, config.overwrite)
+
+    distributed.on_main(ctx, hold_and_check)  # before the load
     loader, val_loader, data, model_config = build_data(config, ctx, log)
     model, optimizer, scheduler = _build_model(config, model_config, device, len(loader))
     init_source = None  # --init-from: read before the run folder changes (it may lie in it, under --overwrite)
@@ -466,3 +485,4 @@ def _save_last(run: Run, epoch: int, partial: EpochStats | None, wall: float) ->
         resumes=run.resumes,
         accuracy_unit=ACCURACY_UNIT,
     )
+    drop_replaced(run.run_dir)  # the run a --overwrite moved aside: this one now has a checkpoint

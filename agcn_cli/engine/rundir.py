@@ -7,6 +7,11 @@ keys and units in data_specs/outputs.md), `train.log` (the lines the terminal sh
 progress bars; a resumed run appends to it), `last.pt` and `best.pt` (agcn checkpoints, see
 io/checkpoint.py) and, when tensorboard is installed, `tb/`. Only rank 0 writes here.
 
+Rank 0 holds RUN_DIR's lock (`.NAME.lock` beside it, io/atomic.locked) for the whole run, so a
+second `agcn train` into it is refused at once. `--overwrite` moves the old run into
+`RUN_DIR/.replaced-run/` and deletes it only when the new run writes its first `last.pt`; a new
+run that ends (or is killed) before that gets the old run back (`hold_run_dir`).
+
 Accuracies are fractions in [0, 1] in every file (data_specs/outputs.md); only the lines for
 people show percent.
 """
@@ -14,13 +19,14 @@ people show percent.
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import AgcnError
-from ..io.atomic import atomic_output
+from ..io.atomic import atomic_output, locked
 from ..io.checkpoint import DataInfo, read_checkpoint
 from ..models.agcn import ModelConfig
 from ..skeleton.layouts import resolve_layout
@@ -28,6 +34,7 @@ from .config import TrainConfig
 
 RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt")
 TRAIN_LOG = "train.log"  # not in RUN_FILES: a log alone (a run that failed at once) is no run to refuse
+REPLACED = ".replaced-run"  # inside RUN_DIR: the run --overwrite replaces, until the new one has a last.pt
 # accuracy keys of a metrics row; runs begun before 2026-12-01 wrote them in percent
 ACCURACY_KEYS = ("train_acc", "val_top1", "val_top5")
 
@@ -61,10 +68,77 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> dict[str, Any] 
     check_run_dir(out, resume, overwrite)
     if resume:
         return read_checkpoint(out / "last.pt")
-    for name in (*RUN_FILES, TRAIN_LOG):
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "tb", ignore_errors=True)
+    _move_aside(out)
     return None
+
+
+@contextmanager
+def hold_run_dir(out: Path) -> Iterator[None]:
+    """RUN_DIR for one run (rank 0, from before `check_run_dir` to the end): its lock, held
+    throughout, refused at once when another `agcn train` holds it; the run a --overwrite moved
+    aside is restored if this run (or one killed before it) wrote no last.pt, else deleted."""
+    try:
+        out.resolve().parent.mkdir(parents=True, exist_ok=True)  # the lock file lies beside RUN_DIR
+    except OSError as e:
+        raise AgcnError(f"{out}: cannot write the run folder ({e.strerror or e}); choose another --out") from None
+    with locked(out, wait=False, holder="agcn train", hint="wait for it to end, or choose another --out"):
+        _settle_replaced(out)  # a run killed before its first last.pt gave the old run back too
+        try:
+            yield
+        finally:
+            _settle_replaced(out)
+
+
+def drop_replaced(out: Path) -> None:
+    """Delete the run --overwrite moved aside: call once this run's last.pt is written."""
+    if (out / REPLACED).exists():
+        shutil.rmtree(out / REPLACED, ignore_errors=True)
+
+
+def _run_entries(out: Path) -> list[str]:
+    return [name for name in (*RUN_FILES, TRAIN_LOG, "tb") if (out / name).exists()]
+
+
+def _move_aside(out: Path) -> None:
+    """--overwrite: move the run in RUN_DIR into RUN_DIR/.replaced-run (renames, nothing copied)."""
+    entries = _run_entries(out)
+    if not entries:
+        return
+    backup = out / REPLACED
+    if backup.exists():  # one `_settle_replaced` could not put back
+        raise AgcnError(f"{backup}: holds an earlier run that could not be put back; move it out of {out}")
+    try:
+        backup.mkdir()
+        for name in entries:
+            os.replace(out / name, backup / name)
+    except OSError as e:
+        _put_back(out)  # what was moved so far
+        raise AgcnError(f"{out}: cannot move the old run aside ({e.strerror or e}); choose another --out") from None
+
+
+def _settle_replaced(out: Path) -> None:
+    """A run moved aside by --overwrite: deleted when the new run has a last.pt, else put back."""
+    backup = out / REPLACED
+    if not backup.is_dir():
+        return
+    if (out / "last.pt").is_file():
+        drop_replaced(out)
+        return
+    _put_back(out)
+
+
+def _put_back(out: Path) -> None:
+    """Move the files in RUN_DIR/.replaced-run back over the new run's. Only renames: a failure
+    halfway leaves each old file in one of the two places, and the next run goes on from there."""
+    backup = out / REPLACED
+    try:
+        for entry in backup.iterdir():
+            if (out / entry.name).is_dir():  # tb/: a rename does not replace a folder that holds files
+                shutil.rmtree(out / entry.name)
+            os.replace(entry, out / entry.name)
+        backup.rmdir()
+    except OSError:  # left as it is: the next run in RUN_DIR tries again
+        pass
 
 
 def check_resume(
@@ -220,7 +294,7 @@ class RunLog:
         self.file.flush()
 
     def open(self, run_dir: Path) -> None:
-        """Start writing RUN_DIR/train.log (after `prepare_run_dir`, which removes a replaced run's)."""
+        """Start writing RUN_DIR/train.log (after `prepare_run_dir`, which moves a replaced run's aside)."""
         if self.log is None or self.file is not None:
             return
         self.file = open(run_dir / TRAIN_LOG, "a", encoding="utf-8")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
 from ..engine.device import resolve_device
 from ..errors import AgcnError
@@ -33,6 +34,16 @@ Note = Callable[[str], None]
 
 
 # ---- agcn eval --------------------------------------------------------------------------------
+
+
+def non_finite_samples(frames: np.ndarray, offset: np.ndarray, num_frames: np.ndarray) -> np.ndarray:
+    """(N,) bool: the samples with a NaN or infinite value among their frames.
+
+    `frames` is a split's stream (C, F, V, M); sample i owns frames offset[i] + range(num_frames[i]).
+    """
+    bad = ~np.isfinite(frames).all(axis=(0, 2, 3))  # (F,)
+    count = np.concatenate([[0], np.cumsum(bad)])  # bad frames before each frame index
+    return count[offset + num_frames] > count[offset]
 
 
 def check_test_file(path: Path, attrs: dict[str, Any], config: ModelConfig, data: DataInfo) -> list[str]:
@@ -127,9 +138,21 @@ def evaluate(config: EvalConfig, progress: Callable[[int], None] | None = None, 
         note("--bf16 applies on CUDA only; running in float32")
     dataset = scoring_dataset(test_file, data, config.clips, config.clip_len)
     clip_len = dataset.window or dataset.clip_len  # frames per view
+    bad = non_finite_samples(dataset.frames, dataset.offset, dataset.num_frames)
+    if bad.any():
+        raise AgcnError(
+            f"{test_file}: sample {dataset.names[int(np.argmax(bad))]!r} holds NaN or infinite values in its "
+            f"{dataset.source} frames ({int(bad.sum())} such samples); rebuild the file with agcn preprocess"
+        )
     prob, logit = score_dataset(
         model, dataset, batch_size=config.batch_size, device=device, bf16=bf16, progress=progress
     )
+    bad = ~(np.isfinite(prob).all(axis=1) & np.isfinite(logit).all(axis=1))
+    if bad.any():
+        raise AgcnError(
+            f"{test_file}: the model's scores for sample {dataset.names[int(np.argmax(bad))]!r} are NaN or infinite "
+            f"({int(bad.sum())} such samples); the checkpoint {config.checkpoint} may hold non-finite weights"
+        )
     label_names = data.label_names or split_label_names(attrs, test_file)
     names = class_names(model.config.num_classes, str(attrs.get("benchmark", "")) or data.benchmark, label_names)
     scores = Scores(

@@ -146,9 +146,20 @@ def fuse_scores(aligned: list[Scores], weights: list[float], kind: str = "prob",
     return Scores(list(aligned[0].names), aligned[0].labels, prob, logit, attrs)
 
 
+MAX_GRID = 100_000  # weight combinations --search may try (each fuses and scores every sample)
+
+
 def weight_grid(count: int, values: tuple[float, ...] = DEFAULT_GRID) -> list[tuple[float, ...]]:
     """Every combination of `values` for `count` streams, without all-zero ones and without
-    multiples of an earlier one (2,2 ranks samples as 1,1 does)."""
+    multiples of an earlier one (2,2 ranks samples as 1,1 does). Refuses grids of more than
+    MAX_GRID combinations before building them (5 values over 8 files are 390,625)."""
+    size = len(set(values)) ** count
+    if size > MAX_GRID:
+        raise AgcnError(
+            f"--search over {count} score files with {len(set(values))} grid values tries {size:,} weight "
+            f"combinations, more than {MAX_GRID:,}; give --grid with fewer values (e.g. --grid 0,1,2) or fuse fewer "
+            "files at a time"
+        )
     grid: dict[tuple[float, ...], tuple[float, ...]] = {}  # normalised -> the combination kept
     for combo in itertools.product(sorted(set(values)), repeat=count):
         total = sum(combo)

@@ -19,14 +19,18 @@ Foreign checkpoints (lshiwjx/2s-AGCN, MMAction2, pyskl) hold only weights; `load
 (models/loading.py) accepts them when the missing facts (classes, layout, modality...) are given.
 """
 
+import types
+import typing
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import AgcnError
+from ..skeleton.layouts import resolve_layout
+from ..skeleton.streams import STREAMS
 from .atomic import atomic_output
 
 CHECKPOINT_FORMAT = "agcn-checkpoint"
@@ -44,6 +48,21 @@ class DataInfo:
     layout_spec: str = ""  # canonical JSON of the layout (Layout.spec()); "" in old files: built-in by name
     label_names: tuple[str, ...] = ()  # class names from the split's --label-map; () when none was given
     test_window: int = 0  # 0: test on uniform clips of clip_len; N: one view of the whole window padded to N frames
+
+    def check(self) -> None:
+        """The values' ranges (types are checked by `typed_fields`); errors start with the field."""
+        if self.modality not in STREAMS:
+            raise AgcnError(f"modality: unknown stream {self.modality!r}; expected one of: {', '.join(STREAMS)}")
+        if self.clip_len < 1:
+            raise AgcnError(f"clip_len: must be at least 1, got {self.clip_len}")
+        if self.test_window < 0:
+            raise AgcnError(f"test_window: must be 0 or more, got {self.test_window}")
+        if not self.channels or not all(self.channels.split(",")):
+            raise AgcnError(f"channels: expected comma-separated channel names, got {self.channels!r}")
+        try:
+            resolve_layout(self.layout, self.layout_spec)
+        except AgcnError as e:
+            raise AgcnError(f"layout: {e}") from None
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, data: DataInfo, epoch: int, **state: Any) -> None:
@@ -102,3 +121,86 @@ def _program_kind(path: Path) -> str:
 
 def is_agcn_checkpoint(ckpt: Any) -> bool:
     return isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT
+
+
+def check_checkpoint(ckpt: dict[str, Any], path: Path | str) -> None:
+    """The entries of an agcn checkpoint that readers use, by type: `model` a state dict of
+    tensors, `model_config` and `data` dicts, `epoch` an integer >= 0. Raises `FILE: key: problem`."""
+    for key in ("model", "model_config", "data"):
+        if key not in ckpt:
+            raise AgcnError(f"{path}: {key}: missing from the checkpoint (not written by agcn train?)")
+        if not isinstance(ckpt[key], dict):
+            raise AgcnError(f"{path}: {key}: expected a dict, got {type(ckpt[key]).__name__}")
+    bad = [k for k, v in ckpt["model"].items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))]
+    if bad:
+        k = bad[0]
+        raise AgcnError(f"{path}: model: not a state dict of tensors ({k!r} holds {type(ckpt['model'][k]).__name__})")
+    epoch = ckpt.get("epoch", 0)
+    if not (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0):
+        raise AgcnError(f"{path}: epoch: expected an integer >= 0, got {type(epoch).__name__} {epoch!r}")
+
+
+def typed_fields(cls: type, values: Any, source: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`values` (a dict read from a file) checked against the dataclass `cls`'s field types: no
+    unknown field, the `required` ones (and those without a default) present, each of its annotated
+    type (int, float, str, None, tuple[str, ...]; ints are not bools, floats accept ints). Returns
+    the values ready for `cls(**...)` (lists of text as tuples). Errors read `SOURCE: field: problem`."""
+    if not isinstance(values, dict):
+        raise AgcnError(f"{source}: expected a dict, got {type(values).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(str(k) for k in values if k not in known)
+    if unknown:
+        raise AgcnError(f"{source}: unknown fields: {', '.join(unknown)}")
+    needed = [n for n, f in known.items() if n in required or (f.default is MISSING and f.default_factory is MISSING)]
+    missing = [n for n in needed if n not in values]
+    if missing:
+        raise AgcnError(f"{source}: {missing[0]}: missing")
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for name, value in values.items():
+        ok, value = _typed(hints[name], value)
+        if not ok:
+            raise AgcnError(
+                f"{source}: {name}: expected {_type_name(hints[name])}, got {type(value).__name__} {value!r:.60}"
+            )
+        out[name] = value
+    return out
+
+
+def _typed(hint: Any, value: Any) -> tuple[bool, Any]:
+    """Whether `value` is of type `hint`, and the value as that type."""
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        for option in args:
+            ok, v = _typed(option, value)
+            if ok:
+                return True, v
+        return False, value
+    if hint is type(None):
+        return value is None, value
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool), float(value) if isinstance(
+            value, int | float
+        ) else value
+    if hint is str:
+        return isinstance(value, str), value
+    if typing.get_origin(hint) is tuple and args[1:] == (Ellipsis,):
+        if isinstance(value, list | tuple) and all(_typed(args[0], v)[0] for v in value):
+            return True, tuple(value)
+        return False, value
+    return False, value
+
+
+def _type_name(hint: Any) -> str:
+    if hint is type(None):
+        return "None"
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {_type_name(typing.get_args(hint)[0])}"
+    args = typing.get_args(hint)
+    if args:
+        return " or ".join(_type_name(a) for a in args)
+    return {int: "an integer", float: "a number", str: "text", bool: "true or false"}.get(hint, str(hint))

@@ -107,6 +107,13 @@ def read_scores(path: Path) -> Scores:
             f"{path}: score file datasets disagree: {n} names, label {labels.shape}, prob {prob.shape}, "
             f"logit {logit.shape}. {hint}"
         )
+    for kind, values in (("prob", prob), ("logit", logit)):
+        bad = ~np.isfinite(values).all(axis=1)
+        if bad.any():
+            raise AgcnError(
+                f"{path}: {kind} scores of sample {names[int(np.argmax(bad))]!r} are NaN or infinite "
+                f"({int(bad.sum())} such samples); score the test file again with agcn eval"
+            )
     if "sources" in attrs and isinstance(attrs["sources"], str):
         attrs["sources"] = json.loads(attrs["sources"] or "[]")
     if "weights" in attrs:

@@ -25,7 +25,9 @@ SCHEMA_VERSION = 1
 CHUNK_FRAMES = 256  # frames per chunk: a typical sample spans one or two chunks
 META_INT_FIELDS = ("label", "setup", "camera", "subject", "replication", "num_persons")
 REQUIRED_DATASETS = ("joint", "offset", "num_frames", "name", *META_INT_FIELDS)
-REQUIRED_ATTRS = ("format", "schema_version", "layout", "recipe", "normalized", "num_classes", "split")
+REQUIRED_ATTRS = (
+    "format", "schema_version", "layout", "recipe", "normalized", "num_classes", "split", "num_samples",
+)  # fmt: skip
 STREAM_DATASETS = ("joint", "bone", "joint-motion", "bone-motion")
 # 2s-agcn NTU files: how each sample continues past its real frames in the reference's padded
 # window (skeleton.normalize.WindowPad; data_specs/hdf5.md)
@@ -185,49 +187,172 @@ def create_stream(f: h5py.File, name: str, shape: tuple[int, int, int], data: np
 
 
 def check_split_file(path: Path) -> dict:
-    """Validate the schema of a split file; return its attributes. Raises AgcnError."""
+    """Validate a split file against its schema; return its attributes. Raises AgcnError.
+
+    Every attribute and dataset agcn reads is checked here by type and range (`ATTR_RULES`,
+    `_check_datasets`), so readers may index with its offsets and labels unguarded. A failure is
+    one line `FILE: field: problem`.
+    """
     path = Path(path)
     if not path.exists():
         raise AgcnError(f"{path}: no such file. Run: agcn preprocess RAW_DIR OUT_DIR")
     try:
         with h5py.File(path, "r") as f:
-            attrs = dict(f.attrs)
-            if attrs.get("format") != SPLIT_FORMAT:
+            attrs = {k: _plain(v) for k, v in f.attrs.items()}
+            if not (isinstance(attrs.get("format"), str) and attrs["format"] == SPLIT_FORMAT):
                 raise AgcnError(
                     f"{path}: not an agcn skeleton file ("
                     + (f"format attribute {attrs['format']!r}" if "format" in attrs else "no 'format' attribute")
                     + "); make one with agcn preprocess"
                 )
-            if int(attrs.get("schema_version", -1)) != SCHEMA_VERSION:
+            version = attrs.get("schema_version")
+            if not _is_int(version) or version != SCHEMA_VERSION:
                 raise AgcnError(
-                    f"{path}: schema version {attrs.get('schema_version')} is not supported (expected "
-                    f"{SCHEMA_VERSION}). Run agcn preprocess again"
+                    f"{path}: schema_version: {version!r} is not supported (expected {SCHEMA_VERSION}). "
+                    "Run agcn preprocess again"
                 )
             missing = [a for a in REQUIRED_ATTRS if a not in attrs] + [d for d in REQUIRED_DATASETS if d not in f]
             if missing:
-                raise AgcnError(f"{path}: incomplete file, missing {', '.join(missing)}")
+                raise AgcnError(
+                    f"{path}: {', '.join(missing)}: missing (an incomplete file). Run agcn preprocess again"
+                )
+            for key, (required, ok, expected) in ATTR_RULES.items():
+                if (required or key in attrs) and not ok(attrs[key]):
+                    raise AgcnError(f"{path}: {key}: expected {expected}, got {_shown(attrs[key])}")
             if not attrs["normalized"]:  # every agcn writer pre-normalises (data_specs/hdf5.md)
                 raise AgcnError(
                     f"{path}: joints are not pre-normalised (normalized=False); agcn reads only the pre-normalised "
                     "files its writers produce. Re-create it with agcn preprocess"
                 )
-            n = len(f["offset"])
-            wrong = [d for d in REQUIRED_DATASETS if d != "joint" and len(f[d]) != n]
-            if wrong:
-                raise AgcnError(f"{path}: {', '.join(wrong)} do not have one entry per sample ({n})")
-            total = int(f["num_frames"][:].sum()) if n else 0
-            for stream in STREAM_DATASETS:
-                if stream in f and f[stream].shape[0] != total:
-                    raise AgcnError(f"{path}: stream {stream!r} has {f[stream].shape[0]} frames, expected {total}")
+            layout = split_layout(attrs, path)
+            attrs.setdefault("channels", ",".join(layout.channels))  # every writer stores it; readers use it
+            split_label_names(attrs, path)
+            _check_datasets(f, path, attrs, layout)
     except OSError as e:
         raise AgcnError(f"{path}: not a readable HDF5 file ({e})") from None
-    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in attrs.items()}
+    return attrs
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+
+def _plain(v):
+    """An attribute as a Python value: numpy scalars unwrapped, bytes decoded."""
+    v = v.item() if isinstance(v, np.generic) else v
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+
+
+def _shown(v) -> str:
+    text = repr(v)
+    return f"{type(v).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
+
+
+def _text(v) -> bool:
+    return isinstance(v, str)
+
+
+def _name(v) -> bool:
+    return isinstance(v, str) and v.strip() != ""
+
+
+# attribute -> (required, check, what it must be); `format` and `schema_version` are checked first
+ATTR_RULES = {
+    "layout": (True, _name, "a layout name"),
+    "layout_spec": (False, _text, "the layout's JSON text"),
+    "recipe": (True, _name, "a recipe name"),
+    "normalized": (True, lambda v: isinstance(v, bool) or (_is_int(v) and v in (0, 1)), "true or false"),
+    "num_classes": (True, lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "num_samples": (True, lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "split": (True, _text, "text"),
+    "benchmark": (False, _text, "text"),
+    "channels": (False, _text, "text"),
+    "label_names": (False, _text, "a JSON list of class names"),
+}
+
+
+def _check_datasets(f: h5py.File, path: Path, attrs: dict, layout: Layout) -> None:
+    """The datasets against the schema, the attributes and the layout: types, shapes, ranges."""
+
+    def fail(field: str, problem: str) -> None:
+        raise AgcnError(f"{path}: {field}: {problem}")
+
+    n = int(attrs["num_samples"])
+    for key in REQUIRED_DATASETS:
+        d = f[key]
+        if not isinstance(d, h5py.Dataset):
+            fail(key, "is a group, not a dataset")
+        if key == "joint":
+            continue
+        if d.ndim != 1 or len(d) != n:
+            fail(key, f"shape {d.shape}, expected ({n},): one entry per sample (num_samples {n})")
+        if key == "name":
+            if h5py.check_string_dtype(d.dtype) is None:
+                fail(key, f"holds {d.dtype}, expected strings")
+        elif d.dtype.kind not in "iu":
+            fail(key, f"holds {d.dtype}, expected integers")
+    names = f["name"].asstr()[:]
+    empty = [i for i, s in enumerate(names) if not s.strip()]
+    if empty:
+        fail("name", f"sample {empty[0]} has an empty name")
+    if len(set(names)) != len(names):  # scores, --sample and fusion key samples by name
+        seen: set[str] = set()
+        twice = next(s for s in names if s in seen or seen.add(s))
+        fail("name", f"sample {twice} appears more than once")
+    joint = f["joint"]
+    v, c = layout.num_joints, len(layout.channels)
+    if joint.ndim != 4 or joint.dtype.kind != "f":
+        fail("joint", f"{joint.dtype} {joint.shape}, expected float frames (F, M, V, C)")
+    frames, persons, joints, channels = joint.shape
+    if persons < 1:
+        fail("joint", "0 persons per frame")
+    if joints != v:
+        fail("joint", f"{joints} joints per frame, layout {layout.name!r} has {v}")
+    if channels != c:
+        fail("joint", f"{channels} channels per joint, layout {layout.name!r} has {c} ({','.join(layout.channels)})")
+    for stream in STREAM_DATASETS[1:]:
+        if stream in f and (not isinstance(f[stream], h5py.Dataset) or f[stream].shape != joint.shape):
+            fail(stream, f"shape {getattr(f[stream], 'shape', None)}, expected that of joint {joint.shape}")
+    k = int(attrs["num_classes"])
+    # (dataset, lowest, highest) per sample, compared in the stored dtype (no wrap-around of uint64)
+    for key, low, high in (
+        ("num_frames", 1, frames),
+        ("offset", 0, max(frames - 1, 0)),
+        ("label", 0, k - 1),
+        ("num_persons", 0, np.iinfo(np.int32).max),
+    ):
+        values = f[key][:]
+        bad = np.flatnonzero((values < low) | (values > high))
+        if len(bad):
+            i = bad[0]
+            why = (
+                f" (num_classes {k})" if key == "label" else f" (joint holds {frames} frames)" if high == frames else ""
+            )
+            fail(key, f"sample {names[i]} has {key} {values[i]}, expected {low}..{high}{why}")
+    offset, lengths = f["offset"][:].astype(np.int64), f["num_frames"][:].astype(np.int64)
+    bad = np.flatnonzero(offset != np.cumsum(lengths) - lengths)
+    if len(bad):
+        i = bad[0]
+        fail(
+            "offset",
+            f"sample {names[i]} starts at frame {offset[i]}, expected {np.sum(lengths[:i])} "
+            "(samples are stored back to back). Run agcn preprocess again",
+        )
+    total = int(lengths.sum())
+    if frames != total:
+        fail("joint", f"{frames} frames, but num_frames adds up to {total} (offsets past the end)")
 
 
 def split_layout(attrs: dict, path: Path | str) -> Layout:
     """The skeleton layout of a split file: its stored `layout_spec`, else (files written before
     layouts were stored) the built-in layout named by `layout`."""
-    return resolve_layout(str(attrs["layout"]), str(attrs.get("layout_spec", "") or ""), source=str(path))
+    try:
+        return resolve_layout(
+            str(attrs["layout"]), str(attrs.get("layout_spec", "") or ""), source=f"{path}: layout_spec"
+        )
+    except AgcnError as e:  # a built-in name's error does not name the file
+        message = str(e)
+        raise AgcnError(message if message.startswith(str(path)) else f"{path}: layout: {message}") from None
 
 
 def split_label_names(attrs: dict, path: Path | str) -> tuple[str, ...]:
@@ -240,12 +365,14 @@ def split_label_names(attrs: dict, path: Path | str) -> tuple[str, ...]:
     except (TypeError, json.JSONDecodeError):
         names = None
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-        raise AgcnError(f"{path}: attribute label_names is not a JSON list of class names")
+        raise AgcnError(f"{path}: label_names: not a JSON list of class names")
     return tuple(names)
 
 
 def read_sample(f: h5py.File, index: int, stream: str = "joint") -> np.ndarray:
-    """One sample as (C, T, V, M) float32 from an open split file."""
+    """One sample as (C, T, V, M) float32 from an open split file (checked by `check_split_file`)."""
+    if not 0 <= index < len(f["offset"]):
+        raise AgcnError(f"{f.filename}: no sample {index} (the file has {len(f['offset'])})")
     start = int(f["offset"][index])
     length = int(f["num_frames"][index])
     frames = f[stream][start : start + length]  # (T, M, V, C)
@@ -276,7 +403,12 @@ def read_sample_pad(f: h5py.File, index: int) -> WindowPad | None:
 
 
 def read_meta(path: Path) -> dict[str, np.ndarray]:
-    """All per-sample metadata of a split file as arrays (names as str)."""
+    """All per-sample metadata of a split file as arrays (names as str), the file checked first."""
+    check_split_file(path)
+    return _read_meta(path)
+
+
+def _read_meta(path: Path) -> dict[str, np.ndarray]:
     with h5py.File(path, "r") as f:
         meta = {key: f[key][:] for key in ("offset", "num_frames", *META_INT_FIELDS)}
         meta["name"] = np.asarray(f["name"].asstr()[:], dtype=object)
@@ -286,7 +418,7 @@ def read_meta(path: Path) -> dict[str, np.ndarray]:
 def summarize(path: Path) -> dict:
     """A JSON-friendly summary of a split file: attributes, sizes, classes, streams."""
     attrs = check_split_file(path)
-    meta = read_meta(path)
+    meta = _read_meta(path)
     with h5py.File(path, "r") as f:
         streams = [s for s in STREAM_DATASETS if s in f]
     frames = meta["num_frames"]

@@ -23,7 +23,9 @@ def materialize_streams(
     shape, chunking and compression as `joint`. The file is rebuilt under a temporary sibling
     name (its other datasets copied chunk by chunk) and renamed over the original at the end,
     so an interrupted run leaves the original untouched. A stream already in the file is left
-    alone and reported as already present, unless `force` rewrites it.
+    alone and reported as already present, unless `force` rewrites it. The whole read and
+    rewrite holds the file's lock (`atomic.locked`): a second `agcn streams` on the same file
+    waits, then reads the file the first one wrote, so neither loses the other's stream.
 
     `progress(n)` is called as n more samples are done. Returns `{"path", "written",
     "already_present", "samples", "frames", "seconds"}`.
@@ -35,6 +37,15 @@ def materialize_streams(
     if unknown or not wanted:
         found = repr(unknown[0]) if unknown else "no stream"
         raise AgcnError(f"cannot materialise {found}; choose from: {', '.join(DERIVED_STREAMS)}")
+    splitfile.check_split_file(path)  # a bad file is refused before waiting for its lock
+    with atomic.locked(path, wait=True):
+        report = _materialize(path, wanted, force, progress)
+    report["seconds"] = round(time.perf_counter() - t0, 3)
+    return report
+
+
+def _materialize(path: Path, wanted: list[str], force: bool, progress: Callable[[int], None] | None) -> dict[str, Any]:
+    """`materialize_streams` under the lock: read the file as it is now, rebuild it with `wanted`."""
     attrs = splitfile.check_split_file(path)
     layout = splitfile.split_layout(attrs, path)
     with h5py.File(path, "r") as f:
@@ -64,5 +75,4 @@ def materialize_streams(
                     out[r0:r1] = compute_stream_frames(block, s, layout, lengths[a:b])
                 if progress:
                     progress(b - a)
-    report["seconds"] = round(time.perf_counter() - t0, 3)
     return report

@@ -2,12 +2,19 @@
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import AgcnError
-from ..io.checkpoint import CHECKPOINT_VERSION, DataInfo, is_agcn_checkpoint, read_checkpoint
+from ..io.checkpoint import (
+    CHECKPOINT_VERSION,
+    DataInfo,
+    check_checkpoint,
+    is_agcn_checkpoint,
+    read_checkpoint,
+    typed_fields,
+)  # fmt: skip
 from ..io.splitfile import split_label_names, split_layout
 from ..skeleton.layouts import get_layout, load_layout
 from ..skeleton.persons import NUM_PERSONS
@@ -15,13 +22,26 @@ from ..skeleton.streams import STREAMS
 from .agcn import AGCN, ModelConfig, build_model
 from .foreign import checkpoint_variant, detect_format, key_plan, load_foreign_state_dict, unwrap_state_dict
 
+# the facts a checkpoint must state; later fields fall back to their defaults (older files lack them)
+REQUIRED_FIELDS = {
+    "model_config": ("layout", "num_classes", "in_channels", "num_persons"),
+    "data": ("modality", "layout"),
+}
 
-def _dataclass_from(cls, values: dict, path: Path, what: str):
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise AgcnError(f"{path}: checkpoint {what} has unknown fields: {', '.join(unknown)}")
-    return cls(**values)
+
+def _dataclass_from(cls, values: Any, path: Path, what: str):
+    """`cls` from a checkpoint's dict `what`, checked by type (`typed_fields`) and range (`check()`)."""
+    value = cls(**typed_fields(cls, values, f"{path}: {what}", REQUIRED_FIELDS[what]))
+    try:
+        if isinstance(value, ModelConfig):  # DataInfo.check names the layout itself
+            try:
+                value.skeleton()
+            except AgcnError as e:
+                raise AgcnError(f"layout: {e}") from None
+        value.check()
+    except AgcnError as e:
+        raise AgcnError(f"{path}: {what}: {e}") from None
+    return value
 
 
 def load_model(
@@ -48,9 +68,8 @@ def load_model(
 def _agcn_model(path: Path, ckpt: dict[str, Any]) -> tuple[AGCN, DataInfo]:
     """The model an agcn checkpoint describes, with its weights, and its data facts."""
     if ckpt.get("version") != CHECKPOINT_VERSION:
-        raise AgcnError(
-            f"{path}: checkpoint version {ckpt.get('version')} is not supported (expected {CHECKPOINT_VERSION})"
-        )
+        raise AgcnError(f"{path}: version: {ckpt.get('version')!r} is not supported (expected {CHECKPOINT_VERSION})")
+    check_checkpoint(ckpt, path)
     config = _dataclass_from(ModelConfig, ckpt["model_config"], path, "model_config")
     data = _dataclass_from(DataInfo, ckpt["data"], path, "data")
     model = build_model(config)

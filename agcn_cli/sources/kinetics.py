@@ -207,9 +207,14 @@ def import_kinetics(config: ImportConfig, progress: Callable[[int], None] | None
     excluded = 0
     for split, (folder, label_path) in splits.items():
         labels = read_labels(label_path)
+        seen: dict[str, Path] = {}  # video id -> the file that gave it first
         for path in list_files(folder, ".json", " (Kinetics-Skeleton video files)"):
             name = path.name.split(".")[0]  # the video id, as the reference takes it
             entry = labels.get(name)
+            if name in seen:  # e.g. abc.json and abc.v2.json: two samples under one name
+                skipped.append((path.name, f"{path}: video id {name} repeats {seen[name].name}; keep one of the two"))
+                continue
+            seen[name] = path
             if entry is None:
                 skipped.append((path.name, f"{path}: video {name} is not in {label_path.name}"))
             elif not entry["has_skeleton"]:

@@ -15,7 +15,13 @@ from ..errors import AgcnError
 from ..specs import spec_path
 
 NUM_JOINTS = 25
-NAME_RE = re.compile(r"^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})$")
+# ASCII digits only and the whole name (fullmatch): a `\d` would take Unicode digits and a `$`
+# a trailing newline, either giving a second name for the same sample.
+NAME_RE = re.compile(r"S([0-9]{3})C([0-9]{3})P([0-9]{3})R([0-9]{3})A([0-9]{3})", re.ASCII)
+# The values NTU RGB+D 60/120 use: setups 1-32, cameras 1-3, performers 1-106, 2 replications,
+# actions 1-120; setups and performers are open upwards (a new recording), the others are not.
+NAME_RANGES = {"setup": (1, 999), "camera": (1, 3), "performer": (1, 999), "replication": (1, 2), "action": (1, 120)}
+INT64_MAX = np.iinfo(np.int64).max
 
 # Cross-subject training performers (NTU60 list, then the NTU120 additions).
 NTU60_XSUB_TRAIN = (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38)
@@ -50,11 +56,17 @@ class SampleInfo:
 def parse_name(name: str) -> SampleInfo:
     """Fields of a sample name (with or without the `.skeleton` suffix)."""
     stem = name.removesuffix(".skeleton")
-    m = NAME_RE.match(stem)
+    m = NAME_RE.fullmatch(stem)
+    shown = name if name.isprintable() else repr(name)  # a newline in a name must not split the error line
     if m is None:
-        raise SkeletonError(f"{name}: file name does not follow the NTU convention SsssCcccPpppRrrrAaaa.skeleton")
-    s, c, p, r, a = (int(g) for g in m.groups())
-    return SampleInfo(stem, s, c, p, r, a)
+        raise SkeletonError(
+            f"{shown}: file name does not follow the NTU convention SsssCcccPpppRrrrAaaa.skeleton (ASCII digits)"
+        )
+    values = tuple(int(g) for g in m.groups())
+    for (field, (lo, hi)), value in zip(NAME_RANGES.items(), values, strict=True):
+        if not lo <= value <= hi:
+            raise SkeletonError(f"{shown}: {field} {value} is outside {lo}..{hi} (NTU file name SsssCcccPpppRrrrAaaa)")
+    return SampleInfo(stem, *values)
 
 
 @dataclass
@@ -121,9 +133,12 @@ def parse_skeleton(path: Path) -> SkeletonFile:
             if len(info) != 10:
                 raise SkeletonError(f"{path}: line {i + 1}: body info has {len(info)} values, expected 10")
             try:
-                body_id.append(int(info[0]))
+                bid = int(info[0])
             except ValueError:
                 raise SkeletonError(f"{path}: line {i + 1}: body id {info[0][:30]!r} is not an integer") from None
+            if not -INT64_MAX - 1 <= bid <= INT64_MAX:  # Kinect tracking ids fit in 64 bits
+                raise SkeletonError(f"{path}: line {i + 1}: body id {info[0][:30]} does not fit in 64 bits")
+            body_id.append(bid)
             nj = _int_line(lines, i + 1, path, "the joint count")
             if nj != NUM_JOINTS:
                 raise SkeletonError(f"{path}: line {i + 2}: {nj} joints, expected {NUM_JOINTS}")

@@ -129,12 +129,21 @@ def list_files(folder: Path, suffix: str, hint: str = "") -> list[Path]:
         raise AgcnError(f"{folder}: not a directory")
     try:
         with os.scandir(folder) as it:
-            paths = [Path(e.path) for e in it if e.name.endswith(suffix) and e.is_file()]
+            paths = [Path(e.path) for e in it if e.name.endswith(suffix) and _maybe_file(e)]
     except OSError as e:
         raise AgcnError(f"{folder}: cannot list directory ({e.strerror})") from None
     if not paths:
         raise AgcnError(f"{folder}: no {suffix} files found{hint}")
     return sorted(paths, key=lambda p: p.name)
+
+
+def _maybe_file(entry: os.DirEntry) -> bool:
+    """A file, or an entry that cannot be checked (a symlink loop): listed, so that reading it
+    fails for that file alone, skipped and named (or failing the run with `strict`)."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return True
 
 
 def output_paths(out_dir: Path, splits: Iterable[str], overwrite: bool) -> dict[str, Path]:
@@ -257,6 +266,7 @@ def write_splits(
     outputs = output_paths(config.out_dir, splits, config.overwrite)
     summaries = {split: SplitSummary(path) for split, path in outputs.items()}
     writers: dict[str, SplitWriter] = {}
+    failed: Counter = Counter()  # samples of each split that could not be converted
     try:
         for split, path in outputs.items():
             file_attrs = {**attrs, "split": split, **(split_attrs or {}).get(split, {})}
@@ -268,15 +278,28 @@ def write_splits(
                 if config.strict:
                     raise SampleError(item)
                 skipped.append((job.item, item))
+                failed[job.split] += 1
                 continue
             writers[job.split].append(item.sample, item.meta, item.persons, item.extras, item.frame_extras)
             summaries[job.split].add(item)
+        _refuse_empty(summaries, skipped, failed)  # before any file is renamed into place: the old ones stay
         for writer in writers.values():
             writer.close()
     finally:
         for writer in writers.values():
             writer.discard()
     return ConvertReport(summaries, skipped, excluded, outside, time.perf_counter() - started)
+
+
+def _refuse_empty(summaries: dict[str, SplitSummary], skipped: list[tuple[str, str]], failed: Counter) -> None:
+    """AgcnError naming the first split that would be written without a sample, when every split
+    would be, or when all samples of that split were bad. A split that no input belongs to (a
+    subset of a dataset) is still written empty when the others are not."""
+    nothing = all(s.samples == 0 for s in summaries.values())
+    for split, summary in summaries.items():
+        if summary.samples == 0 and (nothing or failed[split]):
+            why = f"{len(skipped)} skipped, the first: {skipped[0][1]}" if skipped else "no input sample belongs to it"
+            raise AgcnError(f"{summary.path}: no sample for the {split} split ({why}); nothing written")
 
 
 _TASK: tuple | None = None  # (convert, jobs), inherited by forked workers instead of pickled

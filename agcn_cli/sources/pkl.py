@@ -55,6 +55,9 @@ from .safe_pickle import load_pickle
 PKL_SOURCE = "mmaction2-pkl"
 PKL_RECIPE = "mmaction2"
 PKL_DEFAULT_BENCHMARK = "ntu60-xsub"
+# Limits on one annotation, checked before any copy: a sample this long or crowded is no action clip
+PKL_MAX_FRAMES = 100_000  # ~55 minutes at 30 fps
+PKL_MAX_PERSONS = 1_000  # pyskl's 2D Kinetics annotations list every detected person
 # (channels in the file, has keypoint_score, joints) -> layout
 PKL_LAYOUTS = {
     (3, False, 25): "ntu25",
@@ -210,6 +213,11 @@ def convert_annotation(job: AnnotationJob, layout: Layout | str, sig: tuple, num
         raise SampleError(
             f"keypoint (M, T, V, C) = {kp.shape}{' with' if 'keypoint_score' in ann else ' without'} keypoint_score "
             f"does not fit layout {spec.name} ({spec.num_joints} joints) of the other samples"
+        )
+    if kp.shape[1] > PKL_MAX_FRAMES or kp.shape[0] > PKL_MAX_PERSONS:
+        raise SampleError(
+            f"keypoint (M, T, V, C) = {kp.shape}: more than {PKL_MAX_PERSONS} persons or {PKL_MAX_FRAMES} frames "
+            "(NTU and Kinetics samples hold at most 300 frames)"
         )
     kp = _float_array(kp, "keypoint")
     m, t = kp.shape[:2]

@@ -140,9 +140,25 @@ def select_bodies_mmaction2(sk: SkeletonFile) -> np.ndarray:
 
 def sample_mmaction2(sk: SkeletonFile, layout_normalize: dict) -> np.ndarray:
     # The annotation file holds float16; PreNormalize3D centres in that dtype, then rotates in
-    # float64, and the pipeline casts to float32 after it.
+    # float64, and the pipeline casts to float32 after it. Overflow shows as inf/NaN, which
+    # `make_padded_sample` refuses; the warnings numpy would print for it say nothing more.
     keypoint = select_bodies_mmaction2(sk).astype(np.float16)
-    return pre_normalize_3d(keypoint, **layout_normalize, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return pre_normalize_3d(keypoint, **layout_normalize, dtype=np.float32)
+
+
+# The largest coordinate each recipe can store: mmaction2 rounds to float16 as the reference's
+# annotation file does, 2s-agcn keeps float32.
+MAX_COORDINATE = {"mmaction2": float(np.finfo(np.float16).max), "2s-agcn": float(np.finfo(np.float32).max)}
+
+
+def _check_range(sk: SkeletonFile, recipe: str) -> None:
+    """SkeletonError when a joint coordinate does not fit the recipe's stored dtype."""
+    limit = MAX_COORDINATE[recipe]
+    if len(sk.xyz) and float(np.abs(sk.xyz).max()) > limit:
+        found = float(np.abs(sk.xyz).max())
+        dtype = "float16" if recipe == "mmaction2" else "float32"
+        raise SkeletonError(f"coordinate out of {dtype} range: |{found:.6g}| > {limit:.6g} (the {recipe} recipe)")
 
 
 def make_sample(sk: SkeletonFile, recipe: str, layout_normalize: dict) -> tuple[np.ndarray, int]:
@@ -156,6 +172,7 @@ def make_padded_sample(
 ) -> tuple[np.ndarray, int, WindowPad | None]:
     """`make_sample`, and for the 2s-agcn recipe the facts of its padded 300-frame window
     (`WindowPad`; None for mmaction2, whose samples are not padded by the reference)."""
+    _check_range(sk, recipe)
     if recipe == "2s-agcn":
         if not (sk.bodies_per_frame > 0).any():
             raise SkeletonError("no body in any frame")
@@ -164,6 +181,8 @@ def make_padded_sample(
     else:
         sample, pad = sample_mmaction2(sk, layout_normalize), None
         persons = sample.shape[0]
+    if not np.isfinite(sample).all():  # e.g. centring two far-apart float16 values overflows
+        raise SkeletonError(f"coordinates out of range: the {recipe} recipe's normalisation gives inf/NaN")
     sample = np.ascontiguousarray(fit_persons(sample))
     if pad is not None:
         pad = WindowPad(fit_persons(pad.periods), pad.centre)

@@ -43,6 +43,22 @@ def _check_dtype(dtype: object) -> np.dtype:
     return dtype
 
 
+def _is_empty_shape(shape: object) -> bool:
+    dims = shape if isinstance(shape, tuple) else (shape,)
+    return all(isinstance(d, int) and d >= 0 for d in dims) and 0 in dims
+
+
+def _sized(cls: type) -> object:
+    """`bytes` / `bytearray` from data only: `bytearray(10**10)` would allocate from a number."""
+
+    def build(*args: object) -> object:
+        if args and isinstance(args[0], int):
+            raise pickle.UnpicklingError(f"{cls.__name__}({args[0]}) from a size is not allowed; data must be present")
+        return cls(*args)
+
+    return build
+
+
 def _allowed_globals() -> dict[tuple[str, str], object]:
     from collections import OrderedDict
 
@@ -52,6 +68,12 @@ def _allowed_globals() -> dict[tuple[str, str], object]:
     def reconstruct(subtype: object, shape: object, typecode: object) -> np.ndarray:
         if subtype is not _NDARRAY:
             raise pickle.UnpicklingError("_reconstruct of anything but numpy.ndarray is not allowed")
+        # numpy pickles an empty (0,) array here and sets shape and data in BUILD, which checks the
+        # data against the shape; a shape declared here would be allocated without any data behind it.
+        if not _is_empty_shape(shape):
+            raise pickle.UnpicklingError(
+                f"an array declared with shape {str(shape)[:60]} but no data (numpy pickles (0,) here)"
+            )
         return multiarray._reconstruct(np.ndarray, shape, typecode)
 
     def scalar(dtype: object, *args: object) -> object:
@@ -66,8 +88,10 @@ def _allowed_globals() -> dict[tuple[str, str], object]:
         allowed[(f"{pkg}.multiarray", "scalar")] = scalar
         allowed[(f"{pkg}.numeric", "_frombuffer")] = frombuffer
     for mod in ("builtins", "__builtin__"):  # protocol 2 writes the Python 2 name
-        for cls in (set, frozenset, bytes, bytearray, str, int, float, bool, complex, list, dict, tuple):
+        for cls in (set, frozenset, str, int, float, bool, complex, list, dict, tuple):
             allowed[(mod, cls.__name__)] = cls
+        allowed[(mod, "bytes")] = _sized(bytes)
+        allowed[(mod, "bytearray")] = _sized(bytearray)
     allowed[("_codecs", "encode")] = _latin1_encode
     allowed[("collections", "OrderedDict")] = OrderedDict
     return allowed
