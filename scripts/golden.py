@@ -151,7 +151,8 @@ def main() -> None:
     for modality in ("joint", "bone", "joint-motion"):
         s = scores / modality
         text = agcn("eval", runs / modality / "last.pt", data / "test.h5", "--clips", "3", "--out", s / "scores.h5",
-                    "--confusion", s / "cm.csv", "--mmaction-dump", s / "dump.pkl", "--json", "--device", "cpu")  # fmt: skip
+                    "--confusion", s / "cm.csv", "--mmaction-dump", s / "dump.pkl", "--json",
+                    "--device", "cpu")  # fmt: skip
         results[f"eval {modality} json"] = json_digest(text)
     text = agcn("fuse", scores / "joint/scores.h5", scores / "bone/scores.h5", "--weights", "2,1",
                 "--out", out / "fused.h5", "--json")  # fmt: skip

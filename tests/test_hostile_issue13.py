@@ -224,3 +224,35 @@ def test_out_of_memory_is_one_line(monkeypatch):
     result = CliRunner().invoke(app, ["info", __file__])
     assert result.exit_code == 1, result.output
     assert "out of memory (Unable to allocate 224. GiB" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_config_file_values_name_the_file_and_epochs_are_bounded(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text('data = "d"\nclip_len = -1\n')
+    with pytest.raises(AgcnError, match=r"run.toml: clip_len must be at least 1, got -1"):
+        build_config({}, toml)
+    with pytest.raises(AgcnError, match=r"^clip_len must be at least 1, got -2"):  # a flag's value: no file named
+        build_config({"clip_len": -2}, toml)
+    toml.write_text('data = "d"\nlr = nan\n')
+    with pytest.raises(AgcnError, match=r"run.toml: lr must be a finite number, got nan"):
+        build_config({}, toml)
+    toml.write_text('data = "d"\nepochs = 9223372036854775807\n')
+    with pytest.raises(AgcnError, match=r"run.toml: epochs must be at most 10000"):
+        build_config({}, toml)
+
+
+def test_train_refuses_non_finite_frames(tmp_path):
+    import h5py
+
+    data = tmp_path / "d"
+    data.mkdir()
+    write_split(data / "train.h5", (6, 7, 8, 9))
+    with h5py.File(data / "train.h5", "r+") as f:
+        f["joint"][7, 0, 3, 1] = np.nan  # the second sample's first frame: offset 6
+        second = f["name"].asstr()[1]
+    result = CliRunner().invoke(
+        app, ["train", str(data / "train.h5"), "--out", str(tmp_path / "run"), "--epochs", "1", "--no-tensorboard"]
+    )
+    assert result.exit_code == 1, result.output
+    assert f"train.h5: sample {second!r} holds NaN or infinite values" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()

@@ -21,6 +21,7 @@ SCHEDULES = ("cosine", "step")
 SAMPLINGS = ("uniform", "full")
 # clip_len and window beyond this are a typo, not a recipe (2s-AGCN's window is 300): a batch would not fit in memory
 MAX_FRAMES = 10_000
+MAX_EPOCHS = 10_000  # the published recipes train 50-80 epochs
 
 
 # fields that may change when resuming: where things are and how fast, not what is trained
@@ -55,7 +56,11 @@ class TrainConfig:
     data: str = _option("", "DATA_DIR with train.h5 (+ test.h5), or a training split file.")
     out: str = _option("runs/agcn", "RUN_DIR: config.json, metrics.jsonl, last.pt, best.pt.")
     val: str | None = _option(None, "Validation split. Default: DATA_DIR/test.h5 when DATA is a folder.")
-    modality: str = _option("joint", "Stream: joint | bone | joint-motion | bone-motion (derived if not stored).")
+    modality: str = _option(
+        "joint",
+        "Stream: joint | bone | joint-motion | bone-motion (derived if not stored); several (a comma list, "
+        "or all) train together in one process, each into RUN_DIR/STREAM.",
+    )
     num_classes: int | None = _option(None, "Classifier size. Default: the data file's num_classes.")
     variant: str = _option("mmaction2", "Model: mmaction2 (AAGCN unit, the recipe's) | 2s-agcn (CVPR original).")
     dropout: float = _option(0.0, "Dropout before the classifier (0 in the recipe).")
@@ -103,11 +108,10 @@ class TrainConfig:
 
     def check(self) -> None:
         from ..models.agcn import VARIANTS  # torch: imported on use, not for `agcn --help`
-        from ..skeleton.streams import STREAMS
         from .device import DEVICES
 
+        self.streams  # noqa: B018 - checks the modality list
         choices = {
-            "modality": STREAMS,
             "variant": VARIANTS,
             "device": DEVICES,
             "precision": PRECISIONS,
@@ -118,6 +122,8 @@ class TrainConfig:
         for name in ("clip_len", "epochs", "batch_size", "base_batch_size", "val_every", "val_batch_size"):
             if getattr(self, name) < 1:
                 raise AgcnError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.epochs > MAX_EPOCHS:  # a typo, not a schedule: the run would never end
+            raise AgcnError(f"epochs must be at most {MAX_EPOCHS}, got {self.epochs}")
         if self.num_classes is not None and self.num_classes < 1:
             raise AgcnError(f"num_classes must be at least 1, got {self.num_classes}")
         for name in ("lr", "min_lr", "momentum", "weight_decay", "dropout", "backbone_lr_mult"):
@@ -138,6 +144,22 @@ class TrainConfig:
             raise AgcnError("no training data: give DATA_DIR (with train.h5) or a train split file")
         if self.resume and self.overwrite:
             raise AgcnError("--resume and --overwrite exclude each other")
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """The streams `modality` names: one, a comma list (in the order given), or all four."""
+        from ..skeleton.streams import STREAMS
+
+        if self.modality == "all":
+            return STREAMS
+        names = tuple(s.strip() for s in str(self.modality).split(","))
+        unknown = [s for s in names if s not in STREAMS]
+        if unknown or len(set(names)) < len(names):
+            problem = f"unknown stream {unknown[0]!r}" if unknown else "a stream named twice"
+            raise AgcnError(
+                f"modality {self.modality!r}: {problem}; give one of {', '.join(STREAMS)}, a comma list of them, or all"
+            )
+        return names
 
     def scaled_lr(self) -> float:
         return self.lr * self.batch_size / self.base_batch_size if self.auto_scale_lr else self.lr
@@ -184,14 +206,21 @@ class TrainConfig:
 def build_config(flags: dict[str, Any], config_file: str | Path | None = None) -> TrainConfig:
     """Defaults < the run's saved config (when resuming) < `config_file` < flags (None: not given)."""
     names = [f.name for f in fields(TrainConfig)]
-    values = load_config_file(config_file, names) if config_file else {}
-    values.update({k: v for k, v in flags.items() if v is not None})
+    file_values = load_config_file(config_file, names) if config_file else {}
+    given = {k: v for k, v in flags.items() if v is not None}
+    values = {**file_values, **given}
     saved = Path(values.get("out", TrainConfig.out)) / "config.json"
     if values.get("resume") and saved.is_file():
         base = load_config_file(saved, names)
         values = {**{k: v for k, v in base.items() if k not in ("resume", "overwrite", "stop_after")}, **values}
     config = TrainConfig(**values)
-    config.check()
+    try:
+        config.check()
+    except AgcnError as e:  # a value the config file gave (and no flag replaced): name the file
+        from_file = [k for k in file_values if k not in given and str(e).startswith((k, f"unknown {k} "))]
+        if from_file:
+            raise AgcnError(f"{config_file}: {e}") from None
+        raise
     return config
 
 

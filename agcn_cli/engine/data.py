@@ -95,6 +95,7 @@ class SkeletonDataset:
             self.names = list(f["name"].asstr()[:])
             self.source = stream if stream in f else "joint"  # the dataset read
             self.frames = self._load(f[self.source])  # (C, F, V, M)
+            _check_finite(self.frames, self.offset, self.names, self.path)
             self.padding = window_padding(self.attrs)
             facts = read_window_pad(f, self.path) if self.window and self.padding == "2s-agcn" else None
         # the full window: `period` (N,) repeats person 0 (and every person of older files);
@@ -201,6 +202,16 @@ class SkeletonDataset:
             *lead, frame = np.nonzero(zero)
             out[(*lead, slice(None), frame)] = 0
         return torch.from_numpy(out)
+
+
+def _check_finite(frames: np.ndarray, offset: np.ndarray, names: list[str], path: Path) -> None:
+    """NaN or inf frames would train on garbage (or stop at a non-finite loss): name the first sample."""
+    # (F,): a NaN or inf makes its frame's float64 sum non-finite (finite float32 values cannot overflow it);
+    # no full-size boolean copy of the stream
+    bad = ~np.isfinite(frames.sum(axis=(0, 2, 3), dtype=np.float64))
+    if bad.any():
+        sample = int(np.searchsorted(offset, int(np.argmax(bad)), side="right")) - 1
+        raise AgcnError(f"{path}: sample {names[sample]!r} holds NaN or infinite values; re-create the split file")
 
 
 def _check_window(window: int, random_choose: int, random_move: bool, num_clips: int) -> tuple[int, int, bool]:
