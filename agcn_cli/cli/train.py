@@ -92,19 +92,20 @@ def train_cmd(
     as_json: JsonOpt = False,
     **flags: Any,
 ) -> None:
-    """Train 2s-AGCN on one stream (MMAction2 recipe defaults); DDP under torchrun."""
+    """Train 2s-AGCN on one stream, or several together (MMAction2 recipe defaults); DDP under torchrun."""
     from ..engine.config import build_config
-    from ..engine.fit import fit
+    from ..engine.multistream import train
     from ..engine.rundir import summary_line
 
     flags = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items()}
     config = build_config(flags, config_file)
-    summary = fit(config, log=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True))
+    summary = train(config, log=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True))
     if summary["rank"] == 0:  # under torchrun, rank 0 reports
         if as_json:  # accuracies as fractions (data_specs/outputs.md)
             out.print_json(json.dumps(summary))
-        else:  # the line train.log ends with, too
-            out.print(summary_line(summary), markup=False)
+        else:  # the line train.log ends with, too (one a stream)
+            for one in summary.get("streams", {"": summary}).values():
+                out.print(summary_line(one), markup=False)
     if summary["interrupted"]:
         raise typer.Exit(130 if summary["interrupted"] == "SIGINT" else 143)
 

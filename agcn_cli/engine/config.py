@@ -157,7 +157,8 @@ class TrainConfig:
         if unknown or len(set(names)) < len(names):
             problem = f"unknown stream {unknown[0]!r}" if unknown else "a stream named twice"
             raise AgcnError(
-                f"modality {self.modality!r}: {problem}; give one of {', '.join(STREAMS)}, a comma list of them, or all"
+                f"modality {self.modality!r}: {problem}; choose one of: {', '.join(STREAMS)}, "
+                "a comma list of them, or all"
             )
         return names
 

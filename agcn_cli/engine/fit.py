@@ -91,7 +91,7 @@ def fit(config: TrainConfig, log: Callable[[str], None] = _stderr) -> dict[str, 
     try:
         device = torch.device("cuda", ctx.local_rank) if cuda else torch.device("cpu")
         with tf32(config.precision == "tf32"):
-            summary = _train(_setup(config, run_log, device, ctx, held))
+            summary = _train(setup_run(config, run_log, device, ctx, held))
         run_log.record(summary_line(summary))  # the line `agcn train` prints last, on stdout
         return summary
     except AgcnError as e:  # the command line prints it as `error: ...`; the log keeps it too
@@ -129,17 +129,23 @@ class Run:
     environment: dict[str, Any] | None = None  # engine/record.py: of the process that began the run (None: unknown)
     resumes: list[dict[str, Any]] = field(default_factory=list)  # of each --resume, with the epoch it took over at
     frozen: bool = False  # the backbone is frozen (--freeze-epochs)
+    rng: dict[str, Any] | None = None  # this run's global RNG states between its steps (engine/multistream.py)
     freeze_hook: Any = None  # the forward pre-hook keeping the frozen backbone's BatchNorms in eval mode
+
+    resume_dir: Path | None = None  # the --out that resumes it: RUN_DIR, or the parent of a multi-stream run's
 
     @property
     def run_dir(self) -> Path:
         return Path(self.config.out)
 
+    def __post_init__(self) -> None:
+        self.resume_dir = self.resume_dir or self.run_dir
+
 
 # ---- setting up --------------------------------------------------------------------------------
 
 
-def _setup(config: TrainConfig, log: RunLog, device: torch.device, ctx: Dist, held: ExitStack) -> Run:
+def setup_run(config: TrainConfig, log: RunLog, device: torch.device, ctx: Dist, held: ExitStack) -> Run:
     """Seed, check the run folder, load the data, build the model, optimizer and schedule, resume.
 
     `held` gets RUN_DIR's lock (rank 0), which `fit` releases when the run ends."""
@@ -336,38 +342,50 @@ def _resume(run: Run, ckpt: dict[str, Any]) -> None:
 
 def _train(run: Run) -> dict[str, Any]:
     """The epochs from `run.start` to the end (or `stop_after`), or until a signal; the summary."""
-    config, ctx = run.config, run.ctx
+    config = run.config
     end = config.epochs if config.stop_after is None else min(config.epochs, config.stop_after)
     done, last = run.start, None  # epochs completed, and the last one's metrics row
     t_run = time.perf_counter() - run.wall0
     with StopSignals() as stop, run.metrics_log or nullcontext():
         for epoch in range(run.start, end):
-            if run.frozen != (epoch < config.freeze_epochs):  # the backbone thaws: train it from here on
-                _set_frozen(run, epoch < config.freeze_epochs)
-                _wrap(run)
+            thaw(run, epoch)
             _train_epoch(run, epoch, stop=lambda: stop.signum is not None)
-            sums = distributed.all_sum([run.stats.loss_sum, run.stats.correct, run.stats.samples], ctx)
             if run.stats.nonfinite:
-                raise _nonfinite_error(run, epoch)
+                raise nonfinite_error(run, epoch)
             if run.stats.step < len(run.loader):  # a signal: save mid-epoch, with all ranks' sums so far
-                _save_interrupted(run, epoch, sums, time.perf_counter() - t_run, stop.name)
-                return _summary(run, done, last, interrupted=stop.name)
-            row = _train_row(run, epoch, sums)
-            if run.val_loader is not None and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
-                row.update(_validate(run))
-            improved = row.get("val_top1", -1.0) > run.best["top1"]
-            if improved:
-                run.best = {"top1": row["val_top1"], "epoch": epoch + 1}
-            row["epoch_s"], row["wall_s"] = run.stats.seconds, time.perf_counter() - t_run
-            if ctx.is_main:
-                _save_epoch(run, row, improved)
-            run.log(epoch_line(row, config.epochs, run.best))
-            done, last = epoch + 1, row
-            run.stats = EpochStats()
-    return _summary(run, done, last)
+                save_interrupted(run, epoch, time.perf_counter() - t_run, stop.name)
+                return run_summary(run, done, last, interrupted=stop.name)
+            done, last = epoch + 1, end_epoch(run, epoch, t_run)
+    return run_summary(run, done, last)
 
 
-def _summary(run: Run, epoch: int, last: dict[str, Any] | None, interrupted: str | None = None) -> dict[str, Any]:
+def thaw(run: Run, epoch: int) -> None:
+    """Freeze or thaw the backbone as `freeze_epochs` says for `epoch` (rebuilding the wrappers)."""
+    if run.frozen != (epoch < run.config.freeze_epochs):  # the backbone thaws: train it from here on
+        _set_frozen(run, epoch < run.config.freeze_epochs)
+        _wrap(run)
+
+
+def end_epoch(run: Run, epoch: int, t_run: float) -> dict[str, Any]:
+    """After a whole epoch: all ranks' sums, validation when due, best.pt / last.pt / metrics
+    (rank 0), the epoch line; the metrics row. `t_run`: perf_counter at the run's (virtual) start."""
+    config = run.config
+    sums = distributed.all_sum([run.stats.loss_sum, run.stats.correct, run.stats.samples], run.ctx)
+    row = _train_row(run, epoch, sums)
+    if run.val_loader is not None and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
+        row.update(_validate(run))
+    improved = row.get("val_top1", -1.0) > run.best["top1"]
+    if improved:
+        run.best = {"top1": row["val_top1"], "epoch": epoch + 1}
+    row["epoch_s"], row["wall_s"] = run.stats.seconds, time.perf_counter() - t_run
+    if run.ctx.is_main:
+        _save_epoch(run, row, improved)
+    run.log(epoch_line(row, config.epochs, run.best))
+    run.stats = EpochStats()
+    return row
+
+
+def run_summary(run: Run, epoch: int, last: dict[str, Any] | None, interrupted: str | None = None) -> dict[str, Any]:
     return {
         "epoch": epoch,
         "interrupted": interrupted,
@@ -429,7 +447,7 @@ def _validate(run: Run) -> dict[str, float]:
     return {"val_top1": val["top1"], "val_top5": val["top5"], "val_loss": val["loss"]}
 
 
-def _nonfinite_error(run: Run, epoch: int) -> AgcnError:
+def nonfinite_error(run: Run, epoch: int) -> AgcnError:
     kept = f"{run.run_dir / 'last.pt'} holds epoch {epoch}" if epoch else "no checkpoint was written"
     return AgcnError(
         f"non-finite training loss at epoch {epoch + 1}, batch {run.stats.step + 1}: stopped; "
@@ -445,14 +463,15 @@ def _percent_checkpoint(ckpt: dict[str, Any]) -> bool:
     return ckpt.get("accuracy_unit") != ACCURACY_UNIT
 
 
-def _save_interrupted(run: Run, epoch: int, sums: list[float], wall: float, signal_name: str) -> None:
+def save_interrupted(run: Run, epoch: int, wall: float, signal_name: str) -> None:
     """last.pt in the middle of `epoch`: rank 0 saves the sums of all ranks so far; the resume hint."""
+    sums = distributed.all_sum([run.stats.loss_sum, run.stats.correct, run.stats.samples], run.ctx)
     if run.ctx.is_main:
         loss_sum, correct, samples = sums
         _save_last(run, epoch, replace(run.stats, loss_sum=loss_sum, correct=int(correct), samples=int(samples)), wall)
     run.log(
         f"{signal_name}: saved {run.run_dir / 'last.pt'} at epoch {epoch + 1}, batch {run.stats.step}; "
-        f"continue with: agcn train --resume --out {run.run_dir}"
+        f"continue with: agcn train --resume --out {run.resume_dir}"
     )
 
 
@@ -474,7 +493,7 @@ def _save_last(run: Run, epoch: int, partial: EpochStats | None, wall: float) ->
         epoch,
         optimizer=run.optimizer.state_dict(),
         scheduler=run.scheduler.state_dict(),
-        rng=rng_state(),
+        rng=rng_state() if run.rng is None else run.rng,
         train_config=asdict(run.config),
         best=run.best,
         partial=None if partial is None else asdict(partial),

@@ -25,6 +25,7 @@ class EpochStats:
     seconds: float = 0.0  # training time of the epoch (this rank)
     lr: float = 0.0  # learning rate of the last step
     nonfinite: bool = False  # a NaN or infinite loss stopped the epoch
+    last_loss: float = 0.0  # the loss of the last step (the progress bar's)
 
 
 def train_one_epoch(
@@ -55,34 +56,58 @@ def train_one_epoch(
         batch = next(batches, None)
         if batch is None:
             break
-        x, y, _ = batch  # x (N, C, T, V, M)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         stats.data_wait += time.perf_counter() - t_wait
-        with autocast(device, amp_dtype):
-            logits = model(x)  # (N, num_classes)
-        loss = F.cross_entropy(logits.float(), y)
-        value = loss.item()
-        stop_now, nonfinite = distributed.any_rank([stop(), not math.isfinite(value)], ctx)
-        if nonfinite:
-            stats.nonfinite = True
+        stop_now = train_step(
+            model, batch, optimizer, scheduler, device, stats, amp_dtype=amp_dtype, ctx=ctx, stop=stop
+        )
+        if stats.nonfinite:
             break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        stats.lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()  # per iteration, as MMAction2's convert_to_iter_based
-        stats.step += 1
-        stats.samples += len(y)
-        stats.loss_sum += value * len(y)
-        stats.correct += int((logits.argmax(1) == y).sum())
         if bar is not None:
             rate = stats.samples * ctx.world_size / max(time.perf_counter() - t0 + stats.seconds, 1e-9)
-            bar.set_postfix(loss=f"{value:.3f}", lr=f"{stats.lr:.4g}", sps=f"{rate:.0f}", refresh=False)
+            bar.set_postfix(loss=f"{stats.last_loss:.3f}", lr=f"{stats.lr:.4g}", sps=f"{rate:.0f}", refresh=False)
             bar.update()
         if stop_now:
             break
     stats.seconds += time.perf_counter() - t0
     return stats
+
+
+def train_step(
+    model: torch.nn.Module,
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    device: torch.device,
+    stats: EpochStats,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    ctx: Dist = Dist(),
+    stop: Callable[[], bool] = lambda: False,
+) -> bool:
+    """One SGD step on `batch` (x (N, C, T, V, M), y, idx), counted in `stats`; whether to stop
+    after it (`stop()` on any rank). A non-finite loss on any rank sets `stats.nonfinite` and
+    takes no step."""
+    x, y, _ = batch
+    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    with autocast(device, amp_dtype):
+        logits = model(x)  # (N, num_classes)
+    loss = F.cross_entropy(logits.float(), y)
+    value = loss.item()
+    stop_now, nonfinite = distributed.any_rank([stop(), not math.isfinite(value)], ctx)
+    if nonfinite:
+        stats.nonfinite = True
+        return True
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    stats.lr = optimizer.param_groups[0]["lr"]
+    scheduler.step()  # per iteration, as MMAction2's convert_to_iter_based
+    stats.step += 1
+    stats.samples += len(y)
+    stats.loss_sum += value * len(y)
+    stats.last_loss = value
+    stats.correct += int((logits.argmax(1) == y).sum())
+    return stop_now
 
 
 @torch.no_grad()

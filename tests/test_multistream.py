@@ -1,0 +1,171 @@
+"""`agcn train --modality all`: several streams in one process, each the same function as its
+single-stream run (engine/multistream.py)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from agcn_cli.cli import app
+from agcn_cli.engine import multistream
+from agcn_cli.engine.config import TrainConfig
+from agcn_cli.engine.fit import fit
+from agcn_cli.engine.multistream import fit_streams, train
+from agcn_cli.errors import AgcnError
+from agcn_cli.io.checkpoint import read_checkpoint
+from agcn_cli.skeleton.streams import STREAMS
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def config(tiny: Path, out: Path, **kw) -> TrainConfig:
+    # dropout: the streams draw from the global RNG inside the model, so their RNG states must
+    # be kept apart for the steps to match separate runs
+    base = dict(data=str(tiny), out=str(out), clip_len=4, epochs=2, batch_size=4, lr=0.05, auto_scale_lr=False,
+                val_every=1, deterministic=True, tensorboard=False, dropout=0.3)  # fmt: skip
+    return TrainConfig(**{**base, **kw})
+
+
+def record_steps(monkeypatch) -> dict[int, list]:
+    """Each optimizer's steps: (the model's weights before its first step, then per step the
+    sample indices, the clip and the loss)."""
+    steps: dict[int, list] = {}
+    original = multistream.train_step
+
+    def spy(model, batch, optimizer, *args, **kw):
+        mine = steps.setdefault(id(optimizer), [])
+        if not mine:
+            mine.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        before = kw["stats"].loss_sum if "stats" in kw else args[2].loss_sum
+        stop = original(model, batch, optimizer, *args, **kw)
+        stats = kw["stats"] if "stats" in kw else args[2]
+        mine.append((batch[2].clone(), batch[0].clone(), (stats.loss_sum - before) / len(batch[1])))
+        return stop
+
+    monkeypatch.setattr(multistream, "train_step", spy)
+    monkeypatch.setattr("agcn_cli.engine.loop.train_step", spy)  # train_one_epoch's
+    return steps
+
+
+def test_each_stream_is_its_single_stream_run(tiny, tmp_path, monkeypatch):
+    steps = record_steps(monkeypatch)
+    separate = {}
+    for s in STREAMS:
+        fit(config(tiny, tmp_path / "one" / s, modality=s), log=quiet)
+        separate[s] = steps.pop(next(iter(steps)))
+    summary = fit_streams(config(tiny, tmp_path / "all", modality="all"), log=quiet)
+    assert set(summary["streams"]) == set(STREAMS) and not summary["failed"]
+    together = list(steps.values())  # in stream order: the optimizers were built in that order
+    assert len(together) == 4
+    for s, mine in zip(STREAMS, together, strict=True):
+        alone = separate[s]
+        # initial weights, then every step's samples, clip and loss: bit for bit (same float32 ops on
+        # the same inputs in the same order on the CPU, so no tolerance is needed)
+        assert alone[0].keys() == mine[0].keys()
+        assert all(torch.equal(alone[0][k], mine[0][k]) for k in alone[0]), s
+        assert len(alone) == len(mine) == 1 + 2 * 3  # 2 epochs of 3 batches (12 samples, batch 4)
+        for (idx_a, x_a, loss_a), (idx_b, x_b, loss_b) in zip(alone[1:], mine[1:], strict=True):
+            assert torch.equal(idx_a, idx_b) and torch.equal(x_a, x_b), s
+            assert loss_a == loss_b, s
+        # the checkpoints: ordinary single-stream ones, the same weights
+        a = read_checkpoint(tmp_path / "one" / s / "last.pt")
+        b = read_checkpoint(tmp_path / "all" / s / "last.pt")
+        assert b["data"]["modality"] == s and b["train_config"]["modality"] == s
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), s
+        rows_a = [json.loads(line) for line in (tmp_path / "one" / s / "metrics.jsonl").read_text().splitlines()]
+        rows_b = [json.loads(line) for line in (tmp_path / "all" / s / "metrics.jsonl").read_text().splitlines()]
+        for ra, rb in zip(rows_a, rows_b, strict=True):
+            assert {k: ra[k] for k in ("train_loss", "train_acc", "val_top1", "val_loss")} == {
+                k: rb[k] for k in ("train_loss", "train_acc", "val_top1", "val_loss")
+            }
+    saved = json.loads((tmp_path / "all" / "config.json").read_text())
+    assert saved["modality"] == "all"
+
+
+def test_interrupted_and_resumed_matches_uninterrupted(tiny, tmp_path):
+    fit_streams(config(tiny, tmp_path / "whole", modality="joint,bone-motion"), log=quiet)
+    fit_streams(config(tiny, tmp_path / "split", modality="joint,bone-motion", stop_after=1), log=quiet)
+    lines = []
+    summary = train(config(tiny, tmp_path / "split", modality="joint,bone-motion", resume=True), log=lines.append)
+    assert summary["streams"]["joint"]["epoch"] == 2
+    assert any(line.startswith("[bone-motion] resuming") for line in lines), lines
+    for s in ("joint", "bone-motion"):
+        a = read_checkpoint(tmp_path / "whole" / s / "last.pt")["model"]
+        b = read_checkpoint(tmp_path / "split" / s / "last.pt")["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a), s
+
+
+def test_resume_with_one_stream_behind(tiny, tmp_path):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    fit_streams(config(tiny, whole, modality="joint,bone"), log=quiet)
+    fit_streams(config(tiny, split, modality="joint,bone", stop_after=1), log=quiet)
+    fit(config(tiny, split / "joint", modality="joint", resume=True), log=quiet)  # joint alone to the end
+    summary = train(config(tiny, split, modality="joint,bone", resume=True), log=quiet)
+    assert summary["streams"]["bone"]["epoch"] == 2 and summary["streams"]["joint"]["epoch"] == 2
+    for s in ("joint", "bone"):
+        a = read_checkpoint(whole / s / "last.pt")["model"]
+        b = read_checkpoint(split / s / "last.pt")["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a), s
+
+
+def test_nonfinite_stream_fails_alone(tiny, tmp_path, monkeypatch):
+    first: dict = {}  # each stream's first EpochStats, set up by setup_run
+    real_setup, real_step = multistream.setup_run, multistream.train_step
+
+    def setup(cfg, *a, **kw):
+        run = real_setup(cfg, *a, **kw)
+        first[cfg.modality] = run.stats
+        return run
+
+    def poisoned(model, batch, optimizer, scheduler, device, stats, **kw):
+        if stats is first["bone"]:  # bone's first step: a NaN loss
+            stats.nonfinite = True
+            return True
+        return real_step(model, batch, optimizer, scheduler, device, stats, **kw)
+
+    monkeypatch.setattr(multistream, "setup_run", setup)
+    monkeypatch.setattr(multistream, "train_step", poisoned)
+    with pytest.raises(AgcnError, match=r"^bone: non-finite training loss at epoch 1, batch 1"):
+        fit_streams(config(tiny, tmp_path / "run", modality="joint,bone"), log=quiet)
+    assert read_checkpoint(tmp_path / "run" / "joint" / "last.pt")["epoch"] == 2  # the other went on
+    assert "non-finite" not in (tmp_path / "run" / "joint" / "train.log").read_text()
+    assert not (tmp_path / "run" / "bone" / "last.pt").exists()
+    assert "error: non-finite training loss" in (tmp_path / "run" / "bone" / "train.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("modality", "message"),
+    [
+        ("joint,joint", "a stream named twice"),
+        ("joint,elbow", "unknown stream 'elbow'"),
+        ("", "unknown stream ''"),
+    ],
+)
+def test_bad_modality_lists(tiny, tmp_path, modality, message):
+    with pytest.raises(AgcnError, match=message):
+        config(tiny, tmp_path / "run", modality=modality).check()
+
+
+def test_cli_all_and_refusals(tiny, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", str(tiny), "--out", str(run), "--clip-len", "4", "--epochs", "1", "--batch-size", "4",
+            "--no-tensorboard", "--modality", "joint,bone"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("1 epochs, best val top-1") == 2
+    assert f"{run / 'joint'}:" in result.stdout and f"{run / 'bone'}:" in result.stdout
+    assert "[bone] training bone on" in result.stderr
+    again = CliRunner().invoke(app, args)  # the stream folders hold runs
+    assert again.exit_code == 1 and "already holds a run" in again.stderr
+    single = tmp_path / "single"
+    one = ["train", str(tiny), "--out", str(single), "--clip-len", "4", "--epochs", "1", "--batch-size", "4",
+           "--no-tensorboard"]  # fmt: skip
+    assert CliRunner().invoke(app, one).exit_code == 0
+    into = CliRunner().invoke(app, [*one, "--modality", "all", "--overwrite"])
+    assert into.exit_code == 1 and "holds a single-stream run" in into.stderr
+    resumed = CliRunner().invoke(app, ["train", "--resume", "--out", str(run), "--epochs", "2", "--no-tensorboard"])
+    assert resumed.exit_code == 1 and "--resume with a different config: epochs 2" in resumed.stderr
