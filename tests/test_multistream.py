@@ -169,3 +169,30 @@ def test_cli_all_and_refusals(tiny, tmp_path):
     assert into.exit_code == 1 and "holds a single-stream run" in into.stderr
     resumed = CliRunner().invoke(app, ["train", "--resume", "--out", str(run), "--epochs", "2", "--no-tensorboard"])
     assert resumed.exit_code == 1 and "--resume with a different config: epochs 2" in resumed.stderr
+
+
+def test_eval_run_dir_scores_each_stream_and_fuses(tiny, tmp_path):
+    run = tmp_path / "run"
+    fit_streams(config(tiny, run, modality="all", epochs=1), log=quiet)
+    scores = tmp_path / "scores"
+    args = ["eval", str(run), str(tiny / "test.h5"), "--clips", "2", "--out", str(scores), "--json", "--device", "cpu"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert list(data["streams"]) == list(STREAMS) and list(data["fusions"]) == ["joint+bone", "four-stream"]
+    assert data["fusions"]["four-stream"]["weights"] == [2, 1, 2, 1]
+    assert {p.name for p in scores.iterdir()} == {f"{n}.h5" for n in (*STREAMS, "joint+bone", "four-stream")}
+    # the same numbers as agcn eval on each checkpoint and agcn fuse on the score files
+    for s in STREAMS:
+        one = CliRunner().invoke(app, ["eval", str(run / s / "last.pt"), str(tiny / "test.h5"), "--clips", "2",
+                                       "--json", "--device", "cpu"])  # fmt: skip
+        assert json.loads(one.stdout)["top1"] == data["streams"][s]["top1"], s
+    files = [str(scores / f"{s}.h5") for s in ("joint", "joint-motion", "bone", "bone-motion")]
+    fused = CliRunner().invoke(app, ["fuse", *files, "--weights", "2,1,2,1", "--json"])
+    assert json.loads(fused.stdout)["fused"]["top1"] == data["fusions"]["four-stream"]["top1"]
+    again = CliRunner().invoke(app, ["eval", str(run), str(tiny / "test.h5"), "--out", str(scores)])
+    assert again.exit_code == 1 and "already exists; pass --overwrite" in again.stderr
+    wrong = CliRunner().invoke(app, ["eval", str(run), str(tiny / "test.h5"), "--confusion", "c.csv"])
+    assert wrong.exit_code == 1 and "--confusion apply to one checkpoint" in wrong.stderr
+    empty = CliRunner().invoke(app, ["eval", str(tmp_path), str(tiny / "test.h5")])
+    assert empty.exit_code == 1 and "no STREAM/last.pt in this folder" in empty.stderr

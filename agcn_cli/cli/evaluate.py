@@ -80,7 +80,13 @@ def _class_label(label: int, name: str) -> str:
 
 @command("eval")
 def eval_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from agcn train (or foreign weights, see below).")],
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="A checkpoint from agcn train (or foreign weights, see below), or the RUN_DIR of "
+            "agcn train --modality all: every stream, then the joint+bone and four-stream fusions."
+        ),
+    ],
     test_file: Annotated[Path, typer.Argument(help="A split file from agcn preprocess, e.g. OUT_DIR/test.h5.")],
     clips: TestClipsOpt = None,
     clip_len: TestClipLenOpt = None,
@@ -89,7 +95,10 @@ def eval_cmd(
     bf16: Annotated[
         bool, typer.Option("--bf16", help="bfloat16 autocast (CUDA only); else float32, TF32 off.")
     ] = False,
-    out_path: Annotated[Path | None, typer.Option("--out", help="Write scores here (HDF5, for agcn fuse).")] = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write scores here (HDF5, for agcn fuse); for a RUN_DIR, a folder of them."),
+    ] = None,
     confusion: Annotated[
         Path | None, typer.Option(help="Write the confusion matrix as CSV (and a PNG beside it with matplotlib).")
     ] = None,
@@ -115,6 +124,17 @@ def eval_cmd(
     from ..io.splitfile import check_split_file
     from ..models.loading import foreign_facts
 
+    if checkpoint.is_dir() and (checkpoint / "last.pt").is_file():  # a single-stream run folder
+        checkpoint = checkpoint / "last.pt"
+    if checkpoint.is_dir():
+        given = {"--confusion": confusion, "--mmaction-dump": mmaction_dump, "--num-classes": num_classes,
+                 "--layout": layout, "--modality": modality, "--in-channels": in_channels}  # fmt: skip
+        extra = [name for name, value in given.items() if value is not None]
+        if extra:
+            raise AgcnError(f"{checkpoint}: {', '.join(extra)} apply to one checkpoint; give RUN_DIR/STREAM/last.pt")
+        config = EvalConfig(checkpoint, test_file, clips, clip_len, batch_size, device, bf16)
+        _eval_run_dir(checkpoint, test_file, config, out_path, overwrite, as_json)
+        return
     if mmaction_dump is not None and mmaction_dump.suffix not in (".pkl", ".pickle"):
         raise AgcnError(f"--mmaction-dump {mmaction_dump}: MMAction2 dumps are .pkl or .pickle files")
     if confusion is not None and confusion.suffix.lower() != ".csv":
@@ -162,6 +182,53 @@ def eval_cmd(
     written = [str(p) for p in (out_path, mmaction_dump, confusion) if p is not None]
     if written:
         out.print(f"wrote {escape(', '.join(written))}")
+
+
+def _eval_run_dir(run_dir: Path, test_file: Path, config, out_dir: Path | None, overwrite: bool, as_json: bool) -> None:
+    """`agcn eval RUN_DIR TEST.h5`: each stream of a multi-stream run, then the published fusions."""
+    from ..evaluation.runs import FUSIONS, evaluate_run, run_checkpoints
+    from ..io.atomic import refuse_existing
+    from ..io.splitfile import check_split_file
+
+    streams = run_checkpoints(run_dir)
+    if out_dir is not None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise AgcnError(f"--out {out_dir}: is a file; for a RUN_DIR, --out is a folder of score files")
+        names = [*streams, *(name for name, need, _ in FUSIONS if all(s in streams for s in need))]
+        refuse_existing([out_dir / f"{name}.h5" for name in names], overwrite)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    samples = int(check_split_file(test_file).get("num_samples", 0)) * len(streams)
+    with progress_bar(samples or None, "eval", "sample") as bar:
+        result = evaluate_run(run_dir, test_file, config, out_dir=out_dir, progress=bar.update, note=note)
+    if as_json:
+        data = {
+            "run_dir": str(run_dir),
+            "test_file": str(test_file),
+            "streams": {
+                s: {"clips": r.scores.attrs["clips"], "clip_len": r.scores.attrs["clip_len"], **r.metrics.summary()}
+                for s, r in result.streams.items()
+            },  # fmt: skip
+            "fusions": {
+                f.name: {"streams": list(f.streams), "weights": list(f.weights), **f.metrics.summary()}
+                for f in result.fusions
+            },  # fmt: skip
+        }
+        out.print_json(json.dumps(data))
+        return
+    table = Table(title=f"agcn eval {run_dir} on {test_file}", title_justify="left")
+    for col in ("stream", "weights", "clips", "samples", "top-1 %", "top-5 %", "mean class %"):
+        table.add_column(col, justify="left" if col in ("stream", "weights") else "right")
+    for s, r in result.streams.items():
+        views = f"{r.scores.attrs['clips']} x {r.scores.attrs['clip_len']}"
+        table.add_row(s, "", views, str(r.metrics.samples), *_accuracies(r.metrics))
+    for f in result.fusions:
+        weights = ":".join(f"{w:g}" for w in f.weights)
+        name = f"{f.name} ({', '.join(f.streams)})"
+        table.add_row(name, weights, "", str(f.metrics.samples), *_accuracies(f.metrics))
+    out.print(table)
+    if out_dir is not None:
+        names = [*result.streams, *(f.name for f in result.fusions)]
+        out.print(f"wrote {escape(', '.join(str(out_dir / f'{name}.h5') for name in names))}")
 
 
 @command("fuse")
