@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.05, help="not scaled with the batch")
     ap.add_argument("--modalities", nargs="+", default=list(STREAMS), choices=STREAMS)
     ap.add_argument("--device", default="auto", choices=DEVICES)
+    ap.add_argument("--precision", default="auto", help="auto | fp32 | bf16 (CPU bf16: BENCHMARKS.md)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench_out" / "train")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -96,6 +97,7 @@ def main() -> None:
             val_every=1,
             num_classes=60,
             device=args.device,
+            precision=args.precision,
             tensorboard=False,
             overwrite=True,
         )

@@ -38,6 +38,24 @@ def tf32(enabled: bool) -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
+def cpu_bf16_units() -> str:
+    """The CPU's bfloat16 matrix units, as named by Intel ("AMX-BF16", "AVX512-BF16"), or "" if none.
+
+    Without them (AVX2 machines, most AMD CPUs before Zen 4), oneDNN runs bfloat16 through
+    float32 conversions: `--precision bf16` works, but is no faster than fp32 and usually slower
+    (BENCHMARKS.md, "CPU bfloat16").
+    """
+    cpu = getattr(torch, "cpu", None)
+    checks = (("AMX-BF16", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported"))
+    for name, check in checks:
+        try:
+            if getattr(cpu, check)():
+                return name
+        except (AttributeError, RuntimeError):  # a torch without the private probe: say none
+            continue
+    return ""
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
     """Mixed precision in `dtype` (bf16) on `device` inside the block; `None`: full precision."""
     return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)

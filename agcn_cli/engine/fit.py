@@ -48,7 +48,7 @@ from ..models.loading import init_weights_from, is_classifier
 from . import distributed
 from .config import RUN_CONTROL, TrainConfig
 from .data import BatchLoader
-from .device import resolve_device, tf32
+from .device import cpu_bf16_units, resolve_device, tf32
 from .distributed import Dist
 from .loop import EpochStats, train_one_epoch, validate
 from .record import environment
@@ -310,6 +310,13 @@ def _seed_and_precision(
     precision = "bf16" if bf16 else "tf32" if config.precision == "tf32" and device.type == "cuda" else "fp32"
     if config.precision == "tf32" and device.type != "cuda":
         log("--precision tf32 applies on CUDA only; training in float32")
+    if bf16 and device.type == "cpu":
+        units = cpu_bf16_units()
+        log(
+            f"bf16 on the CPU: this CPU has {units} units" if units else
+            "note: this CPU has no bfloat16 units (AVX512-BF16 or AMX): bf16 autocast runs through float32 "
+            "conversions and is slower than fp32 here (BENCHMARKS.md, \"CPU bfloat16\"); --precision fp32 is faster"
+        )  # fmt: skip
     return (torch.bfloat16 if bf16 else None), precision
 
 
