@@ -196,3 +196,36 @@ def test_eval_run_dir_scores_each_stream_and_fuses(tiny, tmp_path):
     assert wrong.exit_code == 1 and "--confusion apply to one checkpoint" in wrong.stderr
     empty = CliRunner().invoke(app, ["eval", str(tmp_path), str(tiny / "test.h5")])
     assert empty.exit_code == 1 and "no STREAM/last.pt in this folder" in empty.stderr
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_gloo(tiny, tmp_path):
+    """Under torchrun each stream is DDP as alone: the same weights as the single-stream DDP run."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    common = ["--clip-len", "4", "--epochs", "1", "--batch-size", "4", "--no-tensorboard", "--device", "cpu",
+              "--deterministic"]  # fmt: skip
+    head = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "agcn_cli",
+            "train", str(tiny)]  # fmt: skip
+    for out, modality in ((tmp_path / "all", "joint,bone"), (tmp_path / "joint", "joint")):
+        proc = subprocess.run([*head, "--out", str(out), "--modality", modality, *common], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["bone", "config.json", "joint"]  # lock files go
+    together = read_checkpoint(tmp_path / "all" / "joint" / "last.pt")
+    alone = read_checkpoint(tmp_path / "joint" / "last.pt")
+    assert together["world_size"] == 2 and read_checkpoint(tmp_path / "all" / "bone" / "last.pt")["world_size"] == 2
+    assert all(torch.equal(alone["model"][k], together["model"][k]) for k in alone["model"])
+
+
+@pytest.mark.parametrize(("units", "said"), [("", "this CPU has no bfloat16 units"), ("AMX-BF16", "has AMX-BF16 units")])
+def test_cpu_bf16_says_what_the_cpu_has(tiny, tmp_path, monkeypatch, units, said):
+    monkeypatch.setattr("agcn_cli.engine.fit.cpu_bf16_units", lambda: units)
+    lines = []
+    summary = train(config(tiny, tmp_path / "run", precision="bf16", device="cpu", epochs=1), log=lines.append)
+    assert summary["epoch"] == 1 and any(said in line for line in lines), lines
+    assert any("bf16;" in line for line in lines if line.startswith("training joint"))  # the precision line
