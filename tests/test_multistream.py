@@ -222,7 +222,9 @@ def test_ddp_two_processes_gloo(tiny, tmp_path):
     assert all(torch.equal(alone["model"][k], together["model"][k]) for k in alone["model"])
 
 
-@pytest.mark.parametrize(("units", "said"), [("", "this CPU has no bfloat16 units"), ("AMX-BF16", "has AMX-BF16 units")])
+@pytest.mark.parametrize(
+    ("units", "said"), [("", "this CPU has no bfloat16 units"), ("AMX-BF16", "has AMX-BF16 units")]
+)
 def test_cpu_bf16_says_what_the_cpu_has(tiny, tmp_path, monkeypatch, units, said):
     monkeypatch.setattr("agcn_cli.engine.fit.cpu_bf16_units", lambda: units)
     lines = []
