@@ -256,3 +256,25 @@ def test_train_refuses_non_finite_frames(tmp_path):
     assert result.exit_code == 1, result.output
     assert f"train.h5: sample {second!r} holds NaN or infinite values" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_predict_refuses_samples_whose_scores_overflow(tmp_path):
+    """Finite but huge joints (1e30) overflow inside the model: that sample fails in one line, the others are
+    classified, the exit status says so."""
+    import h5py
+
+    from agcn_cli.io.checkpoint import DataInfo, save_checkpoint
+    from agcn_cli.models.agcn import ModelConfig, build_model
+
+    write_split(tmp_path / "test.h5", (6, 7, 8))
+    with h5py.File(tmp_path / "test.h5", "r+") as f:
+        f["joint"][0] = 1e30  # the first sample's first frame
+        names = list(f["name"].asstr()[:])
+    save_checkpoint(tmp_path / "m.pt", build_model(ModelConfig(num_classes=3)), DataInfo(clip_len=4), epoch=1)
+    r = CliRunner().invoke(app, ["predict", str(tmp_path / "m.pt"), str(tmp_path / "test.h5"), "--json"])
+    assert r.exit_code == 1, r.output
+    out = json.loads(r.stdout)
+    assert [p["name"] for p in out["predictions"]] == names[1:]
+    assert len(out["failed"]) == 1 and names[0] in out["failed"][0]["input"]
+    assert "largest |coordinate| 1e+30 is beyond 1e+06" in out["failed"][0]["error"]
+    assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1

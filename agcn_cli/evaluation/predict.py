@@ -65,6 +65,11 @@ class _Model:
     data: DataInfo
 
 
+# Skeleton coordinates are metres (NTU, 3D) or pixels (2D keypoints): beyond this they are garbage
+# (a finite 1e30 overflows inside the model, or saturates its softmax into a confident answer).
+MAX_COORDINATE = 1e6
+
+
 def sample_clips(
     sample: np.ndarray, data: DataInfo, layout: Layout, clip_len: int, num_clips: int, padding: str = "loop",
     pad: WindowPad | None = None,
@@ -224,6 +229,14 @@ def predict(
         for i, item in enumerate(items):
             if isinstance(item, SampleFailure):
                 yield item
+                continue
+            largest = float(np.abs(item.data).max()) if item.data.size else 0.0
+            if largest > MAX_COORDINATE or not np.isfinite(fused[i]).all():
+                yield SampleFailure(
+                    f"{item.source}: {item.name}",
+                    f"largest |coordinate| {largest:.3g} is beyond {MAX_COORDINATE:.0e}, or makes the model's scores "
+                    "non-finite: not a skeleton in metres or pixels; check how the sample was made",
+                )
                 continue
             best = np.argsort(-fused[i], kind="stable")[: min(top, k)]
             ranked = [(int(c), names[c], float(fused[i, c])) for c in best]
