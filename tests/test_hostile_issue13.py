@@ -3,6 +3,7 @@ naming the file (or option) and the problem, exit status 1, no traceback, nothin
 
 import json
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -278,3 +279,26 @@ def test_predict_refuses_samples_whose_scores_overflow(tmp_path):
     assert len(out["failed"]) == 1 and names[0] in out["failed"][0]["input"]
     assert "largest |coordinate| 1e+30 is beyond 1e+06" in out["failed"][0]["error"]
     assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("partial", {"step": -1}, "'partial' step must be a non-negative number, got -1"),
+        ("partial", {"step": 99}, "'partial' step 99 is beyond the epoch's"),
+        ("partial", {"steps": 1}, "'partial' is not an interrupted epoch's sums (found ['steps'])"),
+        ("partial", {"step": "1"}, "'partial' step must be a non-negative number, got '1'"),
+        ("optimizer", {"state": {}, "param_groups": []}, "its optimizer state do not fit this run"),
+        ("rng", {"torch": torch.zeros(3, dtype=torch.uint8)}, "its RNG states do not fit this run"),
+    ],
+)
+def test_resume_checks_what_last_pt_holds(tiny, tmp_path, field, value, message):
+    from agcn_cli.engine.fit import fit
+
+    run = tmp_path / "run"
+    flags = {"data": str(tiny), "out": str(run), "clip_len": 4, "epochs": 2, "batch_size": 4, "tensorboard": False}
+    fit(build_config({**flags, "stop_after": 1}), log=lambda _: None)
+    ckpt = torch.load(run / "last.pt", weights_only=False)
+    torch.save({**ckpt, field: value}, run / "last.pt")
+    with pytest.raises(AgcnError, match=re.escape(message)):
+        fit(build_config({**flags, "resume": True}), log=lambda _: None)

@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +255,24 @@ def _init_line(config: TrainConfig, path: str, source: dict[str, Any]) -> str:
     return line
 
 
+def _check_partial(partial: Any, path: Path, steps: int) -> dict[str, Any] | None:
+    """last.pt's `partial` (an interrupted epoch's EpochStats as a dict), checked by type and range."""
+    if partial is None:
+        return None
+    kinds = {f.name: f.type for f in fields(EpochStats)}
+    if not isinstance(partial, dict) or set(partial) - set(kinds):
+        found = sorted(set(partial) - set(kinds)) if isinstance(partial, dict) else type(partial).__name__
+        raise AgcnError(f"{path}: 'partial' is not an interrupted epoch's sums (found {found}); start a new run")
+    for key, value in partial.items():
+        kind = {int: int, float: (int, float), bool: bool}[kinds[key]]
+        bad = not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+        if bad or (not isinstance(value, bool) and value < 0):
+            raise AgcnError(f"{path}: 'partial' {key} must be a non-negative number, got {value!r}; start a new run")
+    if partial.get("step", 0) > steps:
+        raise AgcnError(f"{path}: 'partial' step {partial['step']} is beyond the epoch's {steps} batches")
+    return partial
+
+
 def _set_frozen(run: Run, frozen: bool) -> None:
     """Freeze or unfreeze the backbone (every parameter but the classifier's).
 
@@ -329,17 +347,25 @@ def _resume(run: Run, ckpt: dict[str, Any]) -> None:
             f"{last}: saved mid-epoch by {ckpt['world_size']} process(es); resume it with "
             f"{ckpt['world_size']} (not {ctx.world_size}), or at an epoch boundary with any number"
         )
-    run.model.load_state_dict(ckpt["model"])
-    run.optimizer.load_state_dict(ckpt["optimizer"])
-    run.scheduler.load_state_dict(ckpt["scheduler"])
-    set_rng_state(ckpt["rng"])
+    partial = _check_partial(ckpt.get("partial"), last, len(run.loader))
+    for what, load in (
+        ("weights", lambda: run.model.load_state_dict(ckpt["model"])),
+        ("optimizer state", lambda: run.optimizer.load_state_dict(ckpt["optimizer"])),
+        ("schedule state", lambda: run.scheduler.load_state_dict(ckpt["scheduler"])),
+        ("RNG states", lambda: set_rng_state(ckpt["rng"])),
+    ):
+        try:
+            load()
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+            detail = " ".join(str(e).split())[:200]
+            raise AgcnError(f"{last}: its {what} do not fit this run ({detail}); start a new run") from None
     run.start, run.best, run.wall0 = ckpt["epoch"], ckpt["best"], ckpt["wall_s"]
     run.init_source = ckpt.get("init_source")
     run.environment, run.resumes = ckpt.get("environment"), list(ckpt.get("resumes", []))
     if _percent_checkpoint(ckpt) and run.best["top1"] > 0:  # begun before accuracies were fractions
         run.best = {**run.best, "top1": run.best["top1"] / 100}
-    if ckpt["partial"]:  # an interrupted epoch: the sums so far (of all ranks) go to rank 0
-        run.stats = EpochStats(**ckpt["partial"]) if ctx.is_main else EpochStats(step=ckpt["partial"]["step"])
+    if partial:  # an interrupted epoch: the sums so far (of all ranks) go to rank 0
+        run.stats = EpochStats(**partial) if ctx.is_main else EpochStats(step=partial["step"])
     step = run.stats.step
     run.log(f"resuming {run.run_dir} at epoch {run.start + 1}" + (f", batch {step + 1}" if step else ""))
 
