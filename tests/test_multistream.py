@@ -231,3 +231,12 @@ def test_cpu_bf16_says_what_the_cpu_has(tiny, tmp_path, monkeypatch, units, said
     summary = train(config(tiny, tmp_path / "run", precision="bf16", device="cpu", epochs=1), log=lines.append)
     assert summary["epoch"] == 1 and any(said in line for line in lines), lines
     assert any("bf16;" in line for line in lines if line.startswith("training joint"))  # the precision line
+
+
+def test_plot_run_dir_draws_each_stream(tiny, tmp_path):
+    pytest.importorskip("matplotlib")
+    run = tmp_path / "run"
+    fit_streams(config(tiny, run, modality="joint,bone", epochs=1), log=quiet)
+    r = CliRunner().invoke(app, ["plot", str(run), "--out", str(tmp_path / "c.png")])
+    assert r.exit_code == 0, r.output
+    assert "(2 runs)" in r.stdout and (tmp_path / "c.png").stat().st_size > 0

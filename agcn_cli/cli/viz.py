@@ -80,7 +80,11 @@ def show_cmd(
 @command("plot")
 def plot_cmd(
     inputs: Annotated[
-        list[Path], typer.Argument(help="Run folders of agcn train (curves), or score files of agcn eval (bars).")
+        list[Path],
+        typer.Argument(
+            help="Run folders of agcn train (curves; a --modality all RUN_DIR gives its streams), or score files "
+            "of agcn eval (bars)."
+        ),
     ],
     out_path: Annotated[
         Path | None, typer.Option("--out", help="A .png, .pdf or .svg file (default: curves.png / class-accuracy.png).")
@@ -89,10 +93,12 @@ def plot_cmd(
 ) -> None:
     """Training curves of runs (loss, accuracy, validation top-1/top-5, lr per epoch), overlaid; or
     per-class accuracy bars of score files."""
+    from ..evaluation.runs import run_streams
     from ..io.atomic import refuse_existing
     from ..viz.curves import plot_class_accuracy, plot_runs
     from ..viz.figure import IMAGE_SUFFIXES, check_suffix, require_matplotlib, save_figure
 
+    inputs = [q for p in inputs for q in run_streams(p)]  # a multi-stream RUN_DIR: each stream's run
     folders = [p.is_dir() for p in inputs]
     if any(folders) and not all(folders):
         raise AgcnError("give either run folders (curves) or score files (bars), not both")

@@ -36,6 +36,16 @@ def run_checkpoints(run_dir: Path) -> dict[str, Path]:
     return found
 
 
+def run_streams(path: Path) -> list[Path]:
+    """`path`, or the stream folders of a multi-stream RUN_DIR (a folder without metrics.jsonl whose
+    STREAM/ folders hold runs), for commands that take run folders."""
+    path = Path(path)
+    if not path.is_dir() or (path / "metrics.jsonl").exists():
+        return [path]
+    streams = [path / s for s in STREAMS if (path / s / "metrics.jsonl").is_file()]
+    return streams or [path]
+
+
 @dataclass
 class Fusion:
     name: str
