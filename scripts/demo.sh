@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole story on synthetic data: synth -> preprocess -> streams -> train the four streams
-# -> 10-clip eval -> fusion. `make demo` runs it with configs/demo-cpu.toml. On a machine that
+# in one command -> 10-clip eval of each and the fusions (agcn eval RUN_DIR). `make demo` runs it with configs/demo-cpu.toml. On a machine that
 # brings its own Python and torch (a GPU box, say), from the repository root:
 #   AGCN="python3 -m agcn_cli" scripts/demo.sh demo-gpu configs/demo-gpu.toml --samples-per-class 160
 # Arguments after CONFIG go to `agcn synth`.
@@ -18,7 +18,6 @@ if [ -e "$out" ] && [ ! -f "$out/.agcn-demo" ] && [ -n "$(ls -A "$out" 2>/dev/nu
   exit 1
 fi
 data=$out/ntu60-xsub
-streams=(joint bone joint-motion bone-motion)
 
 rm -rf "$out"
 mkdir -p "$out"
@@ -27,17 +26,11 @@ touch "$out/.agcn-demo"
 "${agcn[@]}" preprocess "$out/raw" "$data" --benchmark ntu60-xsub
 "${agcn[@]}" streams "$data/train.h5"
 "${agcn[@]}" streams "$data/test.h5"
-for s in "${streams[@]}"; do
-  "${agcn[@]}" train "$data" --modality "$s" --config "$config" --out "$out/runs/$s"
-done
-mkdir -p "$out/scores"
-for s in "${streams[@]}"; do
-  "${agcn[@]}" eval "$out/runs/$s/last.pt" "$data/test.h5" --clips 10 --out "$out/scores/$s.h5"
-done
-"${agcn[@]}" fuse "$out/scores/joint.h5" "$out/scores/bone.h5" --weights 1,1 --out "$out/scores/two-stream.h5"
-"${agcn[@]}" fuse "$out/scores/joint.h5" "$out/scores/joint-motion.h5" "$out/scores/bone.h5" \
-  "$out/scores/bone-motion.h5" --weights 2,1,2,1 --out "$out/scores/four-stream.h5"
+# the four streams together, in one process: demo/runs/joint, demo/runs/bone, ...
+"${agcn[@]}" train "$data" --modality all --config "$config" --out "$out/runs"
+# each stream with 10 clips per sample, then joint+bone 1:1 and the four streams 2:1:2:1
+"${agcn[@]}" eval "$out/runs" "$data/test.h5" --clips 10 --out "$out/scores"
 # Pictures (matplotlib, the viz extra): the four streams' training curves and one test sample moving.
-"${agcn[@]}" plot "${streams[@]/#/$out/runs/}" --out "$out/curves.png"
+"${agcn[@]}" plot "$out/runs" --out "$out/curves.png"
 "${agcn[@]}" show "$data/test.h5" --index 0 --out "$out/skeleton.gif"
 echo "demo: training curves in $out/curves.png, a test sample's skeleton in $out/skeleton.gif"
