@@ -36,6 +36,9 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.helpers import DeclaredArray, del_attr, replace, set_attr, set_values  # noqa: E402
+
 AGCN = [sys.executable, "-c", "import sys; from agcn_cli.cli import main; sys.exit(main())"]
 ENV = {
     **os.environ,
@@ -148,36 +151,6 @@ def split_variant(d: Path, name: str, edit: Callable[[h5py.File], object], src: 
     return str(path.relative_to(d))
 
 
-def attr(key, value):
-    def edit(f):
-        f.attrs[key] = value
-
-    return edit
-
-
-def delattr_(key):
-    def edit(f):
-        del f.attrs[key]
-
-    return edit
-
-
-def replace(key, make):
-    def edit(f):
-        old = f[key][:]
-        del f[key]
-        f.create_dataset(key, data=make(old))
-
-    return edit
-
-
-def setval(key, index, value):
-    def edit(f):
-        f[key][index] = value
-
-    return edit
-
-
 def ckpt_variant(d: Path, name: str, edit: Callable[[dict], object]) -> str:
     raw = torch.load(d / "run" / "last.pt", weights_only=True, map_location="cpu")
     edit(raw)
@@ -211,17 +184,6 @@ def raw_folder(d: Path, name: str, files: dict[str, str | bytes], with_valid: bo
     return str(folder.relative_to(d))
 
 
-class DeclaredArray:
-    """Pickles as numpy's `_reconstruct(ndarray, shape, dtype)`: a declared shape and no data."""
-
-    def __init__(self, shape):
-        self.shape = shape
-
-    def __reduce__(self):
-        core = getattr(np, "_core", None) or np.core
-        return core.multiarray._reconstruct, (np.ndarray, self.shape, b"f")
-
-
 def annotation_pickle(keypoint, total_frames: int) -> bytes:
     ann = {"frame_dir": "S001C001P001R001A001", "label": 0, "total_frames": total_frames, "keypoint": keypoint}
     return pickle.dumps({"split": {"xsub_train": ["S001C001P001R001A001"]}, "annotations": [ann]}, 2)
@@ -251,27 +213,27 @@ def cases(d: Path) -> list[Case]:  # noqa: PLR0915 - one flat list reads best
 
     # ---- 1. wrong types and sizes in split files (info, eval, train, streams) -----------------------
     split_edits = {
-        "schema_version text": attr("schema_version", "one"),
-        "schema_version float": attr("schema_version", 1.5),
-        "num_classes text": attr("num_classes", "many"),
-        "num_classes zero": attr("num_classes", 0),
-        "num_classes array": attr("num_classes", np.array([3, 4])),
-        "num_samples missing": delattr_("num_samples"),
-        "num_samples too many": attr("num_samples", 99),
-        "layout unknown": attr("layout", "ntu26"),
-        "layout_spec bad json": attr("layout_spec", "{not json"),
-        "label_names not a list": attr("label_names", "[1, 2"),
+        "schema_version text": set_attr("schema_version", "one"),
+        "schema_version float": set_attr("schema_version", 1.5),
+        "num_classes text": set_attr("num_classes", "many"),
+        "num_classes zero": set_attr("num_classes", 0),
+        "num_classes array": set_attr("num_classes", np.array([3, 4])),
+        "num_samples missing": del_attr("num_samples"),
+        "num_samples too many": set_attr("num_samples", 99),
+        "layout unknown": set_attr("layout", "ntu26"),
+        "layout_spec bad json": set_attr("layout_spec", "{not json"),
+        "label_names not a list": set_attr("label_names", "[1, 2"),
         "name integers": replace("name", lambda old: np.arange(len(old))),
         "label floats": replace("label", lambda old: old.astype(np.float32) + 0.5),
-        "label minus one": setval("label", 0, -1),
+        "label minus one": set_values("label", 0, -1),
         "label uint64 huge": replace("label", lambda old: np.full(len(old), 2**63 + 5, np.uint64)),
         "label a group": lambda f: (f.__delitem__("label"), f.create_group("label")),
         "joint 24 joints": replace("joint", lambda old: old[:, :, :24]),
         "joint 2 channels": replace("joint", lambda old: old[..., :2]),
-        "offset negative": setval("offset", 1, -5),
-        "offset past the end": setval("offset", 1, 10_000_000),
+        "offset negative": set_values("offset", 1, -5),
+        "offset past the end": set_values("offset", 1, 10_000_000),
         "num_frames past the end": lambda f: f["num_frames"].__setitem__(-1, f["num_frames"][-1] + 100),
-        "num_frames zero": setval("num_frames", 0, 0),
+        "num_frames zero": set_values("num_frames", 0, 0),
         "num_frames huge": replace("num_frames", lambda old: np.full(len(old), 2**62, np.int64)),
     }
     for i, (name, edit) in enumerate(split_edits.items()):
@@ -287,7 +249,7 @@ def cases(d: Path) -> list[Case]:  # noqa: PLR0915 - one flat list reads best
     for i, name in enumerate(["schema_version text", "offset negative"]):
         path = split_variant(d, f"st{i}", split_edits[name])
         c.append(Case("split file: streams", name, ["streams", path], path))
-    path = split_variant(d, "lay", attr("layout", "ntu99"))
+    path = split_variant(d, "lay", set_attr("layout", "ntu99"))
     c.append(Case("split file: streams", "unknown layout", ["streams", path], path))
     c.append(Case("split file: info", "not HDF5", ["info", write(d, "junk/x.h5", b"\x00garbage" * 50)], "x.h5"))
     c.append(Case("split file: info", "empty file", ["info", write(d, "junk/empty.h5", b"")], "empty.h5"))

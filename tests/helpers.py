@@ -64,3 +64,67 @@ def storage(d: h5py.Dataset) -> tuple:
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ---- edits of a split file (h5py.File -> None), for the hostile-input tests and corpus ----------------
+
+
+def set_attr(key, value):
+    def edit(f):
+        f.attrs[key] = value
+
+    return edit
+
+
+def del_attr(key):
+    def edit(f):
+        del f.attrs[key]
+
+    return edit
+
+
+def replace(key, make):
+    """Replace dataset `key` by `make(old values)`."""
+
+    def edit(f):
+        old = f[key][:]
+        del f[key]
+        f.create_dataset(key, data=make(old))
+
+    return edit
+
+
+def set_values(key, index, value):
+    def edit(f):
+        f[key][index] = value
+
+    return edit
+
+
+class DeclaredArray:
+    """Pickles as numpy's `_reconstruct(ndarray, shape, dtype)` with no BUILD: a shape, no data."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def __reduce__(self):
+        core = getattr(np, "_core", None) or np.core
+        return core.multiarray._reconstruct, (np.ndarray, self.shape, b"f")
+
+
+def one_error_line(args: list[str], notes: bool = False) -> str:
+    """The one `error:` line of a failing `agcn` command (exit 1, no traceback); `notes`: `note:` and
+    `warning:` lines may come with it."""
+    from typer.testing import CliRunner
+
+    from agcn_cli.cli.app import app
+
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 1, r.output
+    assert not isinstance(r.exception, Exception) or isinstance(r.exception, SystemExit), repr(r.exception)
+    lines = r.output.strip().splitlines()
+    if notes:
+        lines = [line for line in lines if not line.startswith(("note: ", "warning: "))]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
+    assert "Traceback" not in r.output
+    return lines[0]

@@ -17,7 +17,7 @@ from agcn_cli.cli.app import app
 from agcn_cli.io.checkpoint import DataInfo, save_checkpoint
 from agcn_cli.io.splitfile import check_split_file
 from agcn_cli.models.agcn import ModelConfig, build_model
-from tests.helpers import write_split
+from tests.helpers import del_attr, replace, set_attr, set_values, write_split
 
 runner = CliRunner()
 
@@ -30,38 +30,6 @@ def error_line(args: list[str], path, field: str) -> str:
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith("error: ") and str(path) in line and field in line, r.stderr
     return line
-
-
-def set_attr(key, value):
-    def edit(f):
-        f.attrs[key] = value
-
-    return edit
-
-
-def del_attr(key):
-    def edit(f):
-        del f.attrs[key]
-
-    return edit
-
-
-def replace(key, make):
-    """Replace dataset `key` by `make(old values)`."""
-
-    def edit(f):
-        old = f[key][:]
-        del f[key]
-        f.create_dataset(key, data=make(old))
-
-    return edit
-
-
-def set_values(key, index, value):
-    def edit(f):
-        f[key][index] = value
-
-    return edit
 
 
 def swap_offsets(f):

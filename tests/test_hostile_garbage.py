@@ -20,18 +20,12 @@ from agcn_cli.models.agcn import ModelConfig, build_model
 from agcn_cli.skeleton.layouts import get_layout
 from agcn_cli.sources.ntu import SkeletonError, parse_name, parse_skeleton
 from agcn_cli.sources.safe_pickle import load_pickle
-from tests.helpers import random_body, write_skeleton, write_split
+from tests import helpers
+from tests.helpers import DeclaredArray, random_body, write_skeleton, write_split
 
 
 def one_error_line(args: list[str]) -> str:
-    """The one `error:` line of a failing command (exit 1, no traceback; `note:` lines aside)."""
-    r = CliRunner().invoke(app, args)
-    assert r.exit_code == 1, r.output
-    assert not isinstance(r.exception, Exception) or isinstance(r.exception, SystemExit), repr(r.exception)
-    lines = [line for line in r.output.strip().splitlines() if not line.startswith(("note: ", "warning: "))]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
-    assert "Traceback" not in r.output
-    return lines[0]
+    return helpers.one_error_line(args, notes=True)
 
 
 @pytest.fixture(scope="module")
@@ -253,17 +247,6 @@ def test_kinetics_duplicate_video_id_is_skipped(tmp_path):
 
 
 # ---- 6. unbounded work from small input ---------------------------------------------------------------
-
-
-class DeclaredArray:
-    """Pickles as numpy's `_reconstruct(ndarray, shape, dtype)` with no BUILD: a shape, no data."""
-
-    def __init__(self, shape):
-        self.shape = shape
-
-    def __reduce__(self):
-        core = getattr(np, "_core", None) or np.core
-        return core.multiarray._reconstruct, (np.ndarray, self.shape, b"f")
 
 
 def annotation_file(path, keypoint, total_frames: int) -> object:

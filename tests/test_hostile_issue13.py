@@ -19,19 +19,9 @@ from agcn_cli.skeleton.layouts import get_layout, load_layout
 from agcn_cli.sources.kinetics import read_labels, read_video
 from agcn_cli.sources.pipeline import SampleError
 from agcn_cli.sources.safe_pickle import load_pickle
-from tests.helpers import write_split
+from tests.helpers import one_error_line, write_split
 
 DEEP = "[" * 5000 + "]" * 5000  # valid JSON nesting deeper than Python's recursion limit
-
-
-def one_error_line(args: list[str]) -> str:
-    """The one `error:` line of a failing command (exit 1, no traceback)."""
-    r = CliRunner().invoke(app, args)
-    assert r.exit_code == 1, r.output
-    assert not isinstance(r.exception, Exception) or isinstance(r.exception, SystemExit), repr(r.exception)
-    lines = r.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
