@@ -22,8 +22,8 @@ an epoch older) trains alone until it catches up; a stream with no last.pt yet s
 import json
 import sys
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,8 @@ def fit_streams(config: TrainConfig, log: Callable[[str], None] = _stderr) -> di
     deterministic = torch.are_deterministic_algorithms_enabled()
     logs = {s: RunLog(_prefixed(log, s) if ctx.is_main else None) for s in streams}
     held = ExitStack()  # rank 0: the locks of RUN_DIR and of each stream's folder
+    if config.compile:
+        held.enter_context(_compile_room(len(streams)))
     try:
         device = torch.device("cuda", ctx.local_rank) if cuda else torch.device("cpu")
         distributed.on_main(ctx, lambda: held.enter_context(_hold_parent(parent)))
@@ -98,6 +100,22 @@ def fit_streams(config: TrainConfig, log: Callable[[str], None] = _stderr) -> di
     if summary["failed"] and not summary["interrupted"]:  # each failed stream's train.log says why
         raise AgcnError("; ".join(summary["failed"].values()))
     return summary
+
+
+@contextmanager
+def _compile_room(streams: int) -> Iterator[None]:
+    """torch.compile keeps up to `recompile_limit` (8) compiled versions per code object, and the
+    streams' models share AGCN.forward's: each needs its own (a guard on the module) and one more
+    for the last, smaller batch, so 4 streams would use all 8 and a fifth version would fall back
+    to eager. Room for 8 per stream while the run lasts."""
+    import torch._dynamo.config as dynamo
+
+    saved = dynamo.recompile_limit
+    dynamo.recompile_limit = max(saved, 8 * streams)
+    try:
+        yield
+    finally:
+        dynamo.recompile_limit = saved
 
 
 def _prefixed(log: Callable[[str], None], stream: str) -> Callable[[str], None]:
