@@ -223,20 +223,22 @@ def test_ddp_two_processes_gloo(tiny, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("units", "said"), [("", "this CPU has no bfloat16 units"), ("AMX-BF16", "has AMX-BF16 units")]
+    ("units", "force", "said"),
+    [("", "1", "without bfloat16 units (AGCN_FORCE_CPU_BF16=1)"), ("AMX-BF16", None, "has AMX-BF16 units")],
 )
-def test_cpu_bf16_says_what_the_cpu_has(tiny, tmp_path, monkeypatch, units, said):
+def test_cpu_bf16_says_what_the_cpu_has(tiny, tmp_path, monkeypatch, units, force, said):
     monkeypatch.setattr("agcn_cli.engine.fit.cpu_bf16_units", lambda: units)
+    if force:
+        monkeypatch.setenv("AGCN_FORCE_CPU_BF16", force)
     lines = []
     summary = train(config(tiny, tmp_path / "run", precision="bf16", device="cpu", epochs=1), log=lines.append)
     assert summary["epoch"] == 1 and any(said in line for line in lines), lines
     assert any("bf16;" in line for line in lines if line.startswith("training joint"))  # the precision line
 
 
-def test_plot_run_dir_draws_each_stream(tiny, tmp_path):
-    pytest.importorskip("matplotlib")
-    run = tmp_path / "run"
-    fit_streams(config(tiny, run, modality="joint,bone", epochs=1), log=quiet)
-    r = CliRunner().invoke(app, ["plot", str(run), "--out", str(tmp_path / "c.png")])
-    assert r.exit_code == 0, r.output
-    assert "(2 runs)" in r.stdout and (tmp_path / "c.png").stat().st_size > 0
+def test_cpu_bf16_refused_without_units(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr("agcn_cli.engine.fit.cpu_bf16_units", lambda: "")
+    monkeypatch.delenv("AGCN_FORCE_CPU_BF16", raising=False)
+    with pytest.raises(AgcnError, match=r"--precision bf16: this CPU has no bfloat16 units .* about 20x slower"):
+        train(config(tiny, tmp_path / "run", precision="bf16", device="cpu", epochs=1), log=quiet)
+    assert not (tmp_path / "run").exists()

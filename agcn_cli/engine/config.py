@@ -98,7 +98,10 @@ class TrainConfig:
     seed: int = _option(0, "Seed of model init, batch order and frame sampling.")
     deterministic: bool = _option(False, "Deterministic kernels: a resumed run matches an uninterrupted one.")
     device: str = _option("auto", "auto (cuda if available) | cpu | cuda.")
-    precision: str = _option("auto", "auto (bf16 on CUDA, fp32 on CPU) | fp32 | tf32 (CUDA) | bf16 autocast.")
+    precision: str = _option(
+        "auto",
+        "auto (bf16 on CUDA, fp32 on CPU) | fp32 | tf32 (CUDA) | bf16 autocast (CUDA, or a CPU with AMX/AVX512-BF16).",
+    )
     compile: bool = _option(False, "torch.compile the training model: GPU steps ~1.8x faster after ~1 min.")
     workers: int = _option(0, "Batch-loading worker processes (0: gather in the main process).")
     pin_memory: bool = _option(True, "Pinned host batches (CUDA only).")

@@ -68,6 +68,7 @@ from .schedule import build_scheduler
 from .signals import StopSignals
 from .splits import build_data
 
+FORCE_CPU_BF16 = "AGCN_FORCE_CPU_BF16"  # =1: --precision bf16 even on a CPU without bfloat16 units
 ACCURACY_UNIT = "fraction"  # checkpoints' `accuracy_unit`: `best` and metrics.jsonl in [0, 1]
 _NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)  # AGCN's: the input BatchNorm and the units'
 
@@ -330,11 +331,15 @@ def _seed_and_precision(
         log("--precision tf32 applies on CUDA only; training in float32")
     if bf16 and device.type == "cpu":
         units = cpu_bf16_units()
-        log(
-            f"bf16 on the CPU: this CPU has {units} units" if units else
-            "note: this CPU has no bfloat16 units (AVX512-BF16 or AMX): bf16 autocast runs through float32 "
-            "conversions and is slower than fp32 here (BENCHMARKS.md, \"CPU bfloat16\"); --precision fp32 is faster"
-        )  # fmt: skip
+        if not units and os.environ.get(FORCE_CPU_BF16) != "1":
+            raise AgcnError(
+                "--precision bf16: this CPU has no bfloat16 units (AMX-BF16 or AVX512-BF16), so PyTorch runs "
+                "bfloat16 convolutions and matrix products through slow reference kernels, about 20x slower than "
+                f'fp32 (BENCHMARKS.md, "CPU bfloat16"); train in fp32 (the CPU default), or set {FORCE_CPU_BF16}=1 '
+                "to study bf16 numerics anyway"
+            )
+        log(f"bf16 on the CPU: this CPU has {units} units" if units else
+            f"note: bf16 on a CPU without bfloat16 units ({FORCE_CPU_BF16}=1): about 20x slower than fp32")  # fmt: skip
     return (torch.bfloat16 if bf16 else None), precision
 
 
