@@ -104,7 +104,7 @@ def main() -> None:
             times[name].append(step())
 
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads {args.threads}")
-    print(f"CPU bfloat16 units: {cpu_bf16_units() or 'none (bf16 runs through float32 conversions)'}")
+    print(f"CPU bfloat16 units: {cpu_bf16_units() or 'none (bf16 falls back to slow reference kernels)'}")
     gmacs = macs / 1e9
     print(f"variant {args.variant}: {params:,} parameters, {gmacs:.2f} GMACs per {args.frames}-frame 2-person clip")
     print(f"eval-mode logits (random weights), max |agcn - reference| = {diff:.2e}")

@@ -239,6 +239,6 @@ def test_cpu_bf16_says_what_the_cpu_has(tiny, tmp_path, monkeypatch, units, forc
 def test_cpu_bf16_refused_without_units(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr("agcn_cli.engine.fit.cpu_bf16_units", lambda: "")
     monkeypatch.delenv("AGCN_FORCE_CPU_BF16", raising=False)
-    with pytest.raises(AgcnError, match=r"--precision bf16: this CPU has no bfloat16 units .* about 20x slower"):
+    with pytest.raises(AgcnError, match=r"--precision bf16: this CPU has no bfloat16 units .* 15-20x slower"):
         train(config(tiny, tmp_path / "run", precision="bf16", device="cpu", epochs=1), log=quiet)
     assert not (tmp_path / "run").exists()

@@ -41,9 +41,9 @@ def tf32(enabled: bool) -> Iterator[None]:
 def cpu_bf16_units() -> str:
     """The CPU's bfloat16 matrix units, as named by Intel ("AMX-BF16", "AVX512-BF16"), or "" if none.
 
-    Without them (AVX2 machines, most AMD CPUs before Zen 4), oneDNN runs bfloat16 through
-    float32 conversions: `--precision bf16` works, but is no faster than fp32 and usually slower
-    (BENCHMARKS.md, "CPU bfloat16").
+    Without them (AVX2 machines, most AMD CPUs before Zen 4), PyTorch runs bfloat16 convolutions
+    and matrix products through its slow reference kernels (`_slow_conv2d_forward`): a training
+    step 15-20x slower than fp32 (BENCHMARKS.md, "CPU bfloat16"), so `agcn train` refuses it there.
     """
     cpu = getattr(torch, "cpu", None)
     checks = (("AMX-BF16", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported"))

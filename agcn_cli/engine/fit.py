@@ -334,12 +334,12 @@ def _seed_and_precision(
         if not units and os.environ.get(FORCE_CPU_BF16) != "1":
             raise AgcnError(
                 "--precision bf16: this CPU has no bfloat16 units (AMX-BF16 or AVX512-BF16), so PyTorch runs "
-                "bfloat16 convolutions and matrix products through slow reference kernels, about 20x slower than "
+                "bfloat16 convolutions and matrix products through slow reference kernels, 15-20x slower than "
                 f'fp32 (BENCHMARKS.md, "CPU bfloat16"); train in fp32 (the CPU default), or set {FORCE_CPU_BF16}=1 '
                 "to study bf16 numerics anyway"
             )
         log(f"bf16 on the CPU: this CPU has {units} units" if units else
-            f"note: bf16 on a CPU without bfloat16 units ({FORCE_CPU_BF16}=1): about 20x slower than fp32")  # fmt: skip
+            f"note: bf16 on a CPU without bfloat16 units ({FORCE_CPU_BF16}=1): 15-20x slower than fp32")  # fmt: skip
     return (torch.bfloat16 if bf16 else None), precision
 
 
