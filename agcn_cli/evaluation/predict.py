@@ -67,7 +67,7 @@ class _Model:
 
 # Skeleton coordinates are metres (NTU, 3D) or pixels (2D keypoints): beyond this they are garbage
 # (a finite 1e30 overflows inside the model, or saturates its softmax into a confident answer).
-MAX_COORDINATE = 1e6
+COORDINATE_LIMIT = 1e6
 
 
 def sample_clips(
@@ -231,10 +231,10 @@ def predict(
                 yield item
                 continue
             largest = float(np.abs(item.data).max()) if item.data.size else 0.0
-            if largest > MAX_COORDINATE or not np.isfinite(fused[i]).all():
+            if largest > COORDINATE_LIMIT or not np.isfinite(fused[i]).all():
                 yield SampleFailure(
                     f"{item.source}: {item.name}",
-                    f"largest |coordinate| {largest:.3g} is beyond {MAX_COORDINATE:.0e}, or makes the model's scores "
+                    f"largest |coordinate| {largest:.3g} is beyond {COORDINATE_LIMIT:.0e}, or makes the model's scores "
                     "non-finite: not a skeleton in metres or pixels; check how the sample was made",
                 )
                 continue
