@@ -23,7 +23,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -132,7 +132,7 @@ def _stream_config(config: TrainConfig, stream: str) -> TrainConfig:
     return replace(config, modality=stream, out=str(out), resume=resume, overwrite=overwrite)
 
 
-def _hold_parent(parent: Path):
+def _hold_parent(parent: Path) -> AbstractContextManager[None]:
     """RUN_DIR's lock; refused when RUN_DIR holds a single-stream run (its files would mix with ours)."""
     single = [name for name in RUN_FILES if name != "config.json" and (parent / name).exists()]
     try:
