@@ -523,6 +523,22 @@ def cases(d: Path) -> list[Case]:  # noqa: PLR0915 - one flat list reads best
     c.append(
         Case("outputs", "streams unknown modality", ["streams", "data/train.h5", "--modality", "colour"], "colour")
     )
+
+    # ---- 10. several streams in one command (--modality all, agcn eval RUN_DIR) ------------------------
+    (d / "emptyrun").mkdir()
+    together = [
+        ("a stream named twice", ["train", "data/train.h5", "-o", "runs/m1", "--modality", "joint,joint"], "joint"),
+        ("an unknown stream in the list", ["train", "data/train.h5", "-o", "runs/m2", "--modality", "joint,hand"],
+         "hand"),
+        ("all into a single-stream run", ["train", "data/train.h5", "-o", "run", "--modality", "all", *TRAIN],
+         "run"),
+        ("--resume with nothing to resume", ["train", "data/train.h5", "-o", "runs/m3", "--modality", "all",
+                                             "--resume", *TRAIN], "runs/m3"),
+        ("eval RUN_DIR of no streams", ["eval", "emptyrun", "data/test.h5", *cpu], "emptyrun"),
+        ("eval RUN_DIR with --confusion", ["eval", "emptyrun", "data/test.h5", *cpu, "--confusion", "c.csv"],
+         "emptyrun"),
+    ]  # fmt: skip
+    c.extend(Case("streams together", name, argv, names) for name, argv, names in together)
     return c
 
 

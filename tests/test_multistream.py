@@ -167,6 +167,9 @@ def test_cli_all_and_refusals(tiny, tmp_path):
     assert CliRunner().invoke(app, one).exit_code == 0
     into = CliRunner().invoke(app, [*one, "--modality", "all", "--overwrite"])
     assert into.exit_code == 1 and "holds a single-stream run" in into.stderr
+    nothing = CliRunner().invoke(app, [*args[:3], str(tmp_path / "none"), *args[4:], "--resume"])
+    assert nothing.exit_code == 1 and "none: no STREAM/last.pt of joint, bone to resume from" in nothing.stderr
+    assert not (tmp_path / "none").exists()
     resumed = CliRunner().invoke(app, ["train", "--resume", "--out", str(run), "--epochs", "2", "--no-tensorboard"])
     assert resumed.exit_code == 1 and "--resume with a different config: epochs 2" in resumed.stderr
 
@@ -193,7 +196,7 @@ def test_eval_run_dir_scores_each_stream_and_fuses(tiny, tmp_path):
     again = CliRunner().invoke(app, ["eval", str(run), str(tiny / "test.h5"), "--out", str(scores)])
     assert again.exit_code == 1 and "already exists; pass --overwrite" in again.stderr
     wrong = CliRunner().invoke(app, ["eval", str(run), str(tiny / "test.h5"), "--confusion", "c.csv"])
-    assert wrong.exit_code == 1 and "--confusion apply to one checkpoint" in wrong.stderr
+    assert wrong.exit_code == 1 and "--confusion applies to one checkpoint" in wrong.stderr
     empty = CliRunner().invoke(app, ["eval", str(tmp_path), str(tiny / "test.h5")])
     assert empty.exit_code == 1 and "no STREAM/last.pt in this folder" in empty.stderr
 

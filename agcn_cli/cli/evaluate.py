@@ -131,7 +131,8 @@ def eval_cmd(
                  "--layout": layout, "--modality": modality, "--in-channels": in_channels}  # fmt: skip
         extra = [name for name, value in given.items() if value is not None]
         if extra:
-            raise AgcnError(f"{checkpoint}: {', '.join(extra)} apply to one checkpoint; give RUN_DIR/STREAM/last.pt")
+            verb = "applies" if len(extra) == 1 else "apply"
+            raise AgcnError(f"{checkpoint}: {', '.join(extra)} {verb} to one checkpoint; give RUN_DIR/STREAM/last.pt")
         config = EvalConfig(checkpoint, test_file, clips, clip_len, batch_size, device, bf16)
         _eval_run_dir(checkpoint, test_file, config, out_path, overwrite, as_json)
         return

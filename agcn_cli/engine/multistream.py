@@ -65,6 +65,10 @@ def fit_streams(config: TrainConfig, log: Callable[[str], None] = _stderr) -> di
     """
     config.check()
     streams, parent = config.streams, Path(config.out)
+    if config.resume and not any((parent / s / "last.pt").is_file() for s in streams):
+        raise AgcnError(
+            f"{parent}: no STREAM/last.pt of {', '.join(streams)} to resume from; start the run without --resume"
+        )
     cuda = resolve_device(config.device).type == "cuda"
     ctx = distributed.init("cuda" if cuda else "cpu")
     deterministic = torch.are_deterministic_algorithms_enabled()
