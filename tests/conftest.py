@@ -24,3 +24,17 @@ def tiny(tmp_path_factory):
     write_split(d / "train.h5", (5, 9, 12, 7, 10, 6, 8, 11, 4, 9, 10, 6))
     write_split(d / "test.h5", (7, 9, 5, 8, 10, 6, 4), seed=1)  # odd: 2 ranks pad one sample
     return d
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """A tiny agcn checkpoint (3 classes, ntu25), untrained: for the commands that read one."""
+    import torch
+
+    from agcn_cli.io.checkpoint import DataInfo, save_checkpoint
+    from agcn_cli.models.agcn import ModelConfig, build_model
+
+    d = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    save_checkpoint(d / "joint.pt", build_model(ModelConfig(num_classes=3)), DataInfo(clip_len=8), epoch=1)
+    return d / "joint.pt"

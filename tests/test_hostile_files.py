@@ -6,6 +6,7 @@ line `error: FILE: ...field...`, and no traceback.
 """
 
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -201,24 +202,26 @@ def raw_ckpt(valid):
     return torch.load(valid / "joint.pt", weights_only=True)
 
 
-@pytest.mark.parametrize("case", list(CHECKPOINT_CASES))
-def test_bad_checkpoint_eval(case, valid, raw_ckpt, tmp_path):
+def bad_checkpoint(raw: dict, case: str, tmp_path: Path) -> tuple[Path, str]:
+    """The valid checkpoint with CHECKPOINT_CASES[case]'s edit, saved; its path and the field named."""
     edit, field = CHECKPOINT_CASES[case]
-    ckpt = {k: dict(v) if isinstance(v, dict) else v for k, v in raw_ckpt.items()}
+    ckpt = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     edit(ckpt)
     path = tmp_path / "bad.pt"
     torch.save(ckpt, path)
+    return path, field
+
+
+@pytest.mark.parametrize("case", list(CHECKPOINT_CASES))
+def test_bad_checkpoint_eval(case, valid, raw_ckpt, tmp_path):
+    path, field = bad_checkpoint(raw_ckpt, case, tmp_path)
     line = error_line(["eval", str(path), str(valid / "train.h5"), "--clips", "1", "--device", "cpu"], path, field)
     assert line.count(str(path)) == 1, line
 
 
 @pytest.mark.parametrize("case", ["model_config missing", "num_classes text", "epoch text", "modality unknown"])
 def test_bad_checkpoint_predict(case, valid, raw_ckpt, tmp_path):
-    edit, field = CHECKPOINT_CASES[case]
-    ckpt = {k: dict(v) if isinstance(v, dict) else v for k, v in raw_ckpt.items()}
-    edit(ckpt)
-    path = tmp_path / "bad.pt"
-    torch.save(ckpt, path)
+    path, field = bad_checkpoint(raw_ckpt, case, tmp_path)
     error_line(["predict", str(path), str(valid / "train.h5"), "--clips", "1"], path, field)
 
 

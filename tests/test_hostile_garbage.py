@@ -28,15 +28,6 @@ def one_error_line(args: list[str]) -> str:
     return helpers.one_error_line(args, notes=True)
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    """A tiny agcn checkpoint (3 classes, ntu25)."""
-    d = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    save_checkpoint(d / "joint.pt", build_model(ModelConfig(num_classes=3)), DataInfo(clip_len=8), epoch=1)
-    return d / "joint.pt"
-
-
 def body_frames(seed: int = 0, frames: int = 20, body_id: int = 72057594037931101) -> list:
     body = random_body(np.random.default_rng(seed), frames)
     return [[(body_id, body[t])] for t in range(frames)]

@@ -24,15 +24,6 @@ from tests.helpers import one_error_line, write_split
 DEEP = "[" * 5000 + "]" * 5000  # valid JSON nesting deeper than Python's recursion limit
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    """A tiny agcn checkpoint (3 classes, ntu25)."""
-    d = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    save_checkpoint(d / "joint.pt", build_model(ModelConfig(num_classes=3)), DataInfo(clip_len=8), epoch=1)
-    return d / "joint.pt"
-
-
 # ---- train options and config files ------------------------------------------------------------
 
 

@@ -36,16 +36,6 @@ Note = Callable[[str], None]
 # ---- agcn eval --------------------------------------------------------------------------------
 
 
-def non_finite_samples(frames: np.ndarray, offset: np.ndarray, num_frames: np.ndarray) -> np.ndarray:
-    """(N,) bool: the samples with a NaN or infinite value among their frames.
-
-    `frames` is a split's stream (C, F, V, M); sample i owns frames offset[i] + range(num_frames[i]).
-    """
-    bad = ~np.isfinite(frames).all(axis=(0, 2, 3))  # (F,)
-    count = np.concatenate([[0], np.cumsum(bad)])  # bad frames before each frame index
-    return count[offset + num_frames] > count[offset]
-
-
 def check_test_file(path: Path, attrs: dict[str, Any], config: ModelConfig, data: DataInfo) -> list[str]:
     """Refuse a split file the model cannot score; return notes on what is unusual but fine."""
     path = Path(path)
@@ -138,12 +128,7 @@ def evaluate(config: EvalConfig, progress: Callable[[int], None] | None = None, 
         note("--bf16 applies on CUDA only; running in float32")
     dataset = scoring_dataset(test_file, data, config.clips, config.clip_len)
     clip_len = dataset.window or dataset.clip_len  # frames per view
-    bad = non_finite_samples(dataset.frames, dataset.offset, dataset.num_frames)
-    if bad.any():
-        raise AgcnError(
-            f"{test_file}: sample {dataset.names[int(np.argmax(bad))]!r} holds NaN or infinite values in its "
-            f"{dataset.source} frames ({int(bad.sum())} such samples); rebuild the file with agcn preprocess"
-        )
+    # NaN or infinite frames: refused by SkeletonDataset when it loads them (engine/data.py)
     prob, logit = score_dataset(
         model, dataset, batch_size=config.batch_size, device=device, bf16=bf16, progress=progress
     )

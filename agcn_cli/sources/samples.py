@@ -13,6 +13,7 @@ before any sample is converted. `Input.samples()` then yields, one at a time, ea
 `SampleFailure` naming a sample that cannot be used: a folder is never held in memory at once.
 """
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +78,7 @@ def _label(value: object) -> int | None:
 
 
 @dataclass
-class Input:
+class Input(ABC):
     """One input, opened: its layout and the samples it holds, not yet converted."""
 
     path: Path
@@ -87,8 +88,9 @@ class Input:
     recipe: str  # the preprocessing recipe its samples follow ("" when unknown)
     source: str  # the source format, as split files name it in their `source` attribute
 
+    @abstractmethod
     def samples(self) -> Iterator[Sample | SampleFailure]:
-        raise NotImplementedError
+        """Each sample of the input converted, or a failure in its place, in order."""
 
 
 @dataclass
