@@ -2,6 +2,7 @@
 split files of random samples."""
 
 import hashlib
+import signal
 from pathlib import Path
 
 import h5py
@@ -128,3 +129,20 @@ def one_error_line(args: list[str], notes: bool = False) -> str:
     assert len(lines) == 1 and lines[0].startswith("error: "), r.output
     assert "Traceback" not in r.output
     return lines[0]
+
+
+def signal_in_step(monkeypatch, step: int, signum: int = signal.SIGTERM) -> None:
+    """`signum` arrives at the end of the `step`-th training step from now (after the step's own check)."""
+    from agcn_cli.engine import loop, multistream
+
+    original, calls = loop.__dict__["train_step"], [0]
+
+    def step_then_signal(*args, **kw):
+        stop = original(*args, **kw)
+        calls[0] += 1
+        if calls[0] == step:
+            signal.raise_signal(signum)
+        return stop
+
+    for module in (loop.__dict__, multistream.__dict__):
+        monkeypatch.setitem(module, "train_step", step_then_signal)

@@ -7,7 +7,6 @@ data_specs/synthetic.md, "Learning on CPU".
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import asdict, replace
@@ -28,7 +27,7 @@ from agcn_cli.io.checkpoint import read_checkpoint
 from agcn_cli.models.loading import load_model
 from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
 from agcn_cli.sources.synth import SynthConfig, generate
-from tests.helpers import write_split
+from tests.helpers import signal_in_step, write_split
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -92,7 +91,7 @@ def test_learns_held_out_subjects(xsub, tmp_path):
     assert validate(model, val, torch.device("cpu"))["top1"] == pytest.approx(summary["best_top1"])
 
 
-def test_resume_is_bit_identical(tiny, tmp_path):
+def test_resume_is_bit_identical(tiny, tmp_path, monkeypatch):
     whole = fit(tiny_config(tiny, tmp_path / "whole"), log=quiet)
 
     # stopped at an epoch boundary (--stop-after), then resumed
@@ -100,15 +99,16 @@ def test_resume_is_bit_identical(tiny, tmp_path):
     assert fit(tiny_config(tiny, split, stop_after=1), log=quiet)["epoch"] == 1
     fit(build_config({"out": str(split), "resume": True}), log=quiet)
 
-    # SIGTERM during epoch 2: the step finishes, last.pt is saved mid-epoch, resume skips the done batches
+    # SIGTERM in epoch 2's first step: the step finishes, last.pt is saved mid-epoch, resume skips the done batches
     killed = tmp_path / "killed"
 
     def log(line: str) -> None:
         if line.startswith("epoch 1/"):
-            signal.raise_signal(signal.SIGTERM)
+            signal_in_step(monkeypatch, 1)
 
     first = fit(tiny_config(tiny, killed), log=log)
     assert first["interrupted"] == "SIGTERM" and read_checkpoint(killed / "last.pt")["partial"]["step"] == 1
+    monkeypatch.undo()
     fit(build_config({"out": str(killed), "resume": True}), log=quiet)
 
     reference = read_checkpoint(tmp_path / "whole" / "last.pt")

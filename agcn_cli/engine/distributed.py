@@ -7,6 +7,7 @@ CUDA. Without WORLD_SIZE > 1 everything here is a no-op and training runs in one
 """
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,8 +49,14 @@ def init(device_type: str) -> Dist:
 
 
 def cleanup(ctx: Dist) -> None:
-    if ctx.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the process group. Ranks that end normally meet at a barrier first: gloo aborts a
+    rank ("terminate called without an active exception") that destroys its group while another
+    still uses theirs. A rank leaving on an exception does not wait (the others may never come)."""
+    if not (ctx.enabled and dist.is_initialized()):
+        return
+    if sys.exc_info()[0] is None:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def on_main(ctx: Dist, fn: Callable[[], Any]) -> Any:

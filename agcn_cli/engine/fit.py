@@ -50,7 +50,7 @@ from .config import RUN_CONTROL, TrainConfig
 from .data import BatchLoader
 from .device import cpu_bf16_units, resolve_device, tf32
 from .distributed import Dist
-from .loop import EpochStats, train_one_epoch, validate
+from .loop import EpochStats, stopping, train_one_epoch, validate
 from .record import environment
 from .rng import rng_state, set_rng_state
 from .rundir import (
@@ -64,7 +64,7 @@ from .rundir import (
     prepare_run_dir,
     summary_line,
 )
-from .schedule import build_scheduler
+from .schedule import build_scheduler, resize_schedule
 from .signals import StopSignals
 from .splits import build_data
 
@@ -256,6 +256,19 @@ def _init_line(config: TrainConfig, path: str, source: dict[str, Any]) -> str:
     return line
 
 
+def _resized(ckpt: dict[str, Any], config: TrainConfig, path: Path) -> int:
+    """The epochs last.pt's run was planned for; refuses a new `--epochs` below the epochs it has
+    trained (an interrupted epoch counts as begun)."""
+    planned = ckpt.get("train_config", {}).get("epochs", config.epochs)
+    begun = ckpt["epoch"] + (1 if ckpt.get("partial") else 0)
+    if config.epochs != planned and config.epochs < begun:
+        raise AgcnError(
+            f"{path}: --epochs {config.epochs} is fewer than the {begun} epoch(s) this run has "
+            f"{'begun' if ckpt.get('partial') else 'trained'}; give at least {begun}, or leave --epochs out"
+        )
+    return planned
+
+
 def _check_partial(partial: Any, path: Path, steps: int) -> dict[str, Any] | None:
     """last.pt's `partial` (an interrupted epoch's EpochStats as a dict), checked by type and range."""
     if partial is None:
@@ -346,7 +359,8 @@ def _seed_and_precision(
 def _resume(run: Run, ckpt: dict[str, Any]) -> None:
     """Load last.pt's weights, optimizer, schedule and RNG states, and an interrupted epoch's sums."""
     config, ctx, last = run.config, run.ctx, run.run_dir / "last.pt"
-    check_resume(ckpt, asdict(config), run.data, asdict(run.model.config), last, RUN_CONTROL)
+    planned = _resized(ckpt, config, last)
+    check_resume(ckpt, asdict(config), run.data, asdict(run.model.config), last, RUN_CONTROL | {"epochs"})
     if ckpt["partial"] and ckpt["world_size"] != ctx.world_size:  # the done batches were another sharding
         raise AgcnError(
             f"{last}: saved mid-epoch by {ckpt['world_size']} process(es); resume it with "
@@ -364,6 +378,13 @@ def _resume(run: Run, ckpt: dict[str, Any]) -> None:
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
             detail = " ".join(str(e).split())[:200]
             raise AgcnError(f"{last}: its {what} do not fit this run ({detail}); start a new run") from None
+    if planned != config.epochs:  # --epochs changed: the schedule of a run of the new length, from here on
+        was = run.optimizer.param_groups[0]["lr"]
+        now = resize_schedule(run.scheduler, config.epochs * len(run.loader))[0]
+        run.log(
+            f"--epochs {config.epochs}: the run was planned for {planned} epochs; its {config.schedule} schedule "
+            f"is recomputed for {config.epochs} (lr now {now:.4g}, was {was:.4g})"
+        )
     run.start, run.best, run.wall0 = ckpt["epoch"], ckpt["best"], ckpt["wall_s"]
     run.init_source = ckpt.get("init_source")
     run.environment, run.resumes = ckpt.get("environment"), list(ckpt.get("resumes", []))
@@ -385,16 +406,28 @@ def _train(run: Run) -> dict[str, Any]:
     done, last = run.start, None  # epochs completed, and the last one's metrics row
     t_run = time.perf_counter() - run.wall0
     with StopSignals() as stop, run.metrics_log or nullcontext():
+        signalled = stop.signalled
         for epoch in range(run.start, end):
+            if stopping(signalled, run.ctx):  # between epochs: last.pt holds the one before
+                stopped_between(run, epoch, stop.name)
+                return run_summary(run, done, last, interrupted=stop.name)
             thaw(run, epoch)
-            _train_epoch(run, epoch, stop=lambda: stop.signum is not None)
+            _train_epoch(run, epoch, stop=signalled)
             if run.stats.nonfinite:
                 raise nonfinite_error(run, epoch)
-            if run.stats.step < len(run.loader):  # a signal: save mid-epoch, with all ranks' sums so far
+            row = end_epoch(run, epoch, t_run, signalled) if run.stats.step == len(run.loader) else None
+            if row is None:  # a signal in training or validation: save mid-epoch, with all ranks' sums so far
                 save_interrupted(run, epoch, time.perf_counter() - t_run, stop.name)
                 return run_summary(run, done, last, interrupted=stop.name)
-            done, last = epoch + 1, end_epoch(run, epoch, t_run)
+            done, last = epoch + 1, row
     return run_summary(run, done, last)
+
+
+def stopped_between(run: Run, epoch: int, signal_name: str) -> None:
+    """The line for a signal that came between two epochs (nothing to save: last.pt holds `epoch`)."""
+    held = f"{run.run_dir / 'last.pt'} holds epoch {epoch}" if epoch else "no checkpoint was written yet"
+    hint = f"continue with: agcn train --resume --out {run.resume_dir}"
+    run.log(f"{signal_name}: stopped before epoch {epoch + 1}; {held}; {hint}")
 
 
 def thaw(run: Run, epoch: int) -> None:
@@ -404,14 +437,20 @@ def thaw(run: Run, epoch: int) -> None:
         _wrap(run)
 
 
-def end_epoch(run: Run, epoch: int, t_run: float) -> dict[str, Any]:
+def end_epoch(run: Run, epoch: int, t_run: float, stop: Callable[[], bool]) -> dict[str, Any] | None:
     """After a whole epoch: all ranks' sums, validation when due, best.pt / last.pt / metrics
-    (rank 0), the epoch line; the metrics row. `t_run`: perf_counter at the run's (virtual) start."""
+    (rank 0), the epoch line; the metrics row, or None when `stop()` interrupted the validation
+    (nothing saved: the caller saves the epoch's training as an interrupted epoch, and the resumed
+    run validates it). `t_run`: perf_counter at the run's (virtual) start."""
     config = run.config
     sums = distributed.all_sum([run.stats.loss_sum, run.stats.correct, run.stats.samples], run.ctx)
     row = _train_row(run, epoch, sums)
     if run.val_loader is not None and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
-        row.update(_validate(run))
+        distributed.broadcast_buffers_(run.model, run.ctx)  # score the model rank 0 saves
+        val = validate(run.model, run.val_loader, run.device, amp_dtype=run.amp_dtype, ctx=run.ctx, stop=stop)
+        if val is None:
+            return None
+        row.update(val_top1=val["top1"], val_top5=val["top5"], val_loss=val["loss"])
     improved = row.get("val_top1", -1.0) > run.best["top1"]
     if improved:
         run.best = {"top1": row["val_top1"], "epoch": epoch + 1}
@@ -478,13 +517,6 @@ def _train_row(run: Run, epoch: int, sums: list[float]) -> dict[str, Any]:
     }
 
 
-def _validate(run: Run) -> dict[str, float]:
-    """`val_top1`, `val_top5` and `val_loss` of the model rank 0 saves, over the whole split."""
-    distributed.broadcast_buffers_(run.model, run.ctx)  # score the model rank 0 saves
-    val = validate(run.model, run.val_loader, run.device, amp_dtype=run.amp_dtype, ctx=run.ctx)
-    return {"val_top1": val["top1"], "val_top5": val["top5"], "val_loss": val["loss"]}
-
-
 def nonfinite_error(run: Run, epoch: int) -> AgcnError:
     kept = f"{run.run_dir / 'last.pt'} holds epoch {epoch}" if epoch else "no checkpoint was written"
     return AgcnError(
@@ -507,8 +539,9 @@ def save_interrupted(run: Run, epoch: int, wall: float, signal_name: str) -> Non
     if run.ctx.is_main:
         loss_sum, correct, samples = sums
         _save_last(run, epoch, replace(run.stats, loss_sum=loss_sum, correct=int(correct), samples=int(samples)), wall)
+    where = "after its training, before validation" if run.stats.step == len(run.loader) else f"batch {run.stats.step}"
     run.log(
-        f"{signal_name}: saved {run.run_dir / 'last.pt'} at epoch {epoch + 1}, batch {run.stats.step}; "
+        f"{signal_name}: saved {run.run_dir / 'last.pt'} at epoch {epoch + 1}, {where}; "
         f"continue with: agcn train --resume --out {run.resume_dir}"
     )
 

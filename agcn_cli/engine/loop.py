@@ -43,15 +43,17 @@ def train_one_epoch(
 ) -> EpochStats:
     """Train on the batches of `loader`'s epoch from `stats.step` on; stats are this rank's.
 
-    Returns early (with `stats.step < len(loader)`) when `stop()` turns true on any rank or
-    the loss is not finite (`stats.nonfinite`), after the current step.
+    Returns early (with `stats.step < len(loader)`) when `stop()` turns true on any rank (after
+    the step it lands in, or before the next one) or the loss is not finite (`stats.nonfinite`).
     """
     model.train()
     t0 = time.perf_counter()
+    if stats.step >= len(loader):  # resumed after the epoch's last batch (stopped in validation)
+        return stats
     batches = iter(loader)
     for _ in range(stats.step):  # done before an interruption: same batches, not trained again
         next(batches)
-    while True:
+    while not stopping(stop, ctx):
         t_wait = time.perf_counter()
         batch = next(batches, None)
         if batch is None:
@@ -70,6 +72,12 @@ def train_one_epoch(
             break
     stats.seconds += time.perf_counter() - t0
     return stats
+
+
+def stopping(stop: Callable[[], bool], ctx: Dist) -> bool:
+    """`stop()` on any rank: checked before each batch, so a signal that lands after a step's own
+    check (in its backward pass, or in the epoch's last step) stops before the next batch."""
+    return distributed.any_rank([stop()], ctx)[0]
 
 
 def train_step(
@@ -118,8 +126,10 @@ def validate(
     *,
     amp_dtype: torch.dtype | None = None,
     ctx: Dist = Dist(),
-) -> dict[str, float]:
-    """Single-clip top-1 / top-5 (fractions in [0, 1]) and mean loss over the whole split, each sample once.
+    stop: Callable[[], bool] = lambda: False,
+) -> dict[str, float] | None:
+    """Single-clip top-1 / top-5 (fractions in [0, 1]) and mean loss over the whole split, each sample once;
+    None when `stop()` turns true on any rank (checked before each batch).
 
     Ranks score their shards; per-sample results are merged by sample index with a max, so
     the samples BatchLoader repeats to even out the shards count once.
@@ -128,6 +138,8 @@ def validate(
     n = len(loader.dataset)
     per_sample = torch.zeros(4, n, dtype=torch.float64)  # top-1 hit, top-5 hit, loss, seen
     for x, y, idx in loader:
+        if stopping(stop, ctx):
+            return None
         with autocast(device, amp_dtype):
             logits = model(x.to(device)).float().cpu()  # (N, num_classes)
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices

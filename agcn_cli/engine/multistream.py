@@ -37,8 +37,8 @@ from . import distributed
 from . import fit as single
 from .config import TrainConfig
 from .device import resolve_device, tf32
-from .fit import Run, end_epoch, nonfinite_error, run_summary, save_interrupted, setup_run, thaw
-from .loop import train_step
+from .fit import Run, end_epoch, nonfinite_error, run_summary, save_interrupted, setup_run, stopped_between, thaw
+from .loop import stopping, train_step
 from .rng import rng_state, set_rng_state
 from .rundir import RUN_FILES, RunLog, hold_run_dir, summary_line
 from .signals import StopSignals
@@ -160,6 +160,7 @@ def _train_together(runs: list[Run]) -> dict[str, Any]:
     failed: dict[str, str] = {}
     interrupted = None
     with StopSignals() as stop, ExitStack() as files:
+        signalled = stop.signalled
         for run in runs:
             if run.metrics_log is not None:
                 files.enter_context(run.metrics_log)
@@ -167,19 +168,27 @@ def _train_together(runs: list[Run]) -> dict[str, Any]:
             active = [run for run in runs if run.start <= epoch and run.config.modality not in failed]
             if not active:
                 break
+            if stopping(signalled, runs[0].ctx):  # between epochs: each last.pt holds the one before
+                for run in active:
+                    stopped_between(run, epoch, stop.name)
+                interrupted = stop.name
+                break
             for run in active:
                 thaw(run, epoch)
-            _epoch_together(active, epoch, stop=lambda: stop.signum is not None)
+            _epoch_together(active, epoch, stop=signalled)
             for run in active:
                 if run.stats.nonfinite:
                     error = nonfinite_error(run, epoch)
                     run.log(f"error: {error}")
                     failed[run.config.modality] = f"{run.config.modality}: {error}"
-                elif run.stats.step < len(run.loader):  # a signal: every stream saves at this step
-                    save_interrupted(run, epoch, time.perf_counter() - t_runs[id(run)], stop.name)
+                    continue
+                t_run = t_runs[id(run)]
+                row = end_epoch(run, epoch, t_run, signalled) if run.stats.step == len(run.loader) else None
+                if row is None:  # a signal in training or validation: every stream saves where it is
+                    save_interrupted(run, epoch, time.perf_counter() - t_run, stop.name)
                     interrupted = stop.name
                 else:
-                    progress[id(run)] = (epoch + 1, end_epoch(run, epoch, t_runs[id(run)]))
+                    progress[id(run)] = (epoch + 1, row)
             if interrupted:
                 break
     summaries = {run.config.modality: run_summary(run, *progress[id(run)], interrupted=interrupted) for run in runs}
@@ -219,6 +228,8 @@ def _epoch_together(runs: list[Run], epoch: int, stop: Callable[[], bool]) -> No
     ) as bar:
         t0, before = time.perf_counter(), sum(run.stats.samples for run in runs)
         for b in range(min(first.values()), steps):
+            if stopping(stop, ctx):  # a signal after the last step's own check: no further batch
+                break
             stop_now = False
             for run in [run for run in live if b >= first[id(run)]]:
                 stop_now |= _step(run, batches[id(run)], stop)

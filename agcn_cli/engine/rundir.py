@@ -45,6 +45,8 @@ def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
     try:
         has_last = (out / "last.pt").is_file()
         present = [name for name in RUN_FILES if (out / name).exists()]
+        if present and _saved_nothing(out):  # a run that failed before its first checkpoint: replaced
+            present = []
     except OSError as e:  # e.g. a folder on the path that cannot be entered
         raise AgcnError(f"{out}: cannot read the run folder ({e.strerror or e}); choose another --out") from None
     if resume and not has_last:
@@ -54,6 +56,16 @@ def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
             f"{out}: already holds a run ({', '.join(present)}); continue it with --resume, "
             "replace it with --overwrite, or choose another --out"
         )
+
+
+def _saved_nothing(out: Path) -> bool:
+    """RUN_DIR holds a run that ended before its first checkpoint (a failed start): config.json and
+    train.log, perhaps an empty metrics.jsonl, no last.pt or best.pt. Nothing there can be resumed
+    or lost, so a new run takes the folder (moving those files aside as --overwrite does)."""
+    if (out / "last.pt").exists() or (out / "best.pt").exists():
+        return False
+    metrics = out / "metrics.jsonl"
+    return not metrics.exists() or (metrics.is_file() and not metrics.read_text(errors="replace").strip())
 
 
 def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> dict[str, Any] | None:

@@ -49,3 +49,23 @@ def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps
         return lr / base
 
     return LambdaLR(optimizer, cosine)
+
+
+def resize_schedule(scheduler: LRScheduler, total: int) -> list[float]:
+    """A resumed run given another `--epochs`: the schedule becomes that of a run of `total`
+    iterations, at the iteration the saved state reached; returns the lrs it sets now.
+
+    LambdaLR's factors are closed-form functions built for the new length (they are not saved
+    in the state); CosineAnnealingLR's saved state holds the old length, and its recursive
+    update follows the lr it finds, so its length and current lr are set to the closed form."""
+    it = scheduler.last_epoch
+    if isinstance(scheduler, CosineAnnealingLR):
+        scheduler.T_max = total
+        low = scheduler.eta_min
+        lrs = [low + (base - low) * (1 + math.cos(math.pi * min(it, total) / total)) / 2 for base in scheduler.base_lrs]
+    else:
+        lrs = [base * factor(it) for base, factor in zip(scheduler.base_lrs, scheduler.lr_lambdas, strict=True)]
+    for group, lr in zip(scheduler.optimizer.param_groups, lrs, strict=True):
+        group["lr"] = lr
+    scheduler._last_lr = lrs
+    return lrs

@@ -17,6 +17,10 @@ class StopSignals:
             raise KeyboardInterrupt
         self.signum = signum
 
+    def signalled(self) -> bool:
+        """Whether a signal came (the `stop` callable training and validation poll)."""
+        return self.signum is not None
+
     @property
     def name(self) -> str:
         return signal.Signals(self.signum).name if self.signum is not None else ""

@@ -78,6 +78,18 @@ def build_data(
         pin_memory=config.pin_memory,
         drop_last=config.drop_last,
     )
+    if len(loader) == 0:  # drop_last with fewer samples than a batch: refused before RUN_DIR is made
+        n, ws = len(splits[0]), ctx.world_size
+        fix = (
+            f"lower --batch-size to at most {n // ws * ws}, or pass --no-drop-last"
+            if n >= ws
+            else "pass --no-drop-last"
+        )
+        raise AgcnError(
+            f"{train_path}: {n} training sample(s) make no whole batch of {config.batch_size}"
+            f"{f' ({loader.batch_size} a process)' if ws > 1 else ''} with --drop-last, so an epoch would "
+            f"train on nothing; {fix}"
+        )
     val_loader = None
     if len(splits) > 1:
         val_loader = BatchLoader(
