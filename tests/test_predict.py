@@ -144,7 +144,7 @@ def test_eval_refuses(run, tmp_path):
     r = invoke("eval", d / "joint.pt", d / "out/test.h5", "--out", tmp_path / "s.h5")
     assert r.exit_code == 1 and "s.h5: already exists; pass --overwrite" in r.stderr
     r = invoke("eval", d / "joint.pt", d / "raw")
-    assert r.exit_code == 1 and "not a readable HDF5 file" in r.stderr
+    assert r.exit_code == 1 and "raw: a folder, not a split file" in r.stderr
 
 
 def test_predict_cli(run, tmp_path):

@@ -26,6 +26,9 @@ Kinetics-Skeleton is zero (its `kinetics_gendata`), other data loop the whole sa
 (MMAction2's `PadTo(mode='loop')`); a sample longer than the window keeps its first `window`
 frames. In training, `random_choose` crops a random run and `random_move` moves x, y
 (`skeleton.augment`, 2s-AGCN's Kinetics augmentation), drawn per batch from the batch's generator.
+Motion in the window of 2s-AGCN NTU data is the motion of the padded window, as the reference's
+`gen_motion_data` differences its padded arrays (`motion_of_window`): the joints are held, padded
+per batch, and differenced there; a stored motion stream (of the real frames) is not read.
 """
 
 import queue
@@ -45,7 +48,7 @@ from ..io.splitfile import check_split_file, read_blocks, read_window_pad, split
 from ..skeleton.augment import draw_choose, draw_move, random_move
 from ..skeleton.persons import NUM_PERSONS, fit_persons
 from ..skeleton.sampling import TEST_SEED, sample_batch_indices, sample_test_clips
-from ..skeleton.streams import STREAMS, compute_stream_frames
+from ..skeleton.streams import STREAMS, compute_stream_frames, window_motion
 
 
 @cache
@@ -59,7 +62,8 @@ def _test_indices(num_frames: int, clip_len: int, num_clips: int) -> np.ndarray:
 class SkeletonDataset:
     """One stream of a split file, in memory, and how clips are cut from it.
 
-    `frames` is a (C, F, V, M) float32 array of all samples' frames, loaded once at
+    `frames` is a (C, F, V, M) float32 array of all samples' frames of the stream (of `joint`
+    where the full window's motion is that of the padded window, `motion_of_window`), loaded once at
     construction (600 bytes a frame for NTU-25; NTU60 xsub train, 40,091 samples, is about 2 GB
     if they average 80 frames: arithmetic, not measured); forked DataLoader workers share it.
     Test mode (`test_mode=True`) cuts MMAction2's fixed-seed test clips, the same in every
@@ -88,22 +92,25 @@ class SkeletonDataset:
         # the full window (0: uniform clips of clip_len) and 2s-AGCN's augmentation, training only
         self.window, self.random_choose, self.random_move = _check_window(window, random_choose, random_move, num_clips)
         self.layout = split_layout(self.attrs, self.path)
+        self.padding = window_padding(self.attrs)
+        # 2s-AGCN's motion differences the padded window: hold the joints, difference per batch
+        self.motion_after_padding = bool(self.window) and motion_of_window(self.padding, stream)
+        self.base = "joint" if self.motion_after_padding else stream  # the stream held in `frames`
         with h5py.File(self.path, "r") as f:
             self.offset = f["offset"][:].astype(np.int64)  # rows of sample i: offset[i] + range(num_frames[i])
             self.num_frames = f["num_frames"][:].astype(np.int64)
             self.labels = f["label"][:].astype(np.int64)
             self.names = list(f["name"].asstr()[:])
-            self.source = stream if stream in f else "joint"  # the dataset read
+            self.source = self.base if self.base in f else "joint"  # the dataset read
             self.frames = self._load(f[self.source])  # (C, F, V, M)
             _check_finite(self.frames, self.offset, self.names, self.path)
-            self.padding = window_padding(self.attrs)
             facts = read_window_pad(f, self.path) if self.window and self.padding == "2s-agcn" else None
         # the full window: `period` (N,) repeats person 0 (and every person of older files);
         # `person_periods` (N, M) and `centre` (F, 3) repeat each person with its own period
         self.person_periods = self.centre = None
         if facts is not None:
             self.person_periods = fit_persons(facts[0], axis=1)
-            self.centre = facts[1] if self.stream == "joint" and self.frames.shape[0] == 3 else None
+            self.centre = facts[1] if self.base == "joint" and self.frames.shape[0] == 3 else None
             self.period = self.person_periods[:, 0]
         elif self.window:
             self.period = window_periods(self.frames, self.offset, self.num_frames, self.padding)
@@ -115,8 +122,9 @@ class SkeletonDataset:
 
     @property
     def derive(self) -> bool:
-        """Whether the stream is not stored and was derived from `joint` at load time."""
-        return self.stream != self.source
+        """Whether the stream is not stored and was derived from `joint` at load time (False for
+        the motion of the padded window, derived from `joint` per batch, `motion_of_window`)."""
+        return self.base != self.source
 
     def _load(self, data: h5py.Dataset) -> np.ndarray:
         """The whole stream as (C, F, V, M), read (and derived, if needed) block by block."""
@@ -125,7 +133,7 @@ class SkeletonDataset:
         for a, b, r0, r1, block in read_blocks(data, self.offset, self.num_frames, str(self.path)):
             block = fit_persons(block, axis=1)  # (F, M, V, C)
             if self.derive:
-                block = compute_stream_frames(block, self.stream, self.layout, self.num_frames[a:b])
+                block = compute_stream_frames(block, self.base, self.layout, self.num_frames[a:b])
             out[:, r0:r1] = block.transpose(3, 0, 2, 1)  # (C, F, V, M)
         return out
 
@@ -140,11 +148,24 @@ class SkeletonDataset:
 
     def clips(self, indices: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
         """The batch's views (N, K, C, L, V, M) of samples `indices`, before augmentation: frame
-        indices, gather and, in the full window of 2s-agcn files, each person's own padding."""
+        indices, gather and, in the full window of 2s-agcn files, each person's own padding and
+        the motion of the padded window."""
         indices = np.asarray(indices, dtype=np.int64)
         if not self.window:
             return self.gather(indices, self.batch_frame_indices(indices, rng))
-        pos = self._window_positions(indices, rng)
+        pos = self._window_positions(indices, rng)  # (N, L)
+        if not self.motion_after_padding:
+            return self._padded(indices, pos)
+        # the run's joints and the window frame after it (the last frame again at the window's end)
+        after = np.minimum(pos[:, -1:] + 1, self.window - 1)  # (N, 1)
+        joints = self._padded(indices, np.concatenate([pos, after], axis=1)).numpy()[:, 0]  # (N, C, L + 1, V, M)
+        stop = self.window - pos[:, 0]  # (N,) frames of the run inside the window
+        out = window_motion(joints, self.stream, self.layout, stop)[:, :, :-1]  # (N, C, L, V, M)
+        return torch.from_numpy(np.ascontiguousarray(out[:, None]))  # (N, 1, C, L, V, M)
+
+    def _padded(self, indices: np.ndarray, pos: np.ndarray) -> torch.Tensor:
+        """(N, 1, C, L, V, M) window frames at positions `pos` (N, L) of the `frames` stream,
+        each person of a 2s-agcn file with its own period."""
         x = self.gather(indices, self._window_rows(indices, pos)[:, None])
         if self.person_periods is not None:
             repeat_persons(
@@ -159,7 +180,8 @@ class SkeletonDataset:
         return self._window_rows(indices, self._window_positions(indices, rng))
 
     def _window_positions(self, indices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """(N, L) positions in the window: all of it, or a random run of it (training)."""
+        """(N, L) positions in the window: all of it, or a random run of it (training); always
+        consecutive (`clips` relies on it for the motion of the padded window)."""
         n = len(indices)
         if self.random_choose and not self.test_mode:
             starts = draw_choose(rng, n, self.window, self.random_choose)  # (N,)
@@ -235,6 +257,20 @@ def window_padding(attrs: dict) -> str:
     if attrs.get("source") == "kinetics-skeleton":
         return "zero"
     return "2s-agcn" if attrs.get("recipe") == "2s-agcn" else "loop"
+
+
+def motion_of_window(padding: str, stream: str) -> bool:
+    """Whether `stream` in the full window of data padded as `padding` (`window_padding`) is the
+    motion of the padded window (`streams.window_motion`) rather than of the real frames.
+
+    True for joint-motion and bone-motion of 2s-AGCN NTU data (`2s-agcn`): its reference derives
+    them with `gen_motion_data` on the padded 300-frame arrays (and bone-motion from
+    `gen_bone_data`'s bone of those), so the 2s-agcn recipe reproduces it end to end, and a
+    checkpoint's recipe and window (`DataInfo`) fix its definition for eval and predict. Other data
+    keep motion of the real frames: MMAction2's data (`loop`) derive streams before padding, and
+    the reference makes no Kinetics motion (`zero`; its scripts list NTU alone).
+    """
+    return padding == "2s-agcn" and stream in ("joint-motion", "bone-motion")
 
 
 def repeat_persons(

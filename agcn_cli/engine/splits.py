@@ -32,7 +32,12 @@ def load_split(path: Path, config: TrainConfig, test_mode: bool, log: Callable[[
     ds = SkeletonDataset(path, config.modality, clip_len=config.clip_len, test_mode=test_mode, window=window, **augment)
     if len(ds) == 0:
         raise AgcnError(f"{path}: the split holds no samples; check agcn preprocess's report (agcn info {path})")
-    if ds.derive:
+    if ds.motion_after_padding:
+        log(
+            f"{path}: {config.modality} in the 2s-AGCN full window is the motion of the padded window "
+            "(its gen_motion_data), derived from joint per batch; a stored motion stream is not read"
+        )
+    elif ds.derive:
         log(
             f"{path}: no stored {config.modality!r} stream, derived from joint at load time "
             f"(agcn streams {path} would store it)"

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..engine.data import repeat_persons, window_padding, window_periods
+from ..engine.data import motion_of_window, repeat_persons, window_padding, window_periods
 from ..engine.device import resolve_device
 from ..errors import AgcnError
 from ..io.checkpoint import DataInfo
@@ -30,7 +30,7 @@ from ..skeleton.layouts import Layout, resolve_layout
 from ..skeleton.normalize import WindowPad
 from ..skeleton.persons import fit_persons
 from ..skeleton.sampling import TEST_SEED, sample_test_clips
-from ..skeleton.streams import compute_stream
+from ..skeleton.streams import compute_stream, window_motion
 from ..sources.samples import (
     SPLIT_SUFFIXES,
     Input,
@@ -78,8 +78,11 @@ def sample_clips(
     `agcn eval` cuts them: `num_clips` clips of `clip_len` frames, or, for a full-window checkpoint
     (`data.test_window`), the one view of the whole window, continued past the sample's frames as
     `padding` says (`engine.data.window_padding`), each person with its own period given the
-    2s-agcn sample's `pad` (`engine.data.repeat_persons`)."""
-    x = compute_stream(sample.transpose(3, 1, 2, 0), data.modality, layout)  # (C, T, V, M)
+    2s-agcn sample's `pad` (`engine.data.repeat_persons`), its motion that of the padded window
+    where `engine.data.motion_of_window` says."""
+    differenced = bool(data.test_window) and motion_of_window(padding, data.modality)
+    base = "joint" if differenced else data.modality  # the stream the window is built of
+    x = compute_stream(sample.transpose(3, 1, 2, 0), base, layout)  # (C, T, V, M)
     t = x.shape[1]
     if data.test_window:
         own = pad is not None and padding == "2s-agcn"
@@ -90,8 +93,10 @@ def sample_clips(
         view = x[:, np.maximum(idx, 0)]  # (C, L, V, M)
         view[:, idx < 0] = 0
         if own:
-            centre = pad.centre if data.modality == "joint" and len(x) == 3 else None
+            centre = pad.centre if base == "joint" and len(x) == 3 else None
             repeat_persons(view[None], x, centre, np.zeros(1, np.int64), np.array([t]), periods, pos[None])
+        if differenced:
+            view = window_motion(view, data.modality, layout)  # the window's last frame zero
         return np.ascontiguousarray(view[None], dtype=np.float32)  # (1, C, L, V, M)
     idx = sample_test_clips(t, clip_len, num_clips=num_clips, seed=TEST_SEED)  # (K, L)
     return np.ascontiguousarray(x[:, idx].swapaxes(0, 1), dtype=np.float32)  # (K, C, L, V, M)

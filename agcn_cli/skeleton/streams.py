@@ -19,6 +19,13 @@ padding and come out zero in every stream, and the motion of the last real frame
 rather than a jump into the padding. MMAction2 derives streams on the unpadded sequence
 before sampling frames; computing them on a padded array with the true length gives the
 same values on the real frames.
+
+Motion has two definitions where a sample is padded to a window:
+- of the real frames (the above, MMAction2's): derived on the sequence, then padded;
+- of the padded window (`window_motion`, lshiwjx/2s-AGCN's `gen_motion_data`, which
+  differences its 300-frame arrays): the padding is differenced too, so the last real frame
+  carries the jump into the padding and only the window's last frame is zero. Bone-motion
+  there is the motion of the bone of the padded joints (`gen_bone_data` runs first).
 """
 
 from typing import Any
@@ -69,7 +76,7 @@ def _where(mask: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def _bone(x: np.ndarray, layout: Layout, has_score: bool) -> np.ndarray:
-    parent = x[..., layout.bone_parents(), :]
+    parent = np.take(x, layout.bone_parents(), axis=_V)  # the same copy as x[..., parents, :], ~6x faster
     bone = x - parent
     if has_score:
         bone[..., -1, :, :, :] = (x[..., -1, :, :, :] + parent[..., -1, :, :, :]) / 2
@@ -119,6 +126,21 @@ def compute_stream(joints: Any, stream: str, layout: Layout, num_frames: Any = N
     if stream == "joint-motion":
         return motion(joints, layout, num_frames)
     return motion(bone(joints, layout, num_frames), layout, num_frames)
+
+
+def window_motion(joints: Any, stream: str, layout: Layout, stop: Any = None) -> np.ndarray:
+    """`stream` (joint-motion or bone-motion) of padded-window joints (C, T, V, M) or (N, C, T, V,
+    M), as lshiwjx/2s-AGCN derives it from its padded 300-frame arrays: bone frame by frame, then
+    m[t] = x[t + 1] - x[t] across the padding, the window's last frame zero; same shape and dtype.
+
+    `joints` are consecutive frames of the window, padding included; `stop` (int, or one per
+    sample) counts those inside it, from the first: the motion of frame stop - 1 (the window's
+    last) and of any later frame is zero. None: the frames end with the window's last.
+    """
+    if stream not in ("joint-motion", "bone-motion"):
+        raise AgcnError(f"window_motion derives joint-motion or bone-motion, not {stream!r}")
+    x = bone(joints, layout) if stream == "bone-motion" else joints
+    return motion(x, layout, stop)
 
 
 # ---- frame-concatenated samples and materialised streams ---------------------------------
