@@ -91,7 +91,7 @@ def test_bad_inputs_give_one_line(tmp_path):
     folder = tmp_path / "a-folder"
     folder.mkdir()
     cases = [
-        (["info", str(folder)], "a-folder: not a readable HDF5 file"),  # h5py's own text spans lines
+        (["info", str(folder)], "a-folder: a folder, not a split file"),  # h5py's own text spans lines
         (["eval", str(text), str(split)], "notes.txt: not a PyTorch checkpoint"),
     ]
     for args, expected in cases:

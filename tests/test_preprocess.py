@@ -118,8 +118,11 @@ def test_two_workers_same_output(raw_dir, tmp_path):
 
 
 def test_not_a_directory_and_no_files(tmp_path):
-    with pytest.raises(AgcnError, match="not a directory"):
+    with pytest.raises(AgcnError, match="nope: no such file or folder"):
         _run(tmp_path / "nope", tmp_path / "out")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(AgcnError, match="notes.txt: a file, not a folder of .skeleton files"):
+        _run(tmp_path / "notes.txt", tmp_path / "out")
     (tmp_path / "empty").mkdir()
     with pytest.raises(AgcnError, match="no .skeleton files"):
         _run(tmp_path / "empty", tmp_path / "out")

@@ -24,6 +24,7 @@ def synth(
     max_frames: Annotated[int | None, typer.Option(min=1, max=300, help="Longest sequence.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 0,
     clean: Annotated[bool, typer.Option("--clean/--artefacts", help="Leave out the Kinect artefacts.")] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Write synthetic NTU-format .skeleton files (articulated bodies, Kinect artefacts)."""
     from dataclasses import replace
@@ -41,7 +42,7 @@ def synth(
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     total = len(config.actions) * config.samples_per_class
     with progress_bar(total, "synth", "file") as bar:
-        paths = generate(out_dir, config, progress=bar.update)
+        paths = generate(out_dir, config, progress=bar.update, overwrite=overwrite)
     out.print(f"wrote {len(paths)} .skeleton files ({len(config.actions)} classes) to {escape(str(out_dir))}")
 
 
@@ -58,7 +59,10 @@ def _int_list(text: str | None, option: str) -> tuple[int, ...] | None:
 def preprocess_cmd(
     raw_dir: Annotated[
         Path,
-        typer.Argument(help="Folder of NTU .skeleton files, an MMAction2/pyskl .pkl, or a Kinetics-Skeleton folder."),
+        typer.Argument(
+            help="Folder of NTU .skeleton files, an MMAction2/pyskl .pkl, a Kinetics-Skeleton folder, or a folder of "
+            "ST-GCN/2s-AGCN arrays (train_data_joint.npy + train_label.pkl, ...)."
+        ),
     ],
     out_dir: Annotated[Path, typer.Argument(help="Folder to write train.h5 and test.h5 into.")],
     benchmark: Annotated[
@@ -74,16 +78,20 @@ def preprocess_cmd(
         bool, typer.Option("--strict", help="Fail on the first bad file instead of skipping it.")
     ] = False,
     source_format: Annotated[
-        str, typer.Option("--format", help="auto | ntu | pkl | kinetics (auto: from the input)")
+        str, typer.Option("--format", help="auto | ntu | pkl | kinetics | npy (auto: from the input)")
     ] = "auto",
     split_names: Annotated[
         str | None, typer.Option(help="pkl: split keys TRAIN[,TEST] (default from the benchmark: xsub_train,xsub_val).")
     ] = None,
     num_classes: Annotated[
-        int | None, typer.Option(min=1, help="pkl/kinetics: classifier size (default: the benchmark's, 400 Kinetics)")
+        int | None,
+        typer.Option(min=1, help="pkl/kinetics/npy: classifier size (default: the benchmark's, 400 Kinetics)"),
     ] = None,
     labels: Annotated[Path | None, typer.Option(help="kinetics: label JSON of a single folder of videos.")] = None,
-    split: Annotated[str | None, typer.Option(help="kinetics: train | test for a single folder.")] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(help="train | test: the split of a single Kinetics folder or of a one-split .pkl (dict, list)."),
+    ] = None,
     layout: Annotated[
         str | None,
         typer.Option(help="pkl: skeleton layout, a built-in name or a .json layout file (default: detected)."),
@@ -96,7 +104,8 @@ def preprocess_cmd(
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Convert NTU .skeleton files, an MMAction2/pyskl .pkl or Kinetics-Skeleton JSON into HDF5 split files."""
+    """Convert NTU .skeleton files, an MMAction2/pyskl .pkl, Kinetics-Skeleton JSON or ST-GCN/2s-AGCN .npy arrays
+    into HDF5 split files."""
     from ..skeleton.layouts import get_layout, load_layout
     from ..sources.formats import convert, detect_source_format
     from ..sources.ntu import get_benchmark
@@ -167,18 +176,43 @@ def _print_preprocess_report(report, as_json: bool) -> None:
 @command("info")
 def info(
     path: Annotated[Path, typer.Argument(help="An HDF5 split file written by agcn preprocess.")],
+    samples: Annotated[
+        bool, typer.Option("--samples", help="List every sample: index, name, label, class, frames, persons.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Summarise an agcn HDF5 split file: attributes, samples, frames, classes, streams."""
-    from ..io.splitfile import summarize
+    from ..io.splitfile import list_samples, summarize
 
     summary = summarize(path)
+    if samples:
+        _print_samples(path, list_samples(path), summary, as_json)
+        return
     if as_json:
         out.print_json(json.dumps(summary))
         return
     table = Table(title=str(path), title_justify="left", show_header=False)
     for key, value in summary.items():
         table.add_row(key, str(value))
+    out.print(table)
+
+
+def _print_samples(path: Path, rows: list[dict], summary: dict, as_json: bool) -> None:
+    """`agcn info --samples`: one row a sample, with its class name."""
+    from ..evaluation.metrics import class_names
+
+    names = class_names(int(summary["num_classes"]), str(summary.get("benchmark", "")), summary.get("label_names", ()))
+    rows = [{**r, "class": names[r["label"]] if 0 <= r["label"] < len(names) else ""} for r in rows]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"{path}: {len(rows)} samples", title_justify="left")
+    for col in ("#", "name", "label", "class", "frames", "persons"):
+        table.add_column(col, justify="right" if col in ("#", "label", "frames", "persons") else "left")
+    for r in rows:
+        table.add_row(
+            str(r["index"]), escape(r["name"]), str(r["label"]), escape(r["class"]), str(r["frames"]), str(r["persons"])
+        )
     out.print(table)
 
 

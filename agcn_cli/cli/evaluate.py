@@ -106,6 +106,14 @@ def eval_cmd(
         Path | None, typer.Option(help="Also write MMAction2 1.x's test.py --dump pickle (.pkl).")
     ] = None,
     per_class: Annotated[int, typer.Option(min=0, help="Worst classes shown (0: all).")] = 10,
+    which: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint",
+            help="For a RUN_DIR: test (each stream's) last.pt, the last epoch's, or best.pt, the best validation "
+            "top-1's: last | best. Default: last.",
+        ),
+    ] = None,
     num_classes: ForeignClassesOpt = None,
     layout: ForeignLayoutOpt = None,
     modality: ForeignModalityOpt = None,
@@ -115,26 +123,37 @@ def eval_cmd(
 ) -> None:
     """Test a checkpoint on a split file: multi-clip scores, top-1/top-5, per-class accuracy.
 
-    Foreign weights (lshiwjx/2s-AGCN, MMAction2, pyskl) need --num-classes and --modality.
+    Foreign weights (lshiwjx/2s-AGCN, MMAction2, pyskl) need --num-classes and --modality; agcn
+    checkpoints and agcn's MMAction2 exports state them.
     """
-    from ..evaluation.evaluate import EvalConfig, evaluate
+    from ..evaluation.evaluate import EvalConfig, check_argument_order, evaluate
     from ..evaluation.metrics import write_confusion_csv, write_confusion_png
+    from ..evaluation.runs import check_run_checkpoint, multistream_streams, run_checkpoint
     from ..io.atomic import refuse_existing
     from ..io.scores import write_mmaction_dump, write_scores
     from ..io.splitfile import check_split_file
     from ..models.loading import foreign_facts
 
-    if checkpoint.is_dir() and (checkpoint / "last.pt").is_file():  # a single-stream run folder
-        checkpoint = checkpoint / "last.pt"
+    check_argument_order(checkpoint, test_file)
+    if checkpoint.is_dir():
+        kind = check_run_checkpoint(which or "last")
+        run_dir, streams = checkpoint, multistream_streams(checkpoint)  # None: a single-stream run, or no run
+        if streams is None:
+            checkpoint = run_checkpoint(run_dir, kind)  # RUN_DIR/last.pt or best.pt
+        if which is None:
+            each = "each stream's " if streams else ""
+            note(f"{run_dir}: testing {each}last.pt (the last epoch's); --checkpoint best tests {each}best.pt")
+    elif which is not None:
+        raise AgcnError(f"--checkpoint {which}: picks last.pt or best.pt of a run folder; {checkpoint} is a file")
     if checkpoint.is_dir():
         given = {"--confusion": confusion, "--mmaction-dump": mmaction_dump, "--num-classes": num_classes,
                  "--layout": layout, "--modality": modality, "--in-channels": in_channels}  # fmt: skip
         extra = [name for name, value in given.items() if value is not None]
         if extra:
             verb = "applies" if len(extra) == 1 else "apply"
-            raise AgcnError(f"{checkpoint}: {', '.join(extra)} {verb} to one checkpoint; give RUN_DIR/STREAM/last.pt")
+            raise AgcnError(f"{checkpoint}: {', '.join(extra)} {verb} to one checkpoint; give RUN_DIR/STREAM/{kind}.pt")
         config = EvalConfig(checkpoint, test_file, clips, clip_len, batch_size, device, bf16)
-        _eval_run_dir(checkpoint, test_file, config, out_path, overwrite, as_json)
+        _eval_run_dir(checkpoint, test_file, config, kind, out_path, overwrite, as_json)
         return
     if mmaction_dump is not None and mmaction_dump.suffix not in (".pkl", ".pickle"):
         raise AgcnError(f"--mmaction-dump {mmaction_dump}: MMAction2 dumps are .pkl or .pickle files")
@@ -165,7 +184,7 @@ def eval_cmd(
                 "clips": views, "clip_len": scores.attrs["clip_len"], "device": result.device}  # fmt: skip
         out.print_json(json.dumps({**info, **m.summary()}))
         return
-    table = Table(title=f"agcn eval {checkpoint.name} on {test_file}", title_justify="left")
+    table = Table(title=escape(f"agcn eval {checkpoint} on {test_file}"), title_justify="left")
     for col in ("stream", "clips", "samples", "top-1 %", "top-5 %", "mean class %"):
         table.add_column(col, justify="left" if col == "stream" else "right")
     table.add_row(scores.attrs["modality"], f"{views} x {scores.attrs['clip_len']}", str(m.samples), *_accuracies(m))
@@ -185,13 +204,15 @@ def eval_cmd(
         out.print(f"wrote {escape(', '.join(written))}")
 
 
-def _eval_run_dir(run_dir: Path, test_file: Path, config, out_dir: Path | None, overwrite: bool, as_json: bool) -> None:
-    """`agcn eval RUN_DIR TEST.h5`: each stream of a multi-stream run, then the published fusions."""
+def _eval_run_dir(
+    run_dir: Path, test_file: Path, config, kind: str, out_dir: Path | None, overwrite: bool, as_json: bool
+) -> None:
+    """`agcn eval RUN_DIR TEST.h5`: each stream of a multi-stream run (its `kind`.pt), then the published fusions."""
     from ..evaluation.runs import FUSIONS, evaluate_run, run_checkpoints
     from ..io.atomic import refuse_existing
     from ..io.splitfile import check_split_file
 
-    streams = run_checkpoints(run_dir)
+    streams = run_checkpoints(run_dir, kind, note)
     if out_dir is not None:
         if out_dir.exists() and not out_dir.is_dir():
             raise AgcnError(f"--out {out_dir}: is a file; for a RUN_DIR, --out is a folder of score files")
@@ -200,13 +221,20 @@ def _eval_run_dir(run_dir: Path, test_file: Path, config, out_dir: Path | None, 
         out_dir.mkdir(parents=True, exist_ok=True)
     samples = int(check_split_file(test_file).get("num_samples", 0)) * len(streams)
     with progress_bar(samples or None, "eval", "sample") as bar:
-        result = evaluate_run(run_dir, test_file, config, out_dir=out_dir, progress=bar.update, note=note)
+        result = evaluate_run(streams, test_file, config, out_dir=out_dir, progress=bar.update, note=note)
+    used = {s: str(result.checkpoints[s]) for s in result.streams}
     if as_json:
         data = {
             "run_dir": str(run_dir),
             "test_file": str(test_file),
+            "checkpoint": kind,
             "streams": {
-                s: {"clips": r.scores.attrs["clips"], "clip_len": r.scores.attrs["clip_len"], **r.metrics.summary()}
+                s: {
+                    "checkpoint": used[s],
+                    "clips": r.scores.attrs["clips"],
+                    "clip_len": r.scores.attrs["clip_len"],
+                    **r.metrics.summary(),
+                }
                 for s, r in result.streams.items()
             },  # fmt: skip
             "fusions": {
@@ -216,16 +244,17 @@ def _eval_run_dir(run_dir: Path, test_file: Path, config, out_dir: Path | None, 
         }
         out.print_json(json.dumps(data))
         return
-    table = Table(title=f"agcn eval {run_dir} on {test_file}", title_justify="left")
-    for col in ("stream", "weights", "clips", "samples", "top-1 %", "top-5 %", "mean class %"):
-        table.add_column(col, justify="left" if col in ("stream", "weights") else "right")
+    table = Table(title=escape(f"agcn eval {run_dir} ({kind}.pt of each stream) on {test_file}"), title_justify="left")
+    for col in ("stream", "checkpoint", "weights", "clips", "samples", "top-1 %", "top-5 %", "mean class %"):
+        table.add_column(col, justify="left" if col in ("stream", "checkpoint", "weights") else "right")
     for s, r in result.streams.items():
         views = f"{r.scores.attrs['clips']} x {r.scores.attrs['clip_len']}"
-        table.add_row(s, "", views, str(r.metrics.samples), *_accuracies(r.metrics))
+        ckpt = escape(f"{s}/{result.checkpoints[s].name}")
+        table.add_row(s, ckpt, "", views, str(r.metrics.samples), *_accuracies(r.metrics))
     for f in result.fusions:
         weights = ":".join(f"{w:g}" for w in f.weights)
         name = f"{f.name} ({', '.join(f.streams)})"
-        table.add_row(name, weights, "", str(f.metrics.samples), *_accuracies(f.metrics))
+        table.add_row(name, f"{kind}.pt", weights, "", str(f.metrics.samples), *_accuracies(f.metrics))
     out.print(table)
     if out_dir is not None:
         names = [*result.streams, *(f.name for f in result.fusions)]

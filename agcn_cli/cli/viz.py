@@ -82,8 +82,8 @@ def plot_cmd(
     inputs: Annotated[
         list[Path],
         typer.Argument(
-            help="Run folders of agcn train (curves; a --modality all RUN_DIR gives its streams), or score files "
-            "of agcn eval (bars)."
+            help="Run folders of agcn train (curves; a --modality all RUN_DIR gives its streams, a folder of runs "
+            "each run in it), or score files of agcn eval (bars)."
         ),
     ],
     out_path: Annotated[
@@ -93,12 +93,14 @@ def plot_cmd(
 ) -> None:
     """Training curves of runs (loss, accuracy, validation top-1/top-5, lr per epoch), overlaid; or
     per-class accuracy bars of score files."""
-    from ..evaluation.runs import run_streams
+    from ..evaluation.runs import find_runs
     from ..io.atomic import refuse_existing
     from ..viz.curves import plot_class_accuracy, plot_runs
     from ..viz.figure import IMAGE_SUFFIXES, check_suffix, require_matplotlib, save_figure
 
-    inputs = [q for p in inputs for q in run_streams(p)]  # a multi-stream RUN_DIR: each stream's run
+    # a multi-stream RUN_DIR: each stream's run; a folder of runs: each run in it; each run once
+    found = {q.resolve(): q for p in inputs for q in find_runs(p)}
+    inputs = list(found.values())
     folders = [p.is_dir() for p in inputs]
     if any(folders) and not all(folders):
         raise AgcnError("give either run folders (curves) or score files (bars), not both")
@@ -112,4 +114,5 @@ def plot_cmd(
     require_matplotlib()
     fig = plot_runs(inputs, note) if runs else plot_class_accuracy(inputs)
     save_figure(fig, out_path)
-    out.print(f"wrote {escape(str(out_path))} ({len(inputs)} {'runs' if runs else 'score files'})", highlight=False)
+    what = ("run" if runs else "score file") + ("" if len(inputs) == 1 else "s")
+    out.print(f"wrote {escape(str(out_path))} ({len(inputs)} {what})", highlight=False)

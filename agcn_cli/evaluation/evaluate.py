@@ -21,7 +21,7 @@ import numpy as np
 
 from ..engine.device import resolve_device
 from ..errors import AgcnError
-from ..io.checkpoint import DataInfo
+from ..io.checkpoint import DataInfo, is_torch_file
 from ..io.scores import Scores
 from ..io.splitfile import check_split_file, split_label_names, split_layout
 from ..models.agcn import ModelConfig
@@ -34,6 +34,24 @@ Note = Callable[[str], None]
 
 
 # ---- agcn eval --------------------------------------------------------------------------------
+
+
+def check_argument_order(checkpoint: Path, test_file: Path) -> None:
+    """`agcn eval TEST.h5 CKPT.pt`, the arguments swapped (an HDF5 file first, a checkpoint or a
+    run folder second): an AgcnError saying so, before either is read as the other."""
+    checkpoint, test_file = Path(checkpoint), Path(test_file)
+    if not (checkpoint.is_file() and h5py.is_hdf5(checkpoint)):
+        return
+    if test_file.is_dir():
+        what = "a run folder"
+    elif is_torch_file(test_file):
+        what = "a checkpoint"
+    else:
+        return
+    raise AgcnError(
+        f"agcn eval: {checkpoint} is an HDF5 (split) file and {test_file} {what}; the checkpoint comes first: "
+        f"agcn eval {test_file} {checkpoint}"
+    )
 
 
 def check_test_file(path: Path, attrs: dict[str, Any], config: ModelConfig, data: DataInfo) -> list[str]:

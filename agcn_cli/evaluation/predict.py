@@ -34,9 +34,11 @@ from ..skeleton.streams import compute_stream, window_motion
 from ..sources.samples import (
     SPLIT_SUFFIXES,
     Input,
+    LabelSpace,
     Sample,
     SampleFailure,
     SplitInput,
+    benchmark_family,
     check_layout,
     describe_layout,
     failure_from,
@@ -54,7 +56,7 @@ class Prediction:
     source: Path  # the file it was read from
     frames: int  # frames of the sample
     top: list[tuple[int, str, float]]  # (0-based class, name, probability), best first
-    label: int | None  # the true class when the input says (NTU file name, pkl/h5 label, Kinetics label_index)
+    label: int | None  # the true class in the checkpoint's classes, when the input says (NTU name, label, label_index)
     label_name: str | None  # its name
 
 
@@ -209,14 +211,16 @@ def predict(
     names = class_names(k, models[0].data.benchmark, label_names=models[0].data.label_names)
     w = np.asarray(weights, np.float64) / np.sum(weights)
 
-    def score(batch: list[tuple[Sample | SampleFailure, str]]) -> Iterator[Prediction | SampleFailure]:
-        """Predictions for the samples of `batch` ((item, window padding) pairs), failures passed
-        through, in order."""
-        items = [item for item, _ in batch]
+    ours = LabelSpace(benchmark_family(models[0].data.benchmark, k), k, tuple(models[0].data.label_names))
+
+    def score(batch: list[tuple[Sample | SampleFailure, str, LabelSpace]]) -> Iterator[Prediction | SampleFailure]:
+        """Predictions for the samples of `batch` ((item, window padding, its input's label space)),
+        failures passed through, in order. A label is the truth only in the checkpoint's label space."""
+        items = [item for item, _, _ in batch]
         fused = np.zeros((len(items), k), np.float64)
         for m, wm in zip(models, w, strict=True):
             rows, x = [], []
-            for i, (item, padding) in enumerate(batch):
+            for i, (item, padding, _) in enumerate(batch):
                 if isinstance(items[i], Sample):
                     try:
                         views = sample_clips(  # (K, C, L, V, M)
@@ -245,20 +249,21 @@ def predict(
                 continue
             best = np.argsort(-fused[i], kind="stable")[: min(top, k)]
             ranked = [(int(c), names[c], float(fused[i, c])) for c in best]
-            label_name = names[item.label] if item.label is not None and item.label < k else None
-            yield Prediction(item.name, item.source, item.data.shape[1], ranked, item.label, label_name)
+            truth = item.label if item.label is not None and item.label < k and not batch[i][2].differs(ours) else None
+            label_name = None if truth is None else names[truth]
+            yield Prediction(item.name, item.source, item.data.shape[1], ranked, truth, label_name)
         if progress:
             progress(sum(isinstance(item, Sample) for item in items))
 
-    batch: list[tuple[Sample | SampleFailure, str]] = []
+    batch: list[tuple[Sample | SampleFailure, str, LabelSpace]] = []
     filled = 0
     for entry in opened:
         if isinstance(entry, SampleFailure):
-            batch.append((entry, ""))
+            batch.append((entry, "", LabelSpace()))
             continue
         padding = window_padding({"source": entry.source, "recipe": entry.recipe})
         for item in entry.samples():
-            batch.append((item, padding))
+            batch.append((item, padding, entry.label_space))
             filled += isinstance(item, Sample)
             if filled == batch_size:
                 yield from score(batch)

@@ -88,11 +88,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise AgcnError(f"{path}: no such checkpoint file")
-    with open(path, "rb") as f:
-        head = f.read(2)
-    if head != b"PK" and head[:1] != b"\x80":  # torch.save's zip archive, or a legacy pickle
+    if not is_torch_file(path):
         raise AgcnError(f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)")
-    program = _program_kind(path) if head == b"PK" else ""
+    program = _program_kind(path)
     if program:
         raise AgcnError(
             f"{path}: a {program}, not a checkpoint: give the .pt file agcn train wrote (or foreign weights)"
@@ -102,6 +100,16 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     except Exception as e:  # torch raises many types for a corrupt or foreign file
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise AgcnError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {first[:120]})") from None
+
+
+def is_torch_file(path: Path) -> bool:
+    """Whether `path` is a file that begins as torch.save writes: a zip archive, or a legacy pickle."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        return False
+    return head == b"PK" or head[:1] == b"\x80"
 
 
 def _program_kind(path: Path) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 from .. import __version__
 from ..errors import AgcnError
 from .atomic import atomic_output
+from .splitfile import hdf5_error_reason
 
 SCORES_FORMAT = "agcn-scores"
 SCORES_VERSION = 1
@@ -95,12 +96,14 @@ def read_scores(path: Path) -> Scores:
             missing = [d for d in ("name", "label", "prob", "logit") if d not in f]
             if missing:
                 raise AgcnError(f"{path}: incomplete score file, missing {', '.join(missing)}. {hint}")
+            if h5py.check_string_dtype(f["name"].dtype) is None:
+                raise AgcnError(f"{path}: 'name' holds {f['name'].dtype} values, not sample names (strings). {hint}")
             names = list(f["name"].asstr()[:])
             labels = f["label"][:].astype(np.int64)
             prob = f["prob"][:].astype(np.float32)
             logit = f["logit"][:].astype(np.float32)
     except OSError as e:
-        raise AgcnError(f"{path}: not a readable HDF5 score file ({e}). {hint}") from None
+        raise AgcnError(f"{path}: not a readable HDF5 score file ({hdf5_error_reason(e)}). {hint}") from None
     n = len(names)
     if labels.shape != (n,) or prob.ndim != 2 or prob.shape[0] != n or logit.shape != prob.shape:
         raise AgcnError(

@@ -196,6 +196,10 @@ def check_split_file(path: Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise AgcnError(f"{path}: no such file. Run: agcn preprocess RAW_DIR OUT_DIR")
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.h5"))[:4]
+        found = f"; it holds {', '.join(inside)}" if inside else ""
+        raise AgcnError(f"{path}: a folder, not a split file{found}. Name one file, e.g. {path / 'train.h5'}")
     try:
         with h5py.File(path, "r") as f:
             attrs = {k: _plain(v) for k, v in f.attrs.items()}
@@ -229,8 +233,21 @@ def check_split_file(path: Path) -> dict:
             split_label_names(attrs, path)
             _check_datasets(f, path, attrs, layout)
     except OSError as e:
-        raise AgcnError(f"{path}: not a readable HDF5 file ({e})") from None
+        raise AgcnError(f"{path}: not a readable HDF5 file ({hdf5_error_reason(e)})") from None
     return attrs
+
+
+def hdf5_error_reason(e: OSError) -> str:
+    """The cause in an h5py open error, without HDF5's internals (times, buffers, descriptors):
+    `Is a directory`, `file signature not found` (not HDF5), `truncated file`."""
+    if e.errno:
+        return os.strerror(e.errno)
+    text = str(e)
+    inner = text[text.rfind("(") + 1 : text.rfind(")")] if "(" in text and text.endswith(")") else text
+    if "error message = '" in inner:
+        return inner.split("error message = '", 1)[1].split("'", 1)[0]
+    reason = inner.split(":", 1)[0].split(",", 1)[0].strip()
+    return reason if reason else " ".join(text.split())[:120]
 
 
 def _is_int(v) -> bool:
@@ -413,6 +430,18 @@ def _read_meta(path: Path) -> dict[str, np.ndarray]:
         meta = {key: f[key][:] for key in ("offset", "num_frames", *META_INT_FIELDS)}
         meta["name"] = np.asarray(f["name"].asstr()[:], dtype=object)
     return meta
+
+
+def list_samples(path: Path) -> list[dict]:
+    """Each sample of a split file, in file order: index, name, label, frames and persons (the
+    file checked first): what to pass to `agcn show --sample` or `agcn predict --sample`."""
+    meta = read_meta(path)
+    return [
+        {"index": i, "name": str(name), "label": int(label), "frames": int(frames), "persons": int(persons)}
+        for i, (name, label, frames, persons) in enumerate(
+            zip(meta["name"], meta["label"], meta["num_frames"], meta["num_persons"], strict=True)
+        )
+    ]
 
 
 def summarize(path: Path) -> dict:

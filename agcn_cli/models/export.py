@@ -30,9 +30,10 @@ from .. import __version__
 from ..errors import AgcnError
 from ..io.atomic import atomic_output
 from ..io.checkpoint import DataInfo, read_checkpoint
-from .agcn import AGCN, ModelConfig
-from .foreign import key_plan, load_foreign_state_dict
+from .agcn import AGCN
+from .foreign import key_plan
 from .graph import adjacency
+from .loading import exported_facts, load_model
 
 EXPORT_FORMATS = ("onnx", "torchscript", "exported", "mmaction2")
 # 18: the opset torch's ONNX exporter writes its ATen functions in (torch.onnx's TORCHLIB_OPSET), so
@@ -48,7 +49,7 @@ _TRACE_BATCH, _CHECK_BATCH = 2, 3
 _CHECK_EXTRA_FRAMES = 11  # the check clip is this much longer than the traced example
 _ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
 # metadata values that are not strings; ONNX metadata_props holds them as JSON text
-_JSON_KEYS = {"num_classes", "in_channels", "num_joints", "num_persons", "clip_len", "class_names"}
+_JSON_KEYS = {"num_classes", "in_channels", "num_joints", "num_persons", "clip_len", "test_window", "class_names"}
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ def export_metadata(model: AGCN, data: DataInfo, fmt: str, source: str = "") -> 
         "benchmark": data.benchmark,
         "clip_len": data.clip_len,
     }
+    if data.test_window:  # tested on one view of the whole window (2s-AGCN recipe), not clips of clip_len
+        meta["test_window"] = data.test_window
     if data.label_names:
         meta["class_names"] = list(data.label_names)
     if cfg.layout_spec:
@@ -326,16 +329,10 @@ def load_exported(path: Path, fmt: str) -> Callable[[torch.Tensor], torch.Tensor
     if fmt == "exported":
         with open(path, "rb") as f:
             return torch.export.load(f).module()
-    sd = read_checkpoint(path)
-    meta = sd.get("meta", {}).get("agcn") if isinstance(sd.get("meta"), dict) else None
-    if not meta:
+    if exported_facts(read_checkpoint(path), path) is None:
         raise AgcnError(f"{path}: no agcn metadata (meta['agcn']): not written by agcn export")
-    config = ModelConfig(
-        layout=meta["layout"], num_classes=meta["num_classes"], in_channels=meta["in_channels"],
-        num_persons=meta["num_persons"], graph=meta["graph"], layout_spec=meta.get("layout_spec", ""),
-    )  # fmt: skip
-    model, _ = load_foreign_state_dict(config, sd)
-    return model.eval()
+    model, _, _ = load_model(path)  # the metadata checked and read back, as agcn eval and predict do
+    return model
 
 
 def read_metadata(path: Path, fmt: str) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Models from checkpoint files: agcn's own, or foreign weights with the facts they lack."""
+"""Models from checkpoint files: agcn's own, agcn's MMAction2 exports (their metadata read back), or
+foreign weights with the facts they lack."""
 
 import hashlib
 from collections.abc import Callable
@@ -27,11 +28,22 @@ REQUIRED_FIELDS = {
     "model_config": ("layout", "num_classes", "in_channels", "num_persons"),
     "data": ("modality", "layout"),
 }
+EXPORT_META = "agcn"  # an agcn export's facts: `meta["agcn"]` beside MMAction2's state_dict (models/export.py)
+# the keys of the export's metadata read back, by the dataclass they fill; every agcn export writes
+# the required ones, `layout_spec`, `class_names` and `test_window` only where the checkpoint had them
+_EXPORT_MODEL = ("layout", "num_classes", "in_channels", "num_persons", "variant", "graph", "layout_spec")
+_EXPORT_DATA = ("modality", "layout", "recipe", "benchmark", "channels", "clip_len", "layout_spec", "test_window")
+_EXPORT_REQUIRED = ("layout", "num_classes", "in_channels", "num_persons", "variant", "modality", "channels",
+                    "clip_len")  # fmt: skip
+# the facts for foreign weights that an agcn file states itself, as (flag, ModelConfig/DataInfo field)
+_GIVEN_FACTS = (("--num-classes", "num_classes"), ("--layout", "layout"), ("--in-channels", "in_channels"),
+                ("--modality", "modality"))  # fmt: skip
 
 
-def _dataclass_from(cls, values: Any, path: Path, what: str):
+def _dataclass_from(cls, values: Any, path: Path, what: str, required: tuple[str, ...] | None = None):
     """`cls` from a checkpoint's dict `what`, checked by type (`typed_fields`) and range (`check()`)."""
-    value = cls(**typed_fields(cls, values, f"{path}: {what}", REQUIRED_FIELDS[what]))
+    required = REQUIRED_FIELDS[what] if required is None else required
+    value = cls(**typed_fields(cls, values, f"{path}: {what}", required))
     try:
         if isinstance(value, ModelConfig):  # DataInfo.check names the layout itself
             try:
@@ -54,7 +66,8 @@ def load_model(
     """Model (eval mode, CPU), its data facts and the raw checkpoint dict.
 
     agcn checkpoints describe themselves (`note` is told when foreign facts were given and
-    ignored). Foreign weights need `foreign_config` (classes, layout, channels, persons; the
+    ignored), and so do agcn's MMAction2 exports (`exported_facts`: the facts given must agree
+    with theirs). Foreign weights need `foreign_config` (classes, layout, channels, persons; the
     variant is detected from the keys) and `foreign_data` (at least the modality); without
     them they are refused with a message saying so. A stream agcn does not know is refused.
     """
@@ -89,7 +102,12 @@ def _load_model(
             note(f"{path.name} describes itself; the facts given for foreign weights are ignored")
         model, data = _agcn_model(path, ckpt)
         return model.eval(), data, ckpt
-    if foreign_config is None or foreign_data is None:
+    exported = exported_facts(ckpt, path)
+    if exported is not None:  # agcn export --format mmaction2: its metadata states the facts
+        if foreign_config is not None and foreign_data is not None:
+            _check_given(path, *exported, foreign_config, foreign_data)
+        foreign_config, foreign_data = exported
+    elif foreign_config is None or foreign_data is None:
         raise AgcnError(
             f"{path}: not an agcn checkpoint (no format/model_config); for lshiwjx/2s-AGCN, MMAction2 or pyskl "
             "weights pass --num-classes, --layout and --modality"
@@ -98,7 +116,63 @@ def _load_model(
         model, _ = load_foreign_state_dict(foreign_config, ckpt)
     except AgcnError as e:
         raise AgcnError(f"{path}: {e}") from None
+    if exported is not None and model.config.variant != foreign_config.variant:
+        raise AgcnError(
+            f"{path}: meta['{EXPORT_META}']: variant: {foreign_config.variant!r}, but the weights are a "
+            f"{model.config.variant!r} model's"
+        )
     return model.eval(), foreign_data, ckpt
+
+
+def exported_facts(ckpt: Any, path: Path) -> tuple[ModelConfig, DataInfo] | None:
+    """What an agcn export (`agcn export --format mmaction2`: MMAction2's keys and `meta["agcn"]`)
+    states about itself, as the ModelConfig and DataInfo of its checkpoint: classes, layout,
+    channels, stream, recipe, clip length, test window, class names. None for weights without
+    that metadata. Each value is checked by type and range; a bad one is an AgcnError
+    `FILE: meta['agcn']: KEY: problem`."""
+    path = Path(path)
+    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
+    if not isinstance(meta, dict) or EXPORT_META not in meta:
+        return None
+    what = f"meta[{EXPORT_META!r}]"
+    info = meta[EXPORT_META]
+    if not isinstance(info, dict):
+        raise AgcnError(f"{path}: {what}: expected a dict, got {type(info).__name__}")
+    missing = [k for k in _EXPORT_REQUIRED if k not in info]
+    if missing:
+        raise AgcnError(f"{path}: {what}: {missing[0]}: missing (the file was not written by agcn export?)")
+    config = _dataclass_from(ModelConfig, {k: info[k] for k in _EXPORT_MODEL if k in info}, path, what, ())
+    names = info.get("class_names", [])
+    named = isinstance(names, list) and all(isinstance(n, str) for n in names)
+    if not named or len(names) not in (0, config.num_classes):
+        expected = f"expected a list of {config.num_classes} names"
+        raise AgcnError(f"{path}: {what}: class_names: {expected}, got {names!r:.60}")
+    values = {k: info[k] for k in _EXPORT_DATA if k in info}
+    data = _dataclass_from(DataInfo, {**values, "label_names": names}, path, what, ())
+    joints = config.skeleton().num_joints
+    if info.get("num_joints", joints) != joints or isinstance(info.get("num_joints"), bool):
+        given = info["num_joints"]
+        raise AgcnError(f"{path}: {what}: num_joints: {given!r}, but layout {config.layout!r} has {joints}")
+    if len(data.channels.split(",")) != config.in_channels:
+        raise AgcnError(f"{path}: {what}: channels: {data.channels!r}, but in_channels is {config.in_channels}")
+    if data.layout != config.layout:
+        raise AgcnError(f"{path}: {what}: layout: {data.layout!r} and {config.layout!r} disagree")
+    return config, data
+
+
+def _check_given(path: Path, config: ModelConfig, data: DataInfo, given: ModelConfig, given_data: DataInfo) -> None:
+    """The facts given for foreign weights against those a file states itself: an AgcnError
+    naming each one that differs (a flag left out takes its default when others are given)."""
+    ours = {**vars(config), "modality": data.modality}
+    theirs = {**vars(given), "modality": given_data.modality}
+    differ = [f"{flag} {theirs[key]} (the file: {ours[key]})" for flag, key in _GIVEN_FACTS if ours[key] != theirs[key]]
+    if not differ and not given.skeleton().same_topology(config.skeleton()):
+        differ = [f"--layout {given.layout} (joints, graphs, bones or normalisation differ from the file's)"]
+    if differ:
+        raise AgcnError(
+            f"{path}: written by agcn export, it states its facts, and the ones given differ: {', '.join(differ)}; "
+            "drop --num-classes, --layout, --modality and --in-channels (one left out takes its default)"
+        )
 
 
 def foreign_facts(
@@ -132,7 +206,10 @@ def foreign_facts(
         raise AgcnError(f"--modality: unknown stream {modality!r}; choose one of: {', '.join(STREAMS)}")
     num_classes = num_classes or defaults.get("num_classes")
     if num_classes is None:
-        raise AgcnError("weights without agcn metadata need --num-classes (the classifier size, e.g. 60 or 120)")
+        raise AgcnError(
+            "weights without agcn metadata need --num-classes (the classifier size, e.g. 60 or 120); agcn "
+            "checkpoints and agcn's MMAction2 exports state their facts and need none of these flags"
+        )
     in_channels = in_channels or len(lay.channels)
     config = ModelConfig(
         layout=layout, num_classes=int(num_classes), in_channels=in_channels, num_persons=NUM_PERSONS,

@@ -2,7 +2,8 @@
 
 - `ntu`: a folder of NTU RGB+D `.skeleton` files (`ntu_convert`, options in `PreprocessConfig`);
 - `pkl`: an MMAction2 / pyskl annotation file (`pkl`, options in `ImportConfig`);
-- `kinetics`: a Kinetics-Skeleton folder of per-video JSON files (`kinetics`, `ImportConfig`).
+- `kinetics`: a Kinetics-Skeleton folder of per-video JSON files (`kinetics`, `ImportConfig`);
+- `npy`: the arrays and label pickles of ST-GCN's / 2s-AGCN's gendata scripts (`stgcn_npy`, `ImportConfig`).
 
 A new format is one converter function, `(config, progress) -> ConvertReport`, built on
 `pipeline` (jobs, a job -> sample function, `write_splits`), plus its entry in `CONVERTERS`
@@ -18,26 +19,29 @@ from .kinetics import import_kinetics
 from .ntu_convert import PreprocessConfig, preprocess
 from .pipeline import ConvertReport, ImportConfig
 from .pkl import import_pkl
+from .stgcn_npy import import_npy, is_npy_joint_file
 
-SOURCE_FORMATS = ("auto", "ntu", "pkl", "kinetics")
+SOURCE_FORMATS = ("auto", "ntu", "pkl", "kinetics", "npy")
 CONVERTERS: dict[str, Callable[..., ConvertReport]] = {
     "ntu": preprocess,
     "pkl": import_pkl,
     "kinetics": import_kinetics,
+    "npy": import_npy,
 }
 
 
 def detect_source_format(source: Path, fmt: str = "auto") -> str:
-    """`ntu`, `pkl` or `kinetics` for `source` (a file or folder); `fmt` other than auto wins."""
+    """`ntu`, `pkl`, `kinetics` or `npy` for `source` (a file or folder); `fmt` other than auto wins."""
     if fmt not in SOURCE_FORMATS:
         raise AgcnError(f"unknown input format {fmt!r}; choose one of: {', '.join(SOURCE_FORMATS)}")
     if fmt != "auto":
         return fmt
     source = Path(source)
+    formats = {".pkl": "pkl", ".npy": "npy"}
     if source.is_file():
-        return "pkl" if source.suffix == ".pkl" else "ntu"  # the ntu path names what is wrong
+        return formats.get(source.suffix, "ntu")  # the ntu path names what is wrong
     if not source.is_dir():
-        if source.suffix == ".pkl":
+        if source.suffix in formats:
             raise AgcnError(f"{source}: no such file")
         return "ntu"
     if (source / "kinetics_train").is_dir() or (source / "kinetics_val").is_dir():
@@ -49,6 +53,8 @@ def detect_source_format(source: Path, fmt: str = "auto") -> str:
                     return "ntu"
                 if entry.name.endswith(".json") and not entry.name.endswith("_label.json"):
                     return "kinetics"
+                if is_npy_joint_file(entry.name):
+                    return "npy"
     except OSError as e:
         raise AgcnError(f"{source}: cannot list directory ({e.strerror})") from None
     return "ntu"

@@ -37,6 +37,7 @@ from .pipeline import (
     Job,
     SampleError,
     check_label,
+    class_count_hint,
     layout_attrs,
     list_files,
     read_label_map,
@@ -221,7 +222,12 @@ def import_kinetics(config: ImportConfig, progress: Callable[[int], None] | None
                 excluded += 1
             else:
                 try:
-                    label = check_label(entry["label_index"], num_classes, f"{label_path}: {name}")
+                    label = check_label(
+                        entry["label_index"],
+                        num_classes,
+                        f"{label_path}: {name}",
+                        class_count_hint(config, num_classes),
+                    )
                 except SampleError as e:
                     skipped.append((path.name, f"{label_path}: {name}: {e}"))
                     continue

@@ -57,14 +57,14 @@ class RunOptions(Protocol):
 
 @dataclass
 class ImportConfig:
-    source: Path  # a .pkl annotation file or a Kinetics-Skeleton folder
+    source: Path  # a .pkl annotation file, a Kinetics-Skeleton folder, or a folder of gendata .npy arrays
     out_dir: Path  # receives train.h5 and/or test.h5
-    format: str = "auto"  # auto | pkl | kinetics (auto: a .pkl file, else a folder of JSON files)
-    benchmark: str | None = None  # pkl: NTU benchmark naming the split keys and num_classes (default ntu60-xsub)
+    format: str = "auto"  # auto | pkl | kinetics | npy (auto: from the file or the folder's names)
+    benchmark: str | None = None  # pkl, npy: NTU benchmark naming the split keys and num_classes (pkl: ntu60-xsub)
     split_names: tuple[str, ...] | None = None  # pkl: split keys for train[, test], instead of the benchmark's
     num_classes: int | None = None  # classifier size; default: the benchmark's (60/120), 400 for Kinetics
     labels: Path | None = None  # Kinetics: label JSON of a single folder
-    split: str | None = None  # Kinetics: train | test for a single folder (default: from its name)
+    split: str | None = None  # train | test of a single Kinetics folder (default: from its name) or one-split .pkl
     recipe: str | None = None  # only checked: an import follows the recipe of its source
     strict: bool = False  # any bad sample fails the run instead of being skipped
     overwrite: bool = False  # replace existing outputs
@@ -125,8 +125,10 @@ class ConvertReport:
 def list_files(folder: Path, suffix: str, hint: str = "") -> list[Path]:
     """The files of `folder` ending in `suffix`, by name; AgcnError naming the folder when none."""
     folder = Path(folder)
+    if not folder.exists():
+        raise AgcnError(f"{folder}: no such file or folder")
     if not folder.is_dir():
-        raise AgcnError(f"{folder}: not a directory")
+        raise AgcnError(f"{folder}: a file, not a folder of {suffix} files")
     try:
         with os.scandir(folder) as it:
             paths = [Path(e.path) for e in it if e.name.endswith(suffix) and _maybe_file(e)]
@@ -215,17 +217,31 @@ def label_map_attrs(path: Path | None, num_classes: int) -> dict[str, str]:
 # ---- one sample ----------------------------------------------------------------------------
 
 
-def check_label(label: object, num_classes: int, where: str) -> int:
+def check_label(label: object, num_classes: int, where: str, hint: str = "") -> int:
     """The label as int; SampleError when it is not an integer, AgcnError naming `where` (for the
-    whole run: the class count is wrong) when it is outside 0..num_classes-1."""
+    whole run: the class count is wrong) when it is outside 0..num_classes-1; `hint`: where the
+    count came from and what to change (`class_count_hint`)."""
     if isinstance(label, bool) or not isinstance(label, int | np.integer):
         raise SampleError(f"label {label!r} is not an integer")
     if not 0 <= int(label) < num_classes:
         raise AgcnError(
             f"{where}: label {int(label)} is outside 0..{num_classes - 1} ({num_classes} classes); "
-            "pass the matching --benchmark or --num-classes"
+            + (hint or "pass the matching --benchmark or --num-classes")
         )
     return int(label)
+
+
+def class_count_hint(config: "ImportConfig", num_classes: int) -> str:
+    """What set an import's class count, for a label beyond it: --num-classes, the label map's
+    names, or the benchmark (or format) default."""
+    if config.num_classes:
+        return f"--num-classes {num_classes} is too few for it"
+    if config.label_map:
+        return (
+            f"the label map {config.label_map} names only {num_classes} classes: give every class a name "
+            "(or pass --num-classes)"
+        )
+    return "pass the matching --benchmark or --num-classes"
 
 
 # ---- the run ----------------------------------------------------------------------------------

@@ -5,6 +5,10 @@ The file is a pickled dict: `split` maps a split name (`xsub_train`, `xsub_val`,
 `frame_dir` (the name; `filename` in some files), `label` (0-based), `total_frames`, `keypoint`
 (M, T, V, C) and, for 2D poses, `keypoint_score` (M, T, V) plus `img_shape` (height, width).
 MMAction2's `PoseDataset` keeps the annotations whose name is listed under the split.
+Two more layouts hold one split, named by `--split train|test`: a single annotation dict (one
+sample: PaddleVideo's example file, pyskl's per-video outputs) and a bare list of them (MMAction2
+0.x). A split file holds labelled samples only: a sample without a label (no `label`, None or
+negative, as pyskl writes for unlabelled videos) stops the run, pointing at `agcn predict`.
 
 Pickles can run arbitrary code when loaded: the file is read with `safe_pickle.load_pickle`,
 which rebuilds plain numeric numpy arrays and Python containers and refuses anything else.
@@ -38,7 +42,7 @@ from ..io.splitfile import SampleMeta
 from ..skeleton.layouts import Layout, get_layout, load_layout
 from ..skeleton.normalize import DEFAULT_IMG_SHAPE, pre_normalize_2d, pre_normalize_3d
 from ..skeleton.persons import fit_and_count
-from .ntu import SkeletonError, get_benchmark, parse_name
+from .ntu import Benchmark, SkeletonError, get_benchmark, parse_name
 from .pipeline import (
     Converted,
     ConvertReport,
@@ -46,6 +50,7 @@ from .pipeline import (
     Job,
     SampleError,
     check_label,
+    class_count_hint,
     layout_attrs,
     read_label_map,
     write_splits,
@@ -55,6 +60,7 @@ from .safe_pickle import load_pickle
 PKL_SOURCE = "mmaction2-pkl"
 PKL_RECIPE = "mmaction2"
 PKL_DEFAULT_BENCHMARK = "ntu60-xsub"
+ONE_SPLIT = ("train", "test")  # --split of a file holding one split's annotations
 # Limits on one annotation, checked before any copy: a sample this long or crowded is no action clip
 PKL_MAX_FRAMES = 100_000  # ~55 minutes at 30 fps
 PKL_MAX_PERSONS = 1_000  # pyskl's 2D Kinetics annotations list every detected person
@@ -68,8 +74,24 @@ PKL_LAYOUTS = {
 
 
 def load_annotation_file(path: Path) -> dict:
-    """The pickled `{split, annotations}` dict of `path`, structure checked; arrays unchecked."""
+    """The pickled `{split, annotations}` dict of `path`, structure checked; arrays unchecked.
+
+    A file of one split's annotations, a single annotation dict (named after the file when it has
+    no `frame_dir`) or a bare list of them, comes back as `{"split": None, "annotations": [...],
+    "holds": what the file holds, in words}`.
+    """
     data = load_pickle(path)
+    if isinstance(data, dict) and "annotations" not in data and "keypoint" in data:
+        if annotation_name(data) is None and "frame_dir" not in data and "filename" not in data:
+            data = {**data, "frame_dir": Path(path).stem}  # one sample needs no name inside: the file's
+        return {"split": None, "annotations": [data], "holds": "one annotation dict (a single sample)"}
+    if isinstance(data, list | tuple) and any(isinstance(a, dict) for a in data):
+        return {"split": None, "annotations": list(data), "holds": f"list of {len(data)} annotation dicts"}
+    if isinstance(data, tuple | list) and len(data) == 2 and all(isinstance(v, list) for v in data):
+        raise AgcnError(
+            f"{path}: a (sample names, labels) pair, the label file of ST-GCN/2s-AGCN .npy arrays; "
+            f"import the folder holding them: agcn preprocess {Path(path).parent} OUT_DIR"
+        )
     if not isinstance(data, dict) or not {"split", "annotations"} <= data.keys():
         found = f"a dict with keys {', '.join(map(str, data))}" if isinstance(data, dict) else type(data).__name__
         raise AgcnError(
@@ -89,6 +111,11 @@ def load_annotation_file(path: Path) -> dict:
 def split_keys(config: ImportConfig, available: dict) -> tuple[dict[str, str], str, int]:
     """({train/test: split key}, benchmark attribute, num_classes) from the options."""
     path = config.source
+    if config.split:
+        raise AgcnError(
+            f"{path}: holds splits {', '.join(map(str, available))}; pick them with --split-names TRAIN[,TEST] "
+            "(--split names the split of a file holding one: a single annotation or a bare list)"
+        )
     if config.split_names:
         names = [n.strip() for n in config.split_names if n.strip()]
         if not 1 <= len(names) <= 2:
@@ -103,11 +130,38 @@ def split_keys(config: ImportConfig, available: dict) -> tuple[dict[str, str], s
     if missing:
         have = ", ".join(map(str, available)) or "none"
         raise AgcnError(f"{path}: no split {missing[0]!r}; the file has: {have}. Pass --split-names TRAIN,TEST")
+    return keys, (bench.name if bench else "custom"), _num_classes(config, bench, "--split-names")
+
+
+def one_split(config: ImportConfig, holds: str) -> tuple[dict[str, None], str, int]:
+    """({split: None}, benchmark attribute, num_classes) for a file of one split's annotations
+    (`holds` says what it holds); the split is `--split`."""
+    path = config.source
+    if config.split is None:
+        raise AgcnError(
+            f"{path}: expected an MMAction2/pyskl annotation file (a dict with 'split' and 'annotations'), found "
+            f"{holds}; pass --split train or --split test to import it as that split"
+        )
+    if config.split not in ONE_SPLIT:
+        raise AgcnError(f"--split {config.split!r}: choose one of: {', '.join(ONE_SPLIT)}")
+    if config.split_names:
+        raise AgcnError(f"{path}: holds {holds}, no 'split' keys for --split-names; name its split with --split")
+    bench = get_benchmark(config.benchmark) if config.benchmark else None
+    return {config.split: None}, (bench.name if bench else "custom"), _num_classes(config, bench, "--split")
+
+
+def _num_classes(config: ImportConfig, bench: Benchmark | None, how: str) -> int:
+    """--num-classes, else the number of --label-map names, else the benchmark's."""
     mapped = len(read_label_map(config.label_map)) if config.label_map else None
     num_classes = config.num_classes or mapped or (bench.num_classes if bench else None)
     if num_classes is None:
-        raise AgcnError(f"{path}: with --split-names and no --benchmark, pass --num-classes (or a --label-map)")
-    return keys, (bench.name if bench else "custom"), num_classes
+        raise AgcnError(f"{config.source}: with {how} and no --benchmark, pass --num-classes (or a --label-map)")
+    return num_classes
+
+
+def _no_label(label: object) -> bool:
+    """No class: absent, None, or negative (pyskl writes -1 for an unlabelled video)."""
+    return label is None or (isinstance(label, int | np.integer) and not isinstance(label, bool) and label < 0)
 
 
 def _signature(ann: object) -> tuple[int, bool, int] | None:
@@ -273,13 +327,16 @@ def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = No
             f"{path}: --recipe {config.recipe} needs raw .skeleton files; an annotation file holds pyskl's bodies, "
             f"imported with the {PKL_RECIPE} recipe"
         )
-    if config.labels or config.split:
-        raise AgcnError(f"{path}: --labels and --split are for Kinetics-Skeleton folders; use --split-names")
+    if config.labels:
+        raise AgcnError(f"{path}: --labels is for Kinetics-Skeleton folders; an annotation file holds its labels")
     if config.num_classes is not None and config.num_classes < 1:
         raise AgcnError(f"--num-classes must be at least 1, got {config.num_classes}")
     given = given_layout(config.layout) if config.layout is not None else None
     data = load_annotation_file(path)
-    keys, benchmark, num_classes = split_keys(config, data["split"])
+    if data["split"] is None:
+        keys, benchmark, num_classes = one_split(config, data["holds"])
+    else:
+        keys, benchmark, num_classes = split_keys(config, data["split"])
 
     skipped: list[tuple[str, str]] = []
     by_name: dict[str, dict] = {}
@@ -296,19 +353,28 @@ def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = No
     jobs: list[AnnotationJob] = []  # split by split
     used: set[str] = set()
     for split, key in keys.items():
-        names = sorted({str(n) for n in data["split"][key]})
+        names = sorted({str(n) for n in data["split"][key]} if key is not None else by_name)
         for n in names:
             if n not in by_name:
                 skipped.append((n, f"{path}: {n}: listed in split {key!r} but has no annotation"))
         jobs += [AnnotationJob(n, f"{path}: {n}", split, by_name[n]) for n in names if n in by_name]
         used.update(n for n in names if n in by_name)
     if not used:
-        raise AgcnError(f"{path}: splits {', '.join(keys.values())} list no annotated sample")
+        where = f"splits {', '.join(keys.values())} list" if data["split"] is not None else "holds"
+        raise AgcnError(f"{path}: {where} no annotated sample")
     layout, sig = choose_layout(path, [by_name[n] for n in sorted(used)], given)
+    unlabelled = [n for n in sorted(used) if _no_label(by_name[n].get("label"))]
+    if unlabelled:  # a split file's labels are classes 0..num_classes-1: nothing to train or test on
+        value = by_name[unlabelled[0]].get("label")
+        found = "no label" if value is None else f"label {int(value)}"
+        raise AgcnError(
+            f"{path}: {unlabelled[0]}: {found} ({len(unlabelled)} of {len(used)} samples unlabelled); split files "
+            f"hold labelled samples: add labels 0..{num_classes - 1}, or classify them with: agcn predict CKPT {path}"
+        )
     for name in sorted(used):  # out-of-range labels fail before anything is written
         label = by_name[name].get("label")
         if isinstance(label, int | np.integer) and not isinstance(label, bool):
-            check_label(label, num_classes, f"{path}: {name}")
+            check_label(label, num_classes, f"{path}: {name}", class_count_hint(config, num_classes))
 
     attrs = {
         **layout_attrs(layout),
@@ -323,5 +389,6 @@ def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = No
     return write_splits(
         config, keys, attrs, jobs, lambda job: convert_annotation(job, layout, sig, num_classes),
         started=t0, skipped=skipped, outside=len(by_name) - len(used),
-        split_attrs={split: {"source_split": key} for split, key in keys.items()}, progress=progress,
+        split_attrs={split: {"source_split": key} for split, key in keys.items() if key is not None},
+        progress=progress,
     )  # fmt: skip

@@ -161,4 +161,32 @@ def load_pickle(path: Path) -> object:
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
             UnicodeDecodeError, OverflowError, MemoryError, struct.error) as e:  # fmt: skip
         raise AgcnError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None
+    _check_depth(data, path)
     return data
+
+
+MAX_DEPTH = 32  # annotation files nest 3 to 5 levels (dict -> list -> dict -> array)
+
+
+def _check_depth(data: object, path: Path) -> None:
+    """Refuse containers nested deeper than MAX_DEPTH: every later step that prints or walks the
+    data (a repr in a message, numpy reading nested lists) would recurse once a level. The walk
+    itself keeps its own stack, so a million levels cost memory, not Python's recursion limit."""
+    stack, deepest = [(data, 1)], {}  # deepest: id -> the deepest level a shared container was seen at
+    while stack:
+        item, depth = stack.pop()
+        if deepest.get(id(item), 0) >= depth:  # the memo lets one container appear many times
+            continue
+        if isinstance(item, dict):
+            children = [*item.keys(), *item.values()]
+        elif isinstance(item, list | tuple | set | frozenset):
+            children = list(item)
+        else:
+            continue
+        deepest[id(item)] = depth
+        if depth > MAX_DEPTH:
+            raise AgcnError(
+                f"{path}: containers nested more than {MAX_DEPTH} levels deep; an annotation file nests a few "
+                "(a dict of lists of dicts of arrays)"
+            )
+        stack.extend((child, depth + 1) for child in children)

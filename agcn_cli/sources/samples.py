@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from ..errors import AgcnError
-from ..io.splitfile import check_split_file, read_sample, read_sample_pad, split_layout
+from ..io.splitfile import check_split_file, read_sample, read_sample_pad, split_label_names, split_layout
 from ..skeleton.layouts import Layout, get_layout
 from ..skeleton.normalize import WindowPad
 from ..skeleton.persons import fit_persons
@@ -77,6 +77,39 @@ def _label(value: object) -> int | None:
     return int(value)
 
 
+@dataclass(frozen=True)
+class LabelSpace:
+    """What an input's (or a checkpoint's) labels count: a dataset family (`ntu`: NTU action ids,
+    `kinetics`, `custom`; "" unknown), the class count and the class names, where known. Two
+    spaces that are known to differ make a label of one no truth for the other."""
+
+    family: str = ""
+    num_classes: int | None = None
+    names: tuple[str, ...] = ()
+
+    def differs(self, other: "LabelSpace") -> bool:
+        def known(a, b) -> bool:
+            return bool(a) and bool(b)
+
+        return (
+            (known(self.family, other.family) and self.family != other.family)
+            or (known(self.num_classes, other.num_classes) and self.num_classes != other.num_classes)
+            or (known(self.names, other.names) and self.names != other.names)
+        )
+
+
+def benchmark_family(benchmark: str, num_classes: int | None = None) -> str:
+    """`ntu`, `kinetics`, `custom` or "" (unknown) for a split file's or checkpoint's benchmark; a
+    checkpoint that names none (foreign weights) with 60 or 120 classes is taken as NTU's."""
+    if benchmark.startswith("ntu"):
+        return "ntu"
+    if benchmark.startswith("kinetics"):
+        return "kinetics"
+    if benchmark:
+        return "custom"
+    return "ntu" if num_classes in (60, 120) else ""
+
+
 @dataclass
 class Input(ABC):
     """One input, opened: its layout and the samples it holds, not yet converted."""
@@ -87,6 +120,7 @@ class Input(ABC):
     count: int  # samples (and failures) that `samples()` yields
     recipe: str  # the preprocessing recipe its samples follow ("" when unknown)
     source: str  # the source format, as split files name it in their `source` attribute
+    label_space: "LabelSpace" = field(default_factory=lambda: LabelSpace())  # what its labels count
 
     @abstractmethod
     def samples(self) -> Iterator[Sample | SampleFailure]:
@@ -193,13 +227,15 @@ def open_input(
     if kind == "skeleton":
         files = list_skeleton_files(path) if path.is_dir() else [path]
         return SkeletonInput(
-            path, kind, get_layout(NTU_LAYOUT), len(files), check_recipe(recipe), NTU_SOURCE, files=files
-        )
+            path, kind, get_layout(NTU_LAYOUT), len(files), check_recipe(recipe), NTU_SOURCE, LabelSpace("ntu"),
+            files=files,
+        )  # fmt: skip
     if kind == "kinetics":
         files = _kinetics_files(path) if path.is_dir() else [path]
         return KineticsInput(
-            path, kind, get_layout(KINETICS_LAYOUT), len(files), KINETICS_RECIPE, KINETICS_SOURCE, files=files
-        )
+            path, kind, get_layout(KINETICS_LAYOUT), len(files), KINETICS_RECIPE, KINETICS_SOURCE,
+            LabelSpace("kinetics"), files=files,
+        )  # fmt: skip
     if kind == "pkl":
         annotations = load_annotation_file(path)["annotations"]
         if not annotations:
@@ -224,7 +260,9 @@ def open_input(
     if channels != ",".join(native.channels):
         raise AgcnError(f"{path}: channels {channels!r} do not match its layout, {describe_layout(native)}")
     recipe, source = str(attrs.get("recipe", "")), str(attrs.get("source", ""))
-    return SplitInput(path, kind, native, len(indices), recipe, source, names=all_names, indices=indices)
+    k = int(attrs["num_classes"])
+    space = LabelSpace(benchmark_family(str(attrs.get("benchmark", "")), k), k, split_label_names(attrs, path))
+    return SplitInput(path, kind, native, len(indices), recipe, source, space, names=all_names, indices=indices)
 
 
 def _kinetics_files(folder: Path) -> list[Path]:

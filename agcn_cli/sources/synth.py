@@ -141,14 +141,29 @@ def sample_names(config: SynthConfig) -> list[str]:
     return names
 
 
-def generate(out_dir: Path, config: SynthConfig, progress: Callable[[int], None] | None = None) -> list[Path]:
-    """Write the configured `.skeleton` files into `out_dir`; return their paths in name order."""
+def generate(
+    out_dir: Path, config: SynthConfig, progress: Callable[[int], None] | None = None, *, overwrite: bool = False
+) -> list[Path]:
+    """Write the configured `.skeleton` files into `out_dir`; return their paths in name order.
+
+    Files of other names in `out_dir` are left alone; a file this would write that is already
+    there is refused (before anything is written) unless `overwrite`."""
     names = sample_names(config)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AgcnError(f"{out_dir}: a file, not a folder; choose a folder for the .skeleton files")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        present = {e.name for e in os.scandir(out_dir)} if not overwrite else set()
     except OSError as e:
         raise AgcnError(f"{out_dir}: cannot create directory ({e.strerror})") from None
+    clash = [name for name in names if f"{name}.skeleton" in present]
+    if clash:
+        raise AgcnError(
+            f"{out_dir}: already holds {len(clash)} of the {len(names)} files this would write "
+            f"({clash[0]}.skeleton{', ...' if len(clash) > 1 else ''}); pass --overwrite to replace them, "
+            "or choose another folder"
+        )
     jobs = [(str(out_dir), name, config) for name in names]
     workers = min(config.workers or os.cpu_count() or 1, len(jobs))
     if workers == 1 or len(jobs) < 64:  # a pool costs more than it saves on small sets

@@ -75,15 +75,22 @@ def read_metrics(run_dir: Path, note: Callable[[str], None] = lambda _: None) ->
     return rows
 
 
-def run_label(run_dir: Path) -> str:
-    """`FOLDER (modality)`, the modality from RUN_DIR/config.json when it is readable."""
-    run_dir = Path(run_dir)
-    try:
-        modality = json.loads((run_dir / "config.json").read_text()).get("modality", "")
-    except (OSError, ValueError, AttributeError):
-        modality = ""
-    name = run_dir.resolve().name
-    return f"{name} ({modality})" if modality and modality != name else name
+def run_labels(run_dirs: list[Path]) -> list[str]:
+    """`FOLDER (modality)` per run: FOLDER the shortest end of its path that no other run's path
+    ends with (runs/a/joint and runs/b/joint: `a/joint`, `b/joint`), the modality from
+    RUN_DIR/config.json when it is readable and not the folder's name."""
+    paths = [Path(d).resolve().parts for d in run_dirs]
+    labels = []
+    for i, parts in enumerate(paths):
+        others = [p for j, p in enumerate(paths) if j != i and p != parts]
+        k = next((k for k in range(1, len(parts)) if all(p[-k:] != parts[-k:] for p in others)), len(parts))
+        name = "/".join(parts[-k:]).lstrip("/")
+        try:
+            modality = json.loads((Path(run_dirs[i]) / "config.json").read_text()).get("modality", "")
+        except (OSError, ValueError, AttributeError):
+            modality = ""
+        labels.append(f"{name} ({modality})" if modality and modality != parts[-1] else name)
+    return labels
 
 
 def plot_runs(run_dirs: list[Path], note: Callable[[str], None] = lambda _: None) -> Any:
@@ -91,7 +98,7 @@ def plot_runs(run_dirs: list[Path], note: Callable[[str], None] = lambda _: None
     overlaid. Each line's gid is `RUN_INDEX:KEY` (its metrics key), for reading the values back."""
     from matplotlib.ticker import MaxNLocator
 
-    runs = [(run_label(d), read_metrics(d, note)) for d in run_dirs]
+    runs = list(zip(run_labels(run_dirs), [read_metrics(d, note) for d in run_dirs], strict=True))
     fig = new_figure(*CURVES_PX)
     axes = [fig.add_subplot(2, 2, k + 1) for k in range(len(PANELS))]
     for (title, unit, keys), ax in zip(PANELS, axes, strict=True):

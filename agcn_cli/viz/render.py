@@ -171,6 +171,8 @@ def skeleton_scenes(path: Path, compare: bool = False) -> list[Scene]:
     raw = np.full((len(ids), sk.num_frames, layout.num_joints, 3), np.nan)
     raw[[row[b] for b in sk.body_id.tolist()], sk.frame] = sk.xyz
     raw[(raw == 0).all(axis=-1)] = np.nan
+    if not np.isfinite(raw).any():
+        raise AgcnError(f"{path}: no body in any of its {sk.num_frames} frame(s); nothing to draw")
     spans = [np.flatnonzero(np.isfinite(raw[i]).any(axis=(1, 2))) for i in range(len(ids))]
     labels = [
         f"body {b} (frames {s[0]}-{s[-1]})" if len(s) else f"body {b} (no joints)"
