@@ -58,8 +58,9 @@ class Case:
     name: str
     argv: list[str]
     names: str  # a substring the error (or warning) must hold: the file
-    expect: str = "error"  # "error" | "ok"
+    expect: str = "error"  # "error" | "ok" | "interrupted" (exit 130 after a SIGINT, the resume hint)
     check: Callable[[], str] | None = None  # after the run: "" or what went wrong
+    sigint_after: float | None = None  # seconds after the start to send SIGINT (expect "interrupted")
 
 
 @dataclass
@@ -76,8 +77,10 @@ class Result:
     argv: list[str] = field(default_factory=list)
 
 
-def run_child(argv: list[str], cwd: Path, timeout: float) -> tuple[int, str, str, float, float, bool]:
-    """Run `argv`; return (exit, stdout, stderr, wall s, peak RSS MiB, timed out)."""
+def run_child(
+    argv: list[str], cwd: Path, timeout: float, sigint_after: float | None = None
+) -> tuple[int, str, str, float, float, bool]:
+    """Run `argv` (SIGINT after `sigint_after` s); return (exit, stdout, stderr, wall s, peak RSS MiB, timed out)."""
     out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=cwd, env=ENV, stdout=out, stderr=err, start_new_session=True)
@@ -86,6 +89,9 @@ def run_child(argv: list[str], cwd: Path, timeout: float) -> tuple[int, str, str
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
+        if sigint_after is not None and time.perf_counter() - t0 > sigint_after:
+            os.kill(proc.pid, signal.SIGINT)
+            sigint_after = None
         if time.perf_counter() - t0 > timeout:
             os.killpg(proc.pid, signal.SIGKILL)
             timed_out = True
@@ -113,6 +119,11 @@ def judge(case: Case, code: int, out: str, err: str, wall: float, mib: float, ti
             return f"exit {code}, expected 0"
         if case.names and case.names not in out + err:
             return f"output does not name {case.names!r}"
+    elif case.expect == "interrupted":
+        if code != 130:
+            return f"exit {code}, expected 130 (SIGINT)"
+        if "continue with: agcn train --resume" not in err or case.names not in err:
+            return f"no resume hint naming {case.names!r}"
     else:
         if code == 0:
             return "exit 0 on hostile input"
@@ -539,6 +550,109 @@ def cases(d: Path) -> list[Case]:  # noqa: PLR0915 - one flat list reads best
          "emptyrun"),
     ]  # fmt: skip
     c.extend(Case("streams together", name, argv, names) for name, argv, names in together)
+    c += issue23_cases(d, cpu)
+    return c
+
+
+def issue23_cases(d: Path, cpu: list[str]) -> list[Case]:  # noqa: PLR0915 - one flat list reads best
+    """Issue 23's classes: empty epochs, signals in validation, run-folder lookalikes, the new formats."""
+    from tests.helpers import write_split
+
+    c: list[Case] = []
+    # ---- 11. an epoch of no batch: refused before the run folder is made --------------------------
+    for name, schedule in (("step schedule", ["--schedule", "step", "--lr-steps", "1"]), ("cosine", [])):
+        out = d / "runs" / f"empty-{name.split()[0]}"
+        argv = ["train", "data/train.h5", "-o", str(out.relative_to(d)), *TRAIN, "--drop-last", "--batch-size",
+                "64", *schedule]  # fmt: skip
+        c.append(Case("empty epochs", f"--drop-last, batch 64, {name}", argv, "train.h5",
+                      check=lambda out=out: "run folder made" if out.exists() else ""))  # fmt: skip
+    stale = d / "runs" / "stale"
+    stale.mkdir(parents=True)
+    (stale / "config.json").write_text("{}")
+    (stale / "train.log").write_text("error: non-finite training loss\n")
+    c.append(Case("empty epochs", "rerun into a folder a failed start left", ["train", "data/train.h5", "-o",
+                  "runs/stale", *TRAIN], "", expect="ok",
+                  check=lambda: "" if (stale / "last.pt").is_file() else "no last.pt"))  # fmt: skip
+
+    # ---- 12. signals: SIGINT while validating (a validation split of 2,000 samples) --------------
+    write_split(d / "bigval.h5", tuple([48] * 2000))
+    sig = d / "runs" / "sigval"
+
+    def saved_before_validation() -> str:
+        ckpt = torch.load(sig / "last.pt", weights_only=True, map_location="cpu")
+        part = ckpt.get("partial") or {}
+        return "" if part.get("step") == 1 else f"last.pt partial {part}, expected the epoch's 1 batch"
+
+    argv = ["train", "data/train.h5", "-o", "runs/sigval", "--val", "bigval.h5", "--num-classes", "60", *TRAIN,
+            "--val-batch-size", "8"]  # fmt: skip
+    c.append(Case("signals", "SIGINT in validation", argv, "runs/sigval", expect="interrupted", sigint_after=8.0,
+                  check=saved_before_validation))  # fmt: skip
+    def validated() -> str:
+        return "" if (sig / "metrics.jsonl").read_text().count("val_top1") == 1 else "no validated row"
+
+    c.append(Case("signals", "--resume after it validates", ["train", "--resume", "-o", "runs/sigval"], "",
+                  expect="ok", check=validated))  # fmt: skip
+
+    # ---- 13. run-folder lookalikes ----------------------------------------------------------------
+    for sub in ("a/joint", "b/joint"):
+        shutil.copytree(d / "run", d / "lookalike" / sub)
+    c.append(Case("run folders", "plot a folder of runs named joint", ["plot", "lookalike", "--out", "p.png"],
+                  "", expect="ok", check=lambda: "" if (d / "p.png").is_file() else "no picture"))  # fmt: skip
+    c.append(Case("run folders", "eval a folder of runs", ["eval", "lookalike", "data/test.h5", *cpu], "lookalike"))
+    c.append(Case("run folders", "eval --checkpoint best without best.pt",
+                  ["eval", "lookalike/a/joint", "data/test.h5", *cpu, "--checkpoint", "best"], "best"))  # fmt: skip
+    c.append(Case("run folders", "--resume --epochs fewer than trained",
+                  ["train", "--resume", "-o", "run", "--epochs", "0"], "run"))  # fmt: skip
+
+    # ---- 14. the new formats and messages ---------------------------------------------------------
+    names = ["S001C001P001R001A001.skeleton", "S001C001P002R001A002.skeleton"]
+    joint = np.zeros((2, 3, 300, 25, 2), np.float32)
+    npy_cases = {
+        "labels fewer than samples": (joint, (names[:1], [0])),
+        "label pickle not a pair": (joint, {"names": names}),
+        "array of 4 dimensions": (joint[..., 0], (names, [0, 1])),
+        "label out of range": (joint, (names, [0, 99])),
+        "truncated array": (b"\x93NUMPY" + b"\x00" * 40, (names, [0, 1])),
+    }
+    for i, (name, (array, labels)) in enumerate(npy_cases.items()):
+        folder = d / "npy" / f"n{i}"
+        folder.mkdir(parents=True)
+        if isinstance(array, bytes):
+            (folder / "train_data_joint.npy").write_bytes(array)
+        else:
+            np.save(folder / "train_data_joint.npy", array)
+        (folder / "train_label.pkl").write_bytes(pickle.dumps(labels))
+        argv = ["preprocess", f"npy/n{i}", f"outs/n{i}", "--benchmark", "ntu60-xsub"]
+        c.append(Case("new formats", f"npy: {name}", argv, f"npy/n{i}"))
+    folder = d / "npy" / "bone"
+    folder.mkdir(parents=True)
+    np.save(folder / "train_data_joint.npy", joint)
+    np.save(folder / "train_data_bone.npy", joint[:1])
+    (folder / "train_label.pkl").write_bytes(pickle.dumps((names, [0, 1])))
+    c.append(Case("new formats", "npy: bone of another shape", ["preprocess", "npy/bone", "outs/nb", "--benchmark",
+                  "ntu60-xsub"], "train_data_bone.npy"))  # fmt: skip
+    one = {"frame_dir": "v1", "label": 1, "total_frames": 5, "keypoint": np.ones((1, 5, 25, 3), np.float32)}
+    pkls = {
+        "single dict without --split": (one, []),
+        "single dict without a label": ({k: v for k, v in one.items() if k != "label"}, ["--split", "test"]),
+        "bare list, --split unknown": ([one, one], ["--split", "val"]),
+        "bare list holding a number": ([one, 5], ["--split", "train"]),
+    }
+    for i, (name, (obj, extra)) in enumerate(pkls.items()):
+        path = write(d, f"pkls/p{i}.pkl", pickle.dumps(obj))
+        argv = ["preprocess", path, f"outs/p{i}", "--num-classes", "3", *extra]
+        c.append(Case("new formats", f"pkl: {name}", argv, f"p{i}.pkl" if "unknown" not in name
+                      else "--split"))  # fmt: skip
+    deep = write(d, "pkls/deep.pkl", b"\x80\x02}" + b")" + b"\x85" * 100_000 + b"K\x01s.")
+    c.append(Case("new formats", "pkl: tuple key nested 100,000 deep", ["preprocess", deep, "outs/deep"], "deep.pkl"))
+    path = split_variant(d, "intnames", replace("name", lambda old: np.arange(len(old))), src="scores.h5")
+    c.append(Case("new formats", "score names integers", ["fuse", "scores.h5", path], path))
+    bodiless = write(d, "raw_bodiless/S001C001P001R001A001.skeleton", "3\r\n0\r\n0\r\n0\r\n")
+    c.append(Case("new formats", "show a file with no body", ["show", bodiless, "--out", "nobody.png"], bodiless))
+    c.append(Case("new formats", "synth over its own files", ["synth", "raw", "--classes", "1,2,3",
+                  "--samples-per-class", "2", "--subjects", "1,3", "--max-frames", "40"], "raw"))  # fmt: skip
+    c.append(Case("new formats", "info of a folder", ["info", "data"], "data"))
+    c.append(Case("new formats", "preprocess of a missing path", ["preprocess", "nope", "outs/nope"], "nope"))
     return c
 
 
@@ -577,7 +691,7 @@ def main() -> int:
         corpus = [k for k in cases(d) if args.only in k.cls + " " + k.name]
         results = []
         for k in corpus:
-            code, out, err, wall, mib, timed_out = run_child([*AGCN, *k.argv], d, args.timeout)
+            code, out, err, wall, mib, timed_out = run_child([*AGCN, *k.argv], d, args.timeout, k.sigint_after)
             why = judge(k, code, out, err, wall, mib, timed_out, args)
             first = next((line for line in err.splitlines() if line.strip()), "")
             results.append(

@@ -170,8 +170,13 @@ def test_cli_all_and_refusals(tiny, tmp_path):
     nothing = CliRunner().invoke(app, [*args[:3], str(tmp_path / "none"), *args[4:], "--resume"])
     assert nothing.exit_code == 1 and "none: no STREAM/last.pt of joint, bone to resume from" in nothing.stderr
     assert not (tmp_path / "none").exists()
+    changed = CliRunner().invoke(app, ["train", "--resume", "--out", str(run), "--lr", "0.2", "--no-tensorboard"])
+    assert changed.exit_code == 1 and "--resume with a different config: lr 0.2" in changed.stderr
+    # --epochs grows a run on resume (issue 23): each stream goes on to epoch 2
     resumed = CliRunner().invoke(app, ["train", "--resume", "--out", str(run), "--epochs", "2", "--no-tensorboard"])
-    assert resumed.exit_code == 1 and "--resume with a different config: epochs 2" in resumed.stderr
+    assert resumed.exit_code == 0, resumed.output
+    assert resumed.stdout.count("2 epochs, best val top-1") == 2
+    assert "[joint] --epochs 2: the run was planned for 1 epochs" in resumed.stderr
 
 
 def test_eval_run_dir_scores_each_stream_and_fuses(tiny, tmp_path):
