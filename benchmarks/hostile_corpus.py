@@ -587,6 +587,7 @@ def issue23_cases(d: Path, cpu: list[str]) -> list[Case]:  # noqa: PLR0915 - one
             "--val-batch-size", "8"]  # fmt: skip
     c.append(Case("signals", "SIGINT in validation", argv, "runs/sigval", expect="interrupted", sigint_after=8.0,
                   check=saved_before_validation))  # fmt: skip
+
     def validated() -> str:
         return "" if (sig / "metrics.jsonl").read_text().count("val_top1") == 1 else "no validated row"
 
@@ -601,8 +602,8 @@ def issue23_cases(d: Path, cpu: list[str]) -> list[Case]:  # noqa: PLR0915 - one
     c.append(Case("run folders", "eval a folder of runs", ["eval", "lookalike", "data/test.h5", *cpu], "lookalike"))
     c.append(Case("run folders", "eval --checkpoint best without best.pt",
                   ["eval", "lookalike/a/joint", "data/test.h5", *cpu, "--checkpoint", "best"], "best"))  # fmt: skip
-    c.append(Case("run folders", "--resume --epochs fewer than trained",
-                  ["train", "--resume", "-o", "run", "--epochs", "0"], "run"))  # fmt: skip
+    c.append(Case("run folders", "--resume --epochs 3 extends a finished run", ["train", "--resume", "-o", "run",
+                  "--epochs", "3"], "the run was planned for 1 epochs", expect="ok"))  # fmt: skip
 
     # ---- 14. the new formats and messages ---------------------------------------------------------
     names = ["S001C001P001R001A001.skeleton", "S001C001P002R001A002.skeleton"]
@@ -636,13 +637,15 @@ def issue23_cases(d: Path, cpu: list[str]) -> list[Case]:  # noqa: PLR0915 - one
         "single dict without --split": (one, []),
         "single dict without a label": ({k: v for k, v in one.items() if k != "label"}, ["--split", "test"]),
         "bare list, --split unknown": ([one, one], ["--split", "val"]),
-        "bare list holding a number": ([one, 5], ["--split", "train"]),
     }
     for i, (name, (obj, extra)) in enumerate(pkls.items()):
         path = write(d, f"pkls/p{i}.pkl", pickle.dumps(obj))
         argv = ["preprocess", path, f"outs/p{i}", "--num-classes", "3", *extra]
         c.append(Case("new formats", f"pkl: {name}", argv, f"p{i}.pkl" if "unknown" not in name
                       else "--split"))  # fmt: skip
+    path = write(d, "pkls/mixed.pkl", pickle.dumps([one, 5]))  # the bad entry is skipped and listed
+    c.append(Case("new formats", "pkl: bare list holding a number", ["preprocess", path, "outs/mixed", "--split",
+                  "train", "--num-classes", "3"], "annotation #1", expect="ok"))  # fmt: skip
     deep = write(d, "pkls/deep.pkl", b"\x80\x02}" + b")" + b"\x85" * 100_000 + b"K\x01s.")
     c.append(Case("new formats", "pkl: tuple key nested 100,000 deep", ["preprocess", deep, "outs/deep"], "deep.pkl"))
     path = split_variant(d, "intnames", replace("name", lambda old: np.arange(len(old))), src="scores.h5")
