@@ -34,6 +34,14 @@ def agcn(*args: str) -> str:
     return result.stdout
 
 
+def agcn_error(root: Path, *args: str) -> str:
+    """The stderr of a command that must fail (exit 1), paths under `root` written as ROOT."""
+    result = subprocess.run([sys.executable, "-m", "agcn_cli", *map(str, args)], capture_output=True, text=True)
+    if result.returncode != 1:
+        sys.exit(f"agcn {' '.join(map(str, args))} exited {result.returncode}, expected 1:\n{result.stderr}")
+    return result.stderr.replace(str(root), "ROOT")
+
+
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
@@ -112,6 +120,61 @@ def write_inputs(root: Path) -> None:
         (kin / f"kinetics_{split_name}_label.json").write_text(json.dumps(labels))
 
 
+def more_runs(out: Path, data: Path, runs: Path, common: list[str], results: dict[str, str]) -> None:
+    """Two streams in one command and agcn eval RUN_DIR; the 2s-AGCN recipe's full window (training,
+    eval, predict); a resumed run; fine-tuning; predict on a .pkl and a split file; error messages."""
+    agcn("train", data, "--modality", "joint,bone-motion", "--out", runs / "together", "--dropout", "0.3", *common)
+    for stream in ("joint", "bone-motion"):
+        results[f"together {stream} last.pt weights"] = weights_digest(runs / "together" / stream / "last.pt")
+    results["eval RUN_DIR json"] = json_digest(
+        agcn(
+            "eval",
+            runs / "together",
+            data / "test.h5",
+            "--clips",
+            "2",
+            "--json",
+            "--device",
+            "cpu",
+            "--out",
+            out / "scores" / "together",
+        )  # fmt: skip
+    )
+    full = out / "pre-2s-agcn-1"
+    recipe = ["--sampling", "full", "--window", "60", "--schedule", "step", "--lr-steps", "1", "--drop-last"]
+    for modality in ("joint", "bone-motion"):
+        agcn("train", full, "--modality", modality, "--out", runs / f"full-{modality}", *common, *recipe)
+        results[f"full-window {modality} last.pt weights"] = weights_digest(runs / f"full-{modality}" / "last.pt")
+        results[f"full-window {modality} eval json"] = json_digest(
+            agcn("eval", runs / f"full-{modality}" / "last.pt", full / "test.h5", "--json", "--device", "cpu")
+        )
+    skel = sorted((out / "raw").glob("*.skeleton"))[:2]
+    text = agcn("predict", runs / "full-bone-motion" / "last.pt", *skel, full / "test.h5", "--json", "--device", "cpu")
+    results["full-window predict json"] = json_digest(text.replace(str(out), "ROOT"))
+    split = [*common[: common.index("--epochs")], *common[common.index("--epochs") + 2 :]]
+    agcn("train", data, "--out", runs / "resumed", "--epochs", "2", "--stop-after", "1", *split)
+    agcn("train", "--resume", "--out", runs / "resumed")
+    results["resumed last.pt weights"] = weights_digest(runs / "resumed" / "last.pt")
+    agcn("train", out / "pkl3d", "--out", runs / "tuned", "--init-from", runs / "joint" / "last.pt",
+         "--freeze-epochs", "1", "--backbone-lr-mult", "0.1", *common)  # fmt: skip
+    results["fine-tuned last.pt weights"] = weights_digest(runs / "tuned" / "last.pt")
+    text = agcn("predict", runs / "tuned" / "last.pt", out / "ntu60_3d.pkl", out / "pkl3d" / "test.h5",
+                "--json", "--device", "cpu")  # fmt: skip
+    results["predict pkl and split json"] = json_digest(text.replace(str(out), "ROOT"))
+    errors = {
+        "eval swapped": ["eval", data / "test.h5", runs / "joint" / "last.pt"],
+        "info folder": ["info", data],
+        "train no batch": ["train", data, "--out", runs / "none", "--drop-last", "--batch-size", "512"],
+        "resume other lr": ["train", "--resume", "--out", runs / "joint", "--lr", "0.3"],
+        "preprocess missing": ["preprocess", out / "nope", out / "nope-out"],
+        "streams unknown": ["streams", data / "train.h5", "--modality", "colour"],
+        "fuse one file": ["fuse", out / "scores" / "joint" / "scores.h5", data / "test.h5"],
+        "predict wrong layout": ["predict", runs / "joint" / "last.pt", out / "ntu60_2d.pkl", "--device", "cpu"],
+    }
+    for name, args in errors.items():
+        results[f"error {name}"] = digest(agcn_error(out, *args).encode())
+
+
 def main() -> None:
     out = Path(sys.argv[1]).resolve()
     if out.exists():
@@ -164,7 +227,15 @@ def main() -> None:
     text = agcn("predict", runs / "joint" / "last.pt", *skel, "-c", runs / "bone" / "last.pt", "--weights", "1,2",
                 "--clips", "2", "--json", "--device", "cpu")  # fmt: skip
     results["predict json"] = json_digest(text.replace(str(raw), "RAW"))
+    more_runs(out, data, runs, common, results)
+    for path in sorted(runs.rglob("config.json")):  # without the run's records (time, host, commit)
+        saved = json.loads(path.read_text())
+        for key in ("environment", "resumes", "init_source"):
+            saved.pop(key, None)
+        results[f"config {path.relative_to(out)}"] = digest(json.dumps(saved, sort_keys=True).encode())
     for path in sorted(out.rglob("*")):
+        if path.name == "config.json":
+            continue  # above, without its records
         if path.is_file() and path.suffix in (".h5", ".csv", ".pkl", ".skeleton", ".json") and "raw" not in path.parts:
             if path.parent.name.startswith("kinetics") or path.name.startswith("ntu60_"):
                 continue  # the inputs written above
