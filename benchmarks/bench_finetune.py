@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from agcn_cli.engine.config import TrainConfig  # noqa: E402
 from agcn_cli.engine.fit import fit  # noqa: E402
-from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess  # noqa: E402
+from agcn_cli.sources.formats import convert  # noqa: E402
+from agcn_cli.sources.pipeline import ConvertConfig  # noqa: E402
 from agcn_cli.sources.synth import SynthConfig, generate  # noqa: E402
 
 SOURCE = (22, 23, 24, 26, 27, 31, 35, 38, 42, 43)  # NTU ids; label = id - 1
@@ -55,7 +56,7 @@ def make_data(out: Path, name: str, actions: tuple[int, ...], samples_per_class:
     if not (data / "test.h5").is_file():
         raw = out / f"raw-{name}-{samples_per_class}"
         generate(raw, SynthConfig(actions=actions, samples_per_class=samples_per_class, workers=1))
-        preprocess(PreprocessConfig(raw, data, benchmark="ntu60-xsub", workers=1, overwrite=True))
+        convert(ConvertConfig(raw, data, benchmark="ntu60-xsub", workers=1, overwrite=True))
     return data
 
 

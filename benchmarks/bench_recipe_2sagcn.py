@@ -11,7 +11,7 @@ times, per batch (median of `--repeats`, in the main process, training mode), th
 indices, the gather and the augmentation of:
 - `uniform`: MMAction2's recipe, batch 128 of 100-frame clips (the default of `agcn train`);
 - `ntu-full`: configs/2s-agcn-ntu.toml, batch 64 of the whole 300-frame window, each person
-  with its own period (`engine/data.repeat_persons`);
+  with its own period (`skeleton/window.repeat_persons`);
 - `ntu-full-no-facts`: the same on the file without the facts (person 0's period, as before);
 - `kinetics`: configs/2s-agcn-kinetics.toml, batch 128, a random 150-frame run of the window
   (random_choose) and random_move; and its reference transcription (tests/reference/

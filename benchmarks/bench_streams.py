@@ -6,7 +6,7 @@ NTU60 xsub recipe.
         [--samples-per-class 12] [--epochs 2] [--modes eager,compiled] [--precision auto] [--json]
 
 Each setting (streams x mode) runs in its own process, so that peak memory is its own: the real
-`agcn train` loop (`engine.multistream.train`: batch loading, each stream's steps, checkpoints)
+`agcn train` loop (`engine.fit.fit`: batch loading, each stream's steps, checkpoints)
 on the synthetic NTU60-xsub split of `bench_train.py`, validating after the last epoch. Epoch 1
 is warm-up (compilation, allocator); the later epochs are measured from each stream's
 metrics.jsonl: training clips and training seconds (data loading included). In lock-step the
@@ -44,8 +44,8 @@ def one_setting(args: dict) -> dict:
     from agcn_cli.engine.config import TrainConfig
     from agcn_cli.engine.data import BatchLoader, SkeletonDataset
     from agcn_cli.engine.device import resolve_device
+    from agcn_cli.engine.fit import fit as train
     from agcn_cli.engine.loop import validate
-    from agcn_cli.engine.multistream import train
     from agcn_cli.models.agcn import ModelConfig, build_model
 
     device = resolve_device(args["device"])

@@ -34,7 +34,8 @@ from agcn_cli.engine.device import DEVICES, resolve_device  # noqa: E402
 from agcn_cli.engine.fit import fit  # noqa: E402
 from agcn_cli.models.agcn import ModelConfig, build_model  # noqa: E402
 from agcn_cli.skeleton.streams import STREAMS  # noqa: E402
-from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess  # noqa: E402
+from agcn_cli.sources.formats import convert  # noqa: E402
+from agcn_cli.sources.pipeline import ConvertConfig  # noqa: E402
 from agcn_cli.sources.synth import SynthConfig, generate  # noqa: E402
 
 
@@ -45,7 +46,7 @@ def make_data(out: Path, samples_per_class: int, **synth) -> Path:
     data = out / f"data-{key}"
     if not (data / "test.h5").is_file():
         generate(out / f"raw-{key}", SynthConfig(samples_per_class=samples_per_class, **synth))
-        preprocess(PreprocessConfig(out / f"raw-{key}", data, benchmark="ntu60-xsub", overwrite=True))
+        convert(ConvertConfig(out / f"raw-{key}", data, benchmark="ntu60-xsub", overwrite=True))
     return data
 
 

@@ -84,7 +84,7 @@ def test_failed_overwrite_keeps_the_old_run(old_run, tiny, monkeypatch):
     def crash(*args, **kwargs):
         raise RuntimeError("crash")
 
-    monkeypatch.setattr("agcn_cli.engine.fit.MetricsLog", crash)
+    monkeypatch.setattr("agcn_cli.engine.run.MetricsLog", crash)
     with pytest.raises(RuntimeError, match="crash"):
         fit(config(tiny, old_run, overwrite=True, epochs=3), log=quiet)
     assert snapshot(old_run) == before and not (old_run / REPLACED).exists()

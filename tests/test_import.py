@@ -25,7 +25,7 @@ from agcn_cli.skeleton.layouts import get_layout
 from agcn_cli.sources.formats import convert
 from agcn_cli.sources.kinetics import video_sample
 from agcn_cli.sources.ntu import get_benchmark, parse_name, parse_skeleton
-from agcn_cli.sources.pipeline import ImportConfig
+from agcn_cli.sources.pipeline import ConvertConfig
 from agcn_cli.sources.recipes import make_sample, select_bodies_mmaction2
 from agcn_cli.sources.synth import SynthConfig, generate
 
@@ -169,7 +169,7 @@ def kinetics_root(ntu, tmp_path_factory):
 
 
 def _import(source, out, **kw) -> object:
-    return convert(ImportConfig(source, out, **kw))
+    return convert(ConvertConfig(source, out, **kw))
 
 
 # ---- pkl: values --------------------------------------------------------------------------------
@@ -350,8 +350,8 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
     with pytest.raises(AgcnError, match=r"evil.pkl: refusing to load (posix|os|nt)\.system from the pickle"):
         _import(evil, tmp_path / "out")
     assert not marker.exists() and not (tmp_path / "out").exists()
-    custom = write_pkl(tmp_path / "custom.pkl", {"split": {}, "annotations": [ImportConfig("a", "b")]})
-    with pytest.raises(AgcnError, match=r"refusing to load agcn_cli\.[\w.]+\.ImportConfig"):
+    custom = write_pkl(tmp_path / "custom.pkl", {"split": {}, "annotations": [ConvertConfig("a", "b")]})
+    with pytest.raises(AgcnError, match=r"refusing to load agcn_cli\.[\w.]+\.ConvertConfig"):
         _import(custom, tmp_path / "out")
     result = runner.invoke(app, ["preprocess", str(evil), str(tmp_path / "out")])
     assert result.exit_code == 1 and "refusing to load" in result.stderr and "Traceback" not in result.output

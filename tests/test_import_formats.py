@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from agcn_cli.cli.app import app
 from agcn_cli.engine.data import BatchLoader, SkeletonDataset
 from agcn_cli.io.splitfile import check_split_file, read_meta
-from agcn_cli.sources.formats import detect_source_format
+from agcn_cli.sources.formats import source_format
 from tests.helpers import one_error_line, random_body
 from tests.reference.preprocess import _pre_normalization
 
@@ -150,7 +150,7 @@ def test_stgcn_raw_ntu_arrays_get_2sagcn_normalisation(tmp_path):
     names = [_ntu_name(1, a) for a in (4, 2, 9)]
     raw = raw_ntu(specs, np.random.default_rng(3))
     _save_part(folder, "train", raw, names, [3, 1, 8], suffix="_data")  # ST-GCN's name
-    assert detect_source_format(folder) == "npy"
+    assert source_format(folder) == "npy"
     _preprocess(folder, tmp_path / "out", "--num-classes", "10")
     path = tmp_path / "out" / "train.h5"
     attrs = check_split_file(path)

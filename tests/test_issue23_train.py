@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from agcn_cli.cli.app import app
 from agcn_cli.engine.config import TrainConfig, build_config
 from agcn_cli.engine.fit import fit
-from agcn_cli.engine.multistream import fit_streams
+from agcn_cli.engine.fit import fit as fit_streams
 from agcn_cli.io.checkpoint import read_checkpoint
 from tests.helpers import one_error_line, signal_in_step
 

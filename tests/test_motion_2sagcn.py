@@ -4,21 +4,24 @@
 in training, eval and predict; other data and uniform sampling keep motion of the real frames."""
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from agcn_cli.engine.data import BatchLoader, SkeletonDataset, _EpochBatches, window_padding
-from agcn_cli.evaluation.predict import sample_clips
-from agcn_cli.evaluation.scoring import scoring_dataset
+from agcn_cli.engine.data import BatchLoader, SkeletonDataset, _EpochBatches
+from agcn_cli.evaluation.scoring import checkpoint_views, scoring_dataset
 from agcn_cli.io.checkpoint import DataInfo
 from agcn_cli.io.splitfile import SampleMeta, SplitWriter
 from agcn_cli.io.streamfile import materialize_streams
 from agcn_cli.skeleton.augment import draw_choose
 from agcn_cli.skeleton.layouts import get_layout
 from agcn_cli.skeleton.streams import compute_stream, window_motion
-from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
+from agcn_cli.skeleton.views import sample_views
+from agcn_cli.skeleton.window import window_padding
+from agcn_cli.sources.formats import convert
+from agcn_cli.sources.pipeline import ConvertConfig
 from agcn_cli.sources.samples import open_input
 from tests.helpers import write_split
 from tests.reference.gen_streams import ref_gen_bone, ref_gen_motion
@@ -44,7 +47,7 @@ def ntu(tmp_path_factory) -> tuple[Path, Path, dict]:
     """2s-agcn split of samples shorter than the window, persons leaving, entering, with gaps."""
     root = tmp_path_factory.mktemp("motion2s")
     cases = _ntu_files(root / "raw", np.random.default_rng(11))
-    preprocess(PreprocessConfig(root / "raw", root / "data", recipe="2s-agcn", workers=1))
+    convert(ConvertConfig(root / "raw", root / "data", recipe="2s-agcn", workers=1))
     return root / "raw", root / "data" / "train.h5", cases
 
 
@@ -136,8 +139,8 @@ def test_stored_motion_is_not_used_in_the_window(ntu, tmp_path):
 
 @pytest.mark.parametrize("stream", MOTIONS)
 def test_eval_and_predict_use_the_checkpoints_definition(ntu, stream):
-    """A checkpoint's recipe and window fix the definition: eval's dataset and predict's view of raw
-    .skeleton files and of the split file are the reference's too."""
+    """A checkpoint's recipe and window fix the definition: eval's batches and predict's view of raw
+    .skeleton files and of the split file (the one clip path, a batch of one) are the reference's."""
     raw, split, cases = ntu
     layout = get_layout("ntu25")
     data = DataInfo(modality=stream, recipe="2s-agcn", test_window=300)
@@ -150,7 +153,7 @@ def test_eval_and_predict_use_the_checkpoints_definition(ntu, stream):
         padding = window_padding({"source": inp.source, "recipe": inp.recipe})
         seen = 0
         for item in inp.samples():
-            (view,) = sample_clips(item.data, data, layout, 100, 1, padding, item.pad)
+            (view,) = sample_views(item.data, replace(checkpoint_views(data), padding=padding, layout=layout), item.pad)
             ref = reference_stream(ref_2sagcn_sample(raw / f"{item.name}.skeleton"), stream)
             np.testing.assert_allclose(view, ref, atol=ATOL, rtol=0, err_msg=f"{path.name}: {item.name}")
             if path == split:

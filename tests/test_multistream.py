@@ -1,5 +1,5 @@
 """`agcn train --modality all`: several streams in one process, each the same function as its
-single-stream run (engine/multistream.py)."""
+single-stream run (engine/fit.py)."""
 
 import json
 from pathlib import Path
@@ -9,10 +9,12 @@ import torch
 from typer.testing import CliRunner
 
 from agcn_cli.cli import app
-from agcn_cli.engine import multistream
+from agcn_cli.engine import fit as driver
+from agcn_cli.engine import loop
 from agcn_cli.engine.config import TrainConfig
 from agcn_cli.engine.fit import fit
-from agcn_cli.engine.multistream import fit_streams, train
+from agcn_cli.engine.fit import fit as fit_streams
+from agcn_cli.engine.fit import fit as train
 from agcn_cli.errors import AgcnError
 from agcn_cli.io.checkpoint import read_checkpoint
 from agcn_cli.skeleton.streams import STREAMS
@@ -34,7 +36,7 @@ def record_steps(monkeypatch) -> dict[int, list]:
     """Each optimizer's steps: (the model's weights before its first step, then per step the
     sample indices, the clip and the loss)."""
     steps: dict[int, list] = {}
-    original = multistream.train_step
+    original = loop.train_step
 
     def spy(model, batch, optimizer, *args, **kw):
         mine = steps.setdefault(id(optimizer), [])
@@ -46,8 +48,7 @@ def record_steps(monkeypatch) -> dict[int, list]:
         mine.append((batch[2].clone(), batch[0].clone(), (stats.loss_sum - before) / len(batch[1])))
         return stop
 
-    monkeypatch.setattr(multistream, "train_step", spy)
-    monkeypatch.setattr("agcn_cli.engine.loop.train_step", spy)  # train_one_epoch's
+    monkeypatch.setattr(loop, "train_step", spy)  # train_one_epoch's
     return steps
 
 
@@ -114,7 +115,7 @@ def test_resume_with_one_stream_behind(tiny, tmp_path):
 
 def test_nonfinite_stream_fails_alone(tiny, tmp_path, monkeypatch):
     first: dict = {}  # each stream's first EpochStats, set up by setup_run
-    real_setup, real_step = multistream.setup_run, multistream.train_step
+    real_setup, real_step = driver.setup_run, loop.train_step
 
     def setup(cfg, *a, **kw):
         run = real_setup(cfg, *a, **kw)
@@ -127,8 +128,8 @@ def test_nonfinite_stream_fails_alone(tiny, tmp_path, monkeypatch):
             return True
         return real_step(model, batch, optimizer, scheduler, device, stats, **kw)
 
-    monkeypatch.setattr(multistream, "setup_run", setup)
-    monkeypatch.setattr(multistream, "train_step", poisoned)
+    monkeypatch.setattr(driver, "setup_run", setup)
+    monkeypatch.setattr(loop, "train_step", poisoned)
     with pytest.raises(AgcnError, match=r"^bone: non-finite training loss at epoch 1, batch 1"):
         fit_streams(config(tiny, tmp_path / "run", modality="joint,bone"), log=quiet)
     assert read_checkpoint(tmp_path / "run" / "joint" / "last.pt")["epoch"] == 2  # the other went on
@@ -235,7 +236,7 @@ def test_ddp_two_processes_gloo(tiny, tmp_path):
     [("", "1", "without bfloat16 units (AGCN_FORCE_CPU_BF16=1)"), ("AMX-BF16", None, "has AMX-BF16 units")],
 )
 def test_cpu_bf16_says_what_the_cpu_has(tiny, tmp_path, monkeypatch, units, force, said):
-    monkeypatch.setattr("agcn_cli.engine.fit.cpu_bf16_units", lambda: units)
+    monkeypatch.setattr("agcn_cli.engine.run.cpu_bf16_units", lambda: units)
     if force:
         monkeypatch.setenv("AGCN_FORCE_CPU_BF16", force)
     lines = []
@@ -245,7 +246,7 @@ def test_cpu_bf16_says_what_the_cpu_has(tiny, tmp_path, monkeypatch, units, forc
 
 
 def test_cpu_bf16_refused_without_units(tiny, tmp_path, monkeypatch):
-    monkeypatch.setattr("agcn_cli.engine.fit.cpu_bf16_units", lambda: "")
+    monkeypatch.setattr("agcn_cli.engine.run.cpu_bf16_units", lambda: "")
     monkeypatch.delenv("AGCN_FORCE_CPU_BF16", raising=False)
     with pytest.raises(AgcnError, match=r"--precision bf16: this CPU has no bfloat16 units .* 15-20x slower"):
         train(config(tiny, tmp_path / "run", precision="bf16", device="cpu", epochs=1), log=quiet)

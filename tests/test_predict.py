@@ -15,16 +15,18 @@ from typer.testing import CliRunner
 
 from agcn_cli.cli.app import app
 from agcn_cli.evaluation.evaluate import EvalConfig, evaluate
-from agcn_cli.evaluation.predict import Prediction, predict, sample_clips
+from agcn_cli.evaluation.fusion import weighted_mean
+from agcn_cli.evaluation.predict import Prediction, predict
 from agcn_cli.io.checkpoint import DataInfo, save_checkpoint
 from agcn_cli.io.scores import read_scores
 from agcn_cli.io.splitfile import read_sample
 from agcn_cli.models.agcn import ModelConfig, build_model
 from agcn_cli.skeleton.layouts import get_layout, load_layout
 from agcn_cli.skeleton.sampling import sample_test_clips
+from agcn_cli.skeleton.views import ViewSpec, sample_views
 from agcn_cli.sources.formats import convert
-from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess, skeleton_sample
-from agcn_cli.sources.pipeline import ImportConfig
+from agcn_cli.sources.ntu_convert import skeleton_sample
+from agcn_cli.sources.pipeline import ConvertConfig
 from agcn_cli.sources.samples import Sample, SampleFailure, iter_samples
 from agcn_cli.sources.synth import SynthConfig, generate
 from tests.helpers import write_skeleton
@@ -40,7 +42,7 @@ def run(tmp_path_factory):
     d = tmp_path_factory.mktemp("e2e")
     config = SynthConfig(actions=(8, 23), subjects=(1, 3), samples_per_class=4, min_frames=20, max_frames=30)
     generate(d / "raw", config)
-    preprocess(PreprocessConfig(d / "raw", d / "out", workers=1))
+    convert(ConvertConfig(d / "raw", d / "out", workers=1))
     torch.manual_seed(0)
     for stream in ("joint", "bone"):
         model = build_model(ModelConfig(num_classes=60))
@@ -168,6 +170,7 @@ def test_predict_cli(run, tmp_path):
     for i in range(2):
         j, b = (probs(a[i], 60) for a in alone)
         np.testing.assert_allclose(probs(both[i], 60), (2 * j + b) / 3, rtol=1e-5)
+        np.testing.assert_array_equal(probs(both[i], 60), weighted_mean([j, b], [2, 1]))  # through fusion
         assert [t["class"] for t in preds[i]["top"]] == [c for c, _, _ in both[i].top[:3]]
     # a folder: every file, in name order, the same probabilities as file by file
     folder = only(list(predict([d / "joint.pt"], [d / "raw"], clips=2, top=60, batch_size=3)))
@@ -244,7 +247,7 @@ def test_predict_pkl_2d_equals_eval_of_its_import(run, tmp_path, layout):
     else:
         lay, given, spec = get_layout(layout), None, ""
     pkl = _pkl_2d(tmp_path / "2d.pkl", np.random.default_rng(0), names, joints=lay.num_joints)
-    convert(ImportConfig(pkl, tmp_path / "out", split_names=("train", "val"), num_classes=3, workers=1, layout=given))
+    convert(ConvertConfig(pkl, tmp_path / "out", split_names=("train", "val"), num_classes=3, workers=1, layout=given))
     torch.manual_seed(1)
     model = build_model(ModelConfig(layout=layout, in_channels=3, num_classes=3, layout_spec=spec))
     data = DataInfo(layout=layout, channels="x,y,score", clip_len=CLIP_LEN, label_names=("jump", "run", "sit"),
@@ -309,7 +312,7 @@ def test_predict_kinetics_equals_eval_of_its_import(run, tmp_path):
         (folder / f"vid{i}.json").write_text(json.dumps(_video(rng, 12 + 5 * i, i)))
         labels[f"vid{i}"] = {"has_skeleton": True, "label": "x", "label_index": i}
     (tmp_path / "kin" / "kinetics_val_label.json").write_text(json.dumps(labels))
-    convert(ImportConfig(tmp_path / "kin", tmp_path / "out", num_classes=4, workers=1))
+    convert(ConvertConfig(tmp_path / "kin", tmp_path / "out", num_classes=4, workers=1))
     torch.manual_seed(2)
     model = build_model(ModelConfig(layout="openpose18", in_channels=3, num_classes=4))
     data = DataInfo(modality="bone", layout="openpose18", channels="x,y,score", recipe="2s-agcn", clip_len=CLIP_LEN)
@@ -334,8 +337,8 @@ def test_samples_follow_the_converters(run):
     (s,) = iter_samples(path, layout=layout, recipe="2s-agcn")
     assert isinstance(s, Sample) and s.data.shape[0] == 2 and s.data.shape[2:] == (25, 3)
     np.testing.assert_array_equal(s.data, skeleton_sample(path, "2s-agcn", layout.normalize)[0])
-    joint = sample_clips(s.data, DataInfo(modality="joint"), layout, 8, 3)
-    bone = sample_clips(s.data, DataInfo(modality="bone"), layout, 8, 3)
+    joint = sample_views(s.data, ViewSpec("joint", clip_len=8, num_clips=3, layout=layout))
+    bone = sample_views(s.data, ViewSpec("bone", clip_len=8, num_clips=3, layout=layout))
     assert joint.shape == bone.shape == (3, 3, 8, 25, 2)
     assert np.all(bone[:, :, :, 20] == 0)  # the spine-shoulder bone is zero
     (other,) = iter_samples(path, layout=layout)
@@ -348,7 +351,7 @@ def test_samples_follow_the_converters(run):
 def test_predict_full_window_equals_eval(run, tmp_path, recipe):
     """A full-window checkpoint: one view of the window, padded as its recipe pads, from raw files too."""
     d = run
-    preprocess(PreprocessConfig(d / "raw", tmp_path / "out", recipe=recipe, workers=1))
+    convert(ConvertConfig(d / "raw", tmp_path / "out", recipe=recipe, workers=1))
     model = build_model(ModelConfig(num_classes=60))
     data = DataInfo(modality="joint-motion", recipe=recipe, benchmark="ntu60-xsub", test_window=40)
     save_checkpoint(tmp_path / "w.pt", model, data, epoch=1)

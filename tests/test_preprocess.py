@@ -8,8 +8,9 @@ from agcn_cli.errors import AgcnError
 from agcn_cli.io.splitfile import check_split_file, read_meta, read_sample
 from agcn_cli.skeleton.layouts import get_layout
 from agcn_cli.sources import ntu_convert
+from agcn_cli.sources.formats import convert
 from agcn_cli.sources.ntu import parse_skeleton
-from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
+from agcn_cli.sources.pipeline import ConvertConfig
 from agcn_cli.sources.recipes import make_sample
 from tests.helpers import random_body, write_skeleton
 
@@ -30,7 +31,7 @@ def raw_dir(tmp_path):
 
 
 def _run(raw_dir, out, **kw):
-    return preprocess(PreprocessConfig(raw_dir, out, workers=kw.pop("workers", 1), **kw))
+    return convert(ConvertConfig(raw_dir, out, workers=kw.pop("workers", 1), **kw))
 
 
 def test_splits_and_round_trip(raw_dir, tmp_path):

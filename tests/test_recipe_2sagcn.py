@@ -4,6 +4,7 @@ transcriptions of feeders/tools.py with the same draws, the presets training, re
 testing on one view."""
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -14,19 +15,22 @@ from typer.testing import CliRunner
 
 from agcn_cli.cli.app import app
 from agcn_cli.engine.config import TrainConfig, build_config
-from agcn_cli.engine.data import BatchLoader, SkeletonDataset, _EpochBatches, window_padding
+from agcn_cli.engine.data import BatchLoader, SkeletonDataset, _EpochBatches
 from agcn_cli.engine.fit import fit
 from agcn_cli.engine.schedule import build_scheduler
 from agcn_cli.errors import AgcnError
 from agcn_cli.evaluation.evaluate import EvalConfig, evaluate
-from agcn_cli.evaluation.predict import sample_clips
+from agcn_cli.evaluation.scoring import checkpoint_views
 from agcn_cli.io.checkpoint import DataInfo
 from agcn_cli.io.splitfile import PAD_CENTRE, PAD_PERIOD, SampleMeta, SplitWriter
 from agcn_cli.io.streamfile import materialize_streams
 from agcn_cli.skeleton.augment import MOVE_ANGLES, MOVE_SCALES, MOVE_SHIFTS, draw_choose, draw_move, random_move
 from agcn_cli.skeleton.layouts import get_layout
 from agcn_cli.skeleton.streams import compute_stream
-from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
+from agcn_cli.skeleton.views import sample_views
+from agcn_cli.skeleton.window import window_padding
+from agcn_cli.sources.formats import convert
+from agcn_cli.sources.pipeline import ConvertConfig
 from agcn_cli.sources.samples import open_input
 from tests.helpers import random_body, write_skeleton, write_split
 from tests.reference.feeder_tools import feeder_item
@@ -127,7 +131,7 @@ def _ntu_files(raw: Path, rng: np.random.Generator) -> dict[str, str]:
 def ntu_2sagcn(tmp_path_factory) -> tuple[Path, Path, dict]:
     root = tmp_path_factory.mktemp("ntu2s")
     cases = _ntu_files(root / "raw", np.random.default_rng(11))
-    preprocess(PreprocessConfig(root / "raw", root / "data", recipe="2s-agcn", workers=1))
+    convert(ConvertConfig(root / "raw", root / "data", recipe="2s-agcn", workers=1))
     return root / "raw", root / "data" / "train.h5", cases
 
 
@@ -140,7 +144,7 @@ def test_full_window_is_the_references_padded_sample(ntu_2sagcn):
         ref = ref_2sagcn_sample(raw / f"{name}.skeleton")  # (C, 300, V, M)
         case, ours = cases[int(name[-3:]) - 1], x[int(np.flatnonzero(idx.numpy() == i)[0])].numpy()
         np.testing.assert_allclose(ours, ref, atol=1e-4, rtol=0, err_msg=case)
-    periods = ds.person_periods
+    periods = ds.pads.persons
     assert ((periods[:, 1] > 0) & (periods[:, 1] != periods[:, 0])).sum() >= 4  # persons of their own period
     # training: a random run of the same window (random_choose), drawn from the batch's generator
     train = SkeletonDataset(split, "joint", window=300, random_choose=150)
@@ -178,7 +182,7 @@ def test_full_window_bone_and_streams_file_keep_the_facts(ntu_2sagcn, tmp_path):
             with h5py.File(copy) as f:
                 assert {PAD_PERIOD, PAD_CENTRE, "bone"} <= set(f)
         ds = SkeletonDataset(copy, "bone", test_mode=True, window=300)
-        assert ds.derive is not stored and ds.centre is None and ds.person_periods is not None
+        assert ds.derive is not stored and ds.pads.centre is None and ds.pads.persons is not None
         (x, _, idx), *_ = BatchLoader(ds, len(ds), shuffle=False)
         for n, i in enumerate(idx.numpy()):
             ref = compute_stream(ref_2sagcn_sample(raw / f"{ds.names[i]}.skeleton"), "bone", layout)
@@ -193,7 +197,7 @@ def test_full_window_of_files_without_the_facts(ntu_2sagcn, tmp_path):
     with h5py.File(old, "a") as f:
         del f[PAD_PERIOD], f[PAD_CENTRE]
     ds = SkeletonDataset(old, "joint", test_mode=True, window=300)
-    assert ds.person_periods is None
+    assert ds.pads.persons is None
     (x, _, idx), *_ = BatchLoader(ds, len(ds), shuffle=False)
     for n, i in enumerate(idx.numpy()):
         ref = ref_2sagcn_sample(raw / f"{ds.names[i]}.skeleton")
@@ -220,7 +224,7 @@ def test_predict_full_window_is_the_references(ntu_2sagcn):
         seen = 0
         for item in inp.samples():
             assert item.pad is not None
-            (view,) = sample_clips(item.data, data, layout, 100, 1, padding, item.pad)
+            (view,) = sample_views(item.data, replace(checkpoint_views(data), padding=padding, layout=layout), item.pad)
             ref = ref_2sagcn_sample(raw / f"{item.name}.skeleton")
             np.testing.assert_allclose(view, ref, atol=1e-4, rtol=0, err_msg=f"{path.name}: {item.name}")
             seen += 1

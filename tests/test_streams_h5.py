@@ -127,7 +127,8 @@ def test_sample_blocks():
 
 def test_preprocessed_file_round_trip(tmp_path):
     from agcn_cli.engine.data import BatchLoader, SkeletonDataset
-    from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
+    from agcn_cli.sources.formats import convert
+    from agcn_cli.sources.pipeline import ConvertConfig
 
     rng = np.random.default_rng(0)
     raw = tmp_path / "raw"
@@ -136,7 +137,7 @@ def test_preprocessed_file_round_trip(tmp_path):
         one, two = random_body(rng, 20), random_body(rng, 20, offset=(1.0, 0.0, 3.0))
         frames = [[(7, j), (9, k)] if a == 50 else [(7, j)] for j, k in zip(one, two, strict=True)]
         write_skeleton(raw / f"S001C001P001R001A{a:03d}.skeleton", frames)
-    preprocess(PreprocessConfig(raw, tmp_path / "out", workers=1))
+    convert(ConvertConfig(raw, tmp_path / "out", workers=1))
     path = tmp_path / "out" / "train.h5"
     plain = SkeletonDataset(path, "bone-motion", clip_len=16, num_clips=2, test_mode=True)
     expected, _, _ = next(iter(BatchLoader(plain, 3)))

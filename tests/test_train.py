@@ -25,7 +25,8 @@ from agcn_cli.engine.loop import validate
 from agcn_cli.errors import AgcnError
 from agcn_cli.io.checkpoint import read_checkpoint
 from agcn_cli.models.loading import load_model
-from agcn_cli.sources.ntu_convert import PreprocessConfig, preprocess
+from agcn_cli.sources.formats import convert
+from agcn_cli.sources.pipeline import ConvertConfig
 from agcn_cli.sources.synth import SynthConfig, generate
 from tests.helpers import signal_in_step, write_split
 
@@ -57,7 +58,7 @@ def xsub(tmp_path_factory) -> Path:
     """A small synthetic NTU60 cross-subject benchmark: DATA_DIR with train.h5 and test.h5."""
     root = tmp_path_factory.mktemp("xsub")
     generate(root / "raw", LEARN_SYNTH)
-    preprocess(PreprocessConfig(root / "raw", root / "data", benchmark="ntu60-xsub", workers=1))
+    convert(ConvertConfig(root / "raw", root / "data", benchmark="ntu60-xsub", workers=1))
     return root / "data"
 
 

@@ -56,7 +56,7 @@ def _int_list(text: str | None, option: str) -> tuple[int, ...] | None:
 
 
 @command("preprocess")
-def preprocess_cmd(
+def preprocess_cmd(  # long only by its options: the body builds a config and calls convert
     raw_dir: Annotated[
         Path,
         typer.Argument(
@@ -106,38 +106,18 @@ def preprocess_cmd(
 ) -> None:
     """Convert NTU .skeleton files, an MMAction2/pyskl .pkl, Kinetics-Skeleton JSON or ST-GCN/2s-AGCN .npy arrays
     into HDF5 split files."""
-    from ..skeleton.layouts import get_layout, load_layout
-    from ..sources.formats import convert, detect_source_format
-    from ..sources.ntu import get_benchmark
-    from ..sources.ntu_convert import PreprocessConfig, list_skeleton_files
-    from ..sources.pipeline import ImportConfig
-    from ..sources.recipes import check_recipe
+    from ..sources.formats import convert
+    from ..sources.pipeline import ConvertConfig
 
-    if detect_source_format(raw_dir, source_format) != "ntu":
-        if missing_list is not None:
-            raise AgcnError(f"--missing-list applies to .skeleton folders, not to {raw_dir}")
-        names = tuple(split_names.split(",")) if split_names else None
-        config = ImportConfig(
-            raw_dir, out_dir, format=source_format, benchmark=benchmark, split_names=names, num_classes=num_classes,
-            labels=labels, split=split, recipe=recipe, strict=strict, overwrite=overwrite, workers=workers,
-            layout=layout, label_map=label_map,
-        )  # fmt: skip
-        total, desc, unit = None, "import", "sample"
-    else:
-        import_only = {"--split-names": split_names, "--num-classes": num_classes, "--labels": labels, "--split": split}
-        given = [opt for opt, value in import_only.items() if value is not None]
-        if given:
-            raise AgcnError(f"{given[0]} applies to a .pkl or Kinetics-Skeleton input, not to .skeleton files")
-        if layout is not None and not load_layout(layout).same_topology(get_layout("ntu25")):
-            raise AgcnError(f"--layout {layout}: .skeleton files hold the Kinect ntu25 layout")
-        benchmark, recipe = benchmark or "ntu60-xsub", recipe or "mmaction2"
-        get_benchmark(benchmark), check_recipe(recipe)
-        config = PreprocessConfig(
-            raw_dir, out_dir, benchmark, recipe, missing_list, strict, workers, overwrite, label_map=label_map
-        )
-        total, desc, unit = len(list_skeleton_files(raw_dir)), "preprocess", "file"
-    with progress_bar(total, desc, unit) as bar:
-        report = convert(config, progress=bar.update)
+    names = tuple(split_names.split(",")) if split_names else None
+    if split_names == "":  # given, naming no key: refused for .skeleton files, the benchmark's keys for a .pkl
+        names = ()
+    config = ConvertConfig(
+        raw_dir, out_dir, format=source_format, benchmark=benchmark, recipe=recipe, missing_list=missing_list,
+        split_names=names, num_classes=num_classes, labels=labels, split=split, layout=layout, label_map=label_map,
+        strict=strict, overwrite=overwrite, workers=workers,
+    )  # fmt: skip
+    report = convert(config, progress=progress_bar)
     _print_preprocess_report(report, as_json)
 
 
@@ -186,7 +166,7 @@ def info(
 
     summary = summarize(path)
     if samples:
-        _print_samples(path, list_samples(path), summary, as_json)
+        _print_samples(path, list_samples(path, check=False), summary, as_json)  # summarize checked it
         return
     if as_json:
         out.print_json(json.dumps(summary))

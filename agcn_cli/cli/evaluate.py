@@ -167,7 +167,7 @@ def eval_cmd(
     )  # fmt: skip
     config = EvalConfig(checkpoint, test_file, clips, clip_len, batch_size, device, bf16, foreign_config, foreign_data)
     with progress_bar(int(attrs.get("num_samples", 0)) or None, "eval", "sample") as bar:
-        result = evaluate(config, progress=bar.update, note=note)
+        result = evaluate(config, progress=bar.update, note=note, attrs=attrs)
     m, scores = result.metrics, result.scores
     views = scores.attrs["clips"]  # 10 clips by default, 1 view of a full-window checkpoint's window
     if out_path is not None:
@@ -219,9 +219,10 @@ def _eval_run_dir(
         names = [*streams, *(name for name, need, _ in FUSIONS if all(s in streams for s in need))]
         refuse_existing([out_dir / f"{name}.h5" for name in names], overwrite)
         out_dir.mkdir(parents=True, exist_ok=True)
-    samples = int(check_split_file(test_file).get("num_samples", 0)) * len(streams)
+    attrs = check_split_file(test_file)
+    samples = int(attrs.get("num_samples", 0)) * len(streams)
     with progress_bar(samples or None, "eval", "sample") as bar:
-        result = evaluate_run(streams, test_file, config, out_dir=out_dir, progress=bar.update, note=note)
+        result = evaluate_run(streams, test_file, config, out_dir=out_dir, progress=bar.update, note=note, attrs=attrs)
     used = {s: str(result.checkpoints[s]) for s in result.streams}
     if as_json:
         data = {

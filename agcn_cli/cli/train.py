@@ -2,7 +2,10 @@
 
 import inspect
 import json
+import sys
 import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import Field, fields
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_type_hints
@@ -94,12 +97,13 @@ def train_cmd(
 ) -> None:
     """Train 2s-AGCN on one stream, or several together (MMAction2 recipe defaults); DDP under torchrun."""
     from ..engine.config import build_config
-    from ..engine.multistream import train
+    from ..engine.fit import fit
     from ..engine.rundir import summary_line
 
     flags = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items()}
     config = build_config(flags, config_file)
-    summary = train(config, log=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True))
+    bars = {"progress": _epoch_bar} if sys.stderr.isatty() else {}  # on a terminal only: not in a pipe or a file
+    summary = fit(config, log=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True), **bars)
     if summary["rank"] == 0:  # under torchrun, rank 0 reports
         if as_json:  # accuracies as fractions (data_specs/outputs.md)
             out.print_json(json.dumps(summary))
@@ -108,6 +112,21 @@ def train_cmd(
                 out.print(summary_line(one), markup=False)
     if summary["interrupted"]:
         raise typer.Exit(130 if summary["interrupted"] == "SIGINT" else 143)
+
+
+@contextmanager
+def _epoch_bar(total: int, done: int, desc: str) -> Iterator[Callable[..., None]]:
+    """One epoch's progress bar on stderr (engine/loop.Progress): batches, and the figures after each step."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=done, desc=desc, unit="batch", file=sys.stderr, dynamic_ncols=True, leave=False)
+    with bar:
+
+        def update(**figures: Any) -> None:
+            bar.set_postfix(refresh=False, **figures)
+            bar.update()
+
+        yield update
 
 
 def _train_signature() -> inspect.Signature:

@@ -41,7 +41,7 @@ RUN_CONTROL = {
 }
 
 
-# keys of a run's config.json that record the run (engine/fit.py) rather than configure it
+# keys of a run's config.json that record the run (engine/run.py) rather than configure it
 RECORDS = ("init_source", "environment", "resumes")  # environment, resumes: engine/record.py
 CONFIG_SUFFIXES = (".toml", ".json")
 
@@ -64,7 +64,7 @@ class TrainConfig:
     num_classes: int | None = _option(None, "Classifier size. Default: the data file's num_classes.")
     variant: str = _option("mmaction2", "Model: mmaction2 (AAGCN unit, the recipe's) | 2s-agcn (CVPR original).")
     dropout: float = _option(0.0, "Dropout before the classifier (0 in the recipe).")
-    # fine-tuning (engine/fit.py): new weights, not --resume; optimizer, schedule and epochs start fresh
+    # fine-tuning (engine/run.py): new weights, not --resume; optimizer, schedule and epochs start fresh
     init_from: str | None = _option(
         None,
         "CKPT to start from: an agcn checkpoint or lshiwjx/2s-AGCN, MMAction2, pyskl weights; "

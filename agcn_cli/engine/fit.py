@@ -1,4 +1,5 @@
-"""`agcn train`: the MMAction2 2s-AGCN recipe as defaults, one process or DDP under torchrun.
+"""`agcn train`: the MMAction2 2s-AGCN recipe as defaults, one stream or several, one process or DDP
+under torchrun.
 
 Recipe (MMAction2 `2s-agcn_8xb16-*-u100-80e_ntu60-xsub-keypoint-3d`): one uniformly sampled
 clip of 100 frames, 2 persons; SGD lr 0.1, momentum 0.9, Nesterov, weight decay 5e-4;
@@ -14,493 +15,213 @@ total batch actually used: lr x batch_size / base_batch_size.
 Run folder: `config.json` (the resolved config and the run's record, engine/record.py),
 `metrics.jsonl` (one object per epoch, accuracies as fractions), `train.log` (the `log` lines,
 engine/rundir.RunLog), `last.pt` (every epoch, and on SIGINT/SIGTERM mid-epoch) and `best.pt`
-(best validation top-1), written by rank 0 only (the files atomically). A resumed run skips the batches an interrupted
-epoch had done (the batch order and frame sampling depend on (seed, epoch, batch) alone), so
-with `deterministic=True` it ends bit-identical to an uninterrupted one.
+(best validation top-1), written by rank 0 only (the files atomically). Set-up, resume and
+last.pt: engine/run.py; the epoch and the step: engine/loop.py.
 
-Fine-tuning (`init_from`): a new run whose weights come from a checkpoint (models/loading.py,
-`init_weights_from`; a new class count keeps the fresh classifier); optimizer, schedule and
-epochs start fresh, and config.json and last.pt record the source (`init_source`). A resumed
-run keeps its own weights. `freeze_epochs` and `backbone_lr_mult`: `_set_frozen`, `_param_groups`.
+Several streams (`--modality all`, or a comma list) train together: RUN_DIR/config.json holds
+the resolved config (its `modality` the list) and each stream is an ordinary run folder,
+RUN_DIR/STREAM/, exactly what `agcn train --modality STREAM --out RUN_DIR/STREAM` writes, so
+`agcn train --resume --out RUN_DIR` goes on with every stream (a stream folder can also be resumed
+alone). A single-stream run is the same driver with one stream in RUN_DIR itself. Each stream's
+set-up seeds the global RNGs, so it starts from the weights a separate run would; the loaders have
+the same seed, so each draws the batches and clip indices a separate run would; and each keeps its
+own global RNG states between its steps (engine/loop.py). A stream whose loss turns non-finite
+stops with its error in its train.log; the others go on, and the command fails at the end naming
+it. Interrupted (SIGINT/SIGTERM), every stream saves its last.pt at the same step. A stream that a
+kill left behind the others (its last.pt an epoch older) trains alone until it catches up; a
+stream with no last.pt yet starts afresh.
 """
 
 import json
-import os
-import random
 import shutil
 import sys
 import time
-from collections.abc import Callable
-from contextlib import ExitStack, nullcontext
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import AgcnError
 from ..io.atomic import atomic_output
-from ..io.checkpoint import DataInfo, save_checkpoint
-from ..models.agcn import AGCN, ModelConfig, build_model
-from ..models.loading import init_weights_from, is_classifier
+from ..skeleton.streams import STREAMS
 from . import distributed
-from .config import RUN_CONTROL, TrainConfig
-from .data import BatchLoader
-from .device import cpu_bf16_units, resolve_device, tf32
+from .config import TrainConfig
+from .device import resolve_device, tf32
 from .distributed import Dist
-from .loop import EpochStats, stopping, train_one_epoch, validate
-from .record import environment
-from .rng import rng_state, set_rng_state
-from .rundir import (
-    MetricsLog,
-    RunLog,
-    check_resume,
-    check_run_dir,
-    drop_replaced,
-    epoch_line,
-    hold_run_dir,
-    prepare_run_dir,
-    summary_line,
-)
-from .schedule import build_scheduler, resize_schedule
+from .loop import Progress, stopping, train_one_epoch, validate
+from .rng import rng_state
+from .run import EpochStats, Run, save_last, setup_run, thaw
+from .rundir import RunLog, epoch_line, hold_streams_dir, stream_config, summary_line
 from .signals import StopSignals
-from .splits import build_data
-
-FORCE_CPU_BF16 = "AGCN_FORCE_CPU_BF16"  # =1: --precision bf16 even on a CPU without bfloat16 units
-ACCURACY_UNIT = "fraction"  # checkpoints' `accuracy_unit`: `best` and metrics.jsonl in [0, 1]
-_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)  # AGCN's: the input BatchNorm and the units'
 
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def fit(config: TrainConfig, log: Callable[[str], None] = _stderr) -> dict[str, Any]:
-    """Train (or resume) the run described by `config`, in this process or as one torchrun rank.
+def fit(config: TrainConfig, log: Callable[[str], None] = _stderr, progress: Progress | None = None) -> dict[str, Any]:
+    """Train (or resume) the run `config` describes, in this process or as one torchrun rank:
+    one stream into RUN_DIR, or several (`config.streams`), each into RUN_DIR/STREAM.
 
-    Returns a summary: `epoch` (epochs completed), `best_top1`, `best_epoch`, `last` (the
-    last metrics row), `interrupted` (the signal's name, or None), `run_dir` and `rank`.
+    One stream returns its summary: `epoch` (epochs completed), `interrupted` (the signal's name,
+    or None), `best_top1`, `best_epoch`, `last` (the last metrics row), `run_dir` and `rank`.
+    Several return `streams` (each one's summary, by name), `failed` (stream -> error line),
+    `interrupted`, `run_dir` and `rank`, and raise AgcnError after the others end when a stream
+    failed. `progress`: the epochs' progress display (engine/loop.Progress), rank 0 only.
     """
     config.check()
+    together = config.modality not in STREAMS  # a list (even of one): RUN_DIR/STREAM each, lines `[STREAM] `
+    parent = Path(config.out)
+    if together and config.resume and not any((parent / s / "last.pt").is_file() for s in config.streams):
+        raise AgcnError(
+            f"{parent}: no STREAM/last.pt of {', '.join(config.streams)} to resume from; start the run without --resume"
+        )
     cuda = resolve_device(config.device).type == "cuda"
     ctx = distributed.init("cuda" if cuda else "cpu")
     deterministic = torch.are_deterministic_algorithms_enabled()
-    run_log = RunLog(log if ctx.is_main else None)  # the terminal and RUN_DIR/train.log, rank 0 only
-    held = ExitStack()  # rank 0: RUN_DIR's lock and the run --overwrite replaces (rundir.hold_run_dir)
+    logs = {s: RunLog(_stream_log(log, s, together) if ctx.is_main else None) for s in config.streams}
+    held = ExitStack()  # rank 0: the locks of RUN_DIR and of each stream's folder (rundir.hold_run_dir)
+    if config.compile:
+        held.enter_context(_compile_room(len(config.streams)))
     try:
         device = torch.device("cuda", ctx.local_rank) if cuda else torch.device("cpu")
+        if together:
+            distributed.on_main(ctx, lambda: held.enter_context(hold_streams_dir(parent)))
         with tf32(config.precision == "tf32"):
-            summary = _train(setup_run(config, run_log, device, ctx, held))
-        run_log.record(summary_line(summary))  # the line `agcn train` prints last, on stdout
-        return summary
+            runs = _setup(config, logs, device, ctx, held, together)
+            interrupted, failed = _epochs(runs, together, progress)
+        summaries = {run.stream: run_summary(run, interrupted) for run in runs}
+        for s, summary in summaries.items():
+            if s not in failed:  # the line `agcn train` prints last, on stdout
+                logs[s].record(summary_line(summary))
     except AgcnError as e:  # the command line prints it as `error: ...`; the log keeps it too
-        run_log.record(f"error: {' '.join(str(e).splitlines())}")
+        for run_log in logs.values():
+            run_log.record(f"error: {' '.join(str(e).splitlines())}")
         raise
     finally:
-        run_log.close()
+        for run_log in logs.values():
+            run_log.close()
         held.close()  # after train.log is closed: a failed --overwrite puts the old run's back
         torch.use_deterministic_algorithms(deterministic)  # process-wide: leave it as found
         distributed.cleanup(ctx)
+    if failed and not interrupted:  # each failed stream's train.log says why
+        raise AgcnError("; ".join(failed.values()))
+    if not together:
+        return summaries[config.modality]
+    return {
+        "streams": summaries,
+        "failed": failed,
+        "interrupted": interrupted,
+        "run_dir": str(parent),
+        "rank": ctx.rank,
+    }
 
 
-@dataclass
-class Run:
-    """One training run's objects, and its progress (`start`, `best`, `stats`) as it goes."""
-
-    config: TrainConfig
-    ctx: Dist
-    device: torch.device
-    log: Callable[[str], None]
-    loader: BatchLoader
-    val_loader: BatchLoader | None
-    data: DataInfo
-    model: AGCN  # unwrapped: what is saved, validated and broadcast
-    train_model: torch.nn.Module  # `model`, or its DDP / torch.compile wrapper
-    optimizer: torch.optim.SGD
-    scheduler: torch.optim.lr_scheduler.LRScheduler  # engine/schedule.py, stepped per iteration
-    amp_dtype: torch.dtype | None  # bf16 autocast, or None
-    start: int = 0  # epochs done before this process
-    best: dict[str, Any] = field(default_factory=lambda: {"top1": -1.0, "epoch": 0})
-    stats: EpochStats = field(default_factory=EpochStats)  # the current epoch's, so far
-    wall0: float = 0.0  # training seconds of the run before this process
-    metrics_log: MetricsLog | None = None  # rank 0 only
-    init_source: dict[str, Any] | None = None  # where --init-from's weights came from (InitReport), kept in last.pt
-    environment: dict[str, Any] | None = None  # engine/record.py: of the process that began the run (None: unknown)
-    resumes: list[dict[str, Any]] = field(default_factory=list)  # of each --resume, with the epoch it took over at
-    frozen: bool = False  # the backbone is frozen (--freeze-epochs)
-    rng: dict[str, Any] | None = None  # this run's global RNG states between its steps (engine/multistream.py)
-    freeze_hook: Any = None  # the forward pre-hook keeping the frozen backbone's BatchNorms in eval mode
-
-    resume_dir: Path | None = None  # the --out that resumes it: RUN_DIR, or the parent of a multi-stream run's
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.config.out)
-
-    def __post_init__(self) -> None:
-        self.resume_dir = self.resume_dir or self.run_dir
+def _stream_log(log: Callable[[str], None], stream: str, together: bool) -> Callable[[str], None]:
+    """The terminal lines of one stream: prefixed `[stream] ` beside others."""
+    return (lambda line: log(f"[{stream}] {line}")) if together else log
 
 
-# ---- setting up --------------------------------------------------------------------------------
+@contextmanager
+def _compile_room(streams: int) -> Iterator[None]:
+    """torch.compile keeps up to `recompile_limit` (8) compiled versions per code object, and the
+    streams' models share AGCN.forward's: each needs its own (a guard on the module) and one more
+    for the last, smaller batch, so 4 streams would use all 8 and a fifth version would fall back
+    to eager. Room for 8 per stream while the run lasts."""
+    import torch._dynamo.config as dynamo
+
+    saved = dynamo.recompile_limit
+    dynamo.recompile_limit = max(saved, 8 * streams)
+    try:
+        yield
+    finally:
+        dynamo.recompile_limit = saved
 
 
-def setup_run(config: TrainConfig, log: RunLog, device: torch.device, ctx: Dist, held: ExitStack) -> Run:
-    """Seed, check the run folder, load the data, build the model, optimizer and schedule, resume.
-
-    `held` gets RUN_DIR's lock (rank 0), which `fit` releases when the run ends."""
-    if config.batch_size % ctx.world_size:
-        raise AgcnError(f"batch size {config.batch_size} does not split over {ctx.world_size} processes")
-    amp_dtype, precision = _seed_and_precision(config, device, log)
-    run_dir = Path(config.out)
-
-    def hold_and_check() -> None:  # the lock first: a run training in RUN_DIR is refused as in use
-        held.enter_context(hold_run_dir(run_dir))
-        check_run_dir(run_dir, config.resume, config.overwrite)
-
-    distributed.on_main(ctx, hold_and_check)  # before the load
-    loader, val_loader, data, model_config = build_data(config, ctx, log)
-    model, optimizer, scheduler = _build_model(config, model_config, device, len(loader))
-    init_source = None  # --init-from: read before the run folder changes (it may lie in it, under --overwrite)
-    if config.init_from and not config.resume:  # a resumed run keeps its own weights; a changed CKPT is refused
-        report = init_weights_from(model, Path(config.init_from), data, note=lambda text: log(f"note: {text}"))
-        init_source = asdict(report)
-        log(_init_line(config, report.path, init_source))
-    # rank 0 checks the folder and reads last.pt; every rank gets the checkpoint (or the error)
-    ckpt = distributed.on_main(ctx, lambda: prepare_run_dir(run_dir, config.resume, config.overwrite))
-    if ctx.is_main:
-        log.open(run_dir)  # train.log: the lines so far, then each as it comes
-    run = Run(
-        config=config,
-        ctx=ctx,
-        device=device,
-        log=log,
-        loader=loader,
-        val_loader=val_loader,
-        data=data,
-        model=model,
-        train_model=model,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        amp_dtype=amp_dtype,
-        init_source=init_source,
-    )
-    if ckpt is not None:
-        _resume(run, ckpt)
-    if ctx.is_main:  # the record (engine/record.py): the run's first, or this resume's added
-        env = environment(device)
-        if ckpt is None:
-            run.environment = env
-        else:
-            run.resumes.append({**env, "epoch": run.start})
-    _set_frozen(run, run.start < config.freeze_epochs)
-    _wrap(run)
-    if ctx.is_main:
-        record = {"init_source": run.init_source} if run.init_source else {}  # config.RECORDS
-        record.update(environment=run.environment, resumes=run.resumes)
-        with atomic_output(run_dir / "config.json") as tmp:
-            tmp.write_text(json.dumps({**asdict(config), **record}, indent=2) + "\n")
-        percent = ckpt is not None and _percent_checkpoint(ckpt)
-        run.metrics_log = MetricsLog(
-            run_dir, run.start if ckpt is not None else None, config.tensorboard, percent=percent, log=log
-        )
-    log(
-        f"training {data.modality} on {loader.dataset.path} ({len(loader.dataset)} samples, "
-        f"{model_config.num_classes} classes): {config.epochs} epochs x {len(loader)} batches of "
-        f"{config.batch_size // ctx.world_size} x {ctx.world_size} {device.type} process(es), "
-        f"lr {config.scaled_lr():.4g}, {precision}; "
-        f"validation: {val_loader.dataset.path if val_loader else 'none (pass --val FILE)'}"
-    )
-    return run
-
-
-def _build_model(
-    config: TrainConfig, model_config: ModelConfig, device: torch.device, steps_per_epoch: int
-) -> tuple[AGCN, torch.optim.SGD, torch.optim.lr_scheduler.CosineAnnealingLR]:
-    """The model (initialised from the seeded torch RNG), SGD, and cosine annealing stepped per iteration."""
-    model: AGCN = build_model(model_config).to(device)
-    optimizer = torch.optim.SGD(
-        _param_groups(model, config),
-        lr=config.scaled_lr(),
-        momentum=config.momentum,
-        nesterov=config.nesterov,
-        weight_decay=config.weight_decay,
-    )
-    scheduler = build_scheduler(config, optimizer, steps_per_epoch)  # cosine or 2s-AGCN's step (schedule.py)
-    return model, optimizer, scheduler
-
-
-def _param_groups(model: AGCN, config: TrainConfig) -> list[torch.nn.Parameter] | list[dict[str, Any]]:
-    """One group of all parameters (the recipe); with --backbone-lr-mult, the classifier's at lr
-    (first: the lr the metrics log) and the backbone's at lr x the multiplier. The schedule then
-    scales both alike."""
-    if config.backbone_lr_mult == 1.0:
-        return list(model.parameters())  # as before fine-tuning existed: old runs resume unchanged
-    params = list(model.named_parameters())
-    lr = config.scaled_lr()
-    return [
-        {"params": [p for name, p in params if is_classifier(name)], "lr": lr},
-        {"params": [p for name, p in params if not is_classifier(name)], "lr": lr * config.backbone_lr_mult},
-    ]
-
-
-def _init_line(config: TrainConfig, path: str, source: dict[str, Any]) -> str:
-    """The log line saying where a fine-tuning run starts from and how it treats the backbone."""
-    trained = f", {source['modality']} stream, epoch {source['epoch']}" if source["format"] == "agcn" else ""
-    line = f"fine-tuning from {path} ({source['format']} weights{trained}; classifier {source['classifier']})"
-    if config.freeze_epochs:
-        line += f"; backbone frozen for the first {config.freeze_epochs} epoch(s)"
-    if config.backbone_lr_mult != 1.0:
-        line += f"; backbone lr x {config.backbone_lr_mult:g}"
-    return line
-
-
-def _resized(ckpt: dict[str, Any], config: TrainConfig, path: Path) -> int:
-    """The epochs last.pt's run was planned for; refuses a new `--epochs` below the epochs it has
-    trained (an interrupted epoch counts as begun)."""
-    planned = ckpt.get("train_config", {}).get("epochs", config.epochs)
-    begun = ckpt["epoch"] + (1 if ckpt.get("partial") else 0)
-    if config.epochs != planned and config.epochs < begun:
-        raise AgcnError(
-            f"{path}: --epochs {config.epochs} is fewer than the {begun} epoch(s) this run has "
-            f"{'begun' if ckpt.get('partial') else 'trained'}; give at least {begun}, or leave --epochs out"
-        )
-    return planned
-
-
-def _check_partial(partial: Any, path: Path, steps: int) -> dict[str, Any] | None:
-    """last.pt's `partial` (an interrupted epoch's EpochStats as a dict), checked by type and range."""
-    if partial is None:
-        return None
-    kinds = {f.name: f.type for f in fields(EpochStats)}
-    if not isinstance(partial, dict) or set(partial) - set(kinds):
-        found = sorted(set(partial) - set(kinds)) if isinstance(partial, dict) else type(partial).__name__
-        raise AgcnError(f"{path}: 'partial' is not an interrupted epoch's sums (found {found}); start a new run")
-    for key, value in partial.items():
-        kind = {int: int, float: (int, float), bool: bool}[kinds[key]]
-        bad = not isinstance(value, kind) or (kind is int and isinstance(value, bool))
-        if bad or (not isinstance(value, bool) and value < 0):
-            raise AgcnError(f"{path}: 'partial' {key} must be a non-negative number, got {value!r}; start a new run")
-    if partial.get("step", 0) > steps:
-        raise AgcnError(f"{path}: 'partial' step {partial['step']} is beyond the epoch's {steps} batches")
-    return partial
-
-
-def _set_frozen(run: Run, frozen: bool) -> None:
-    """Freeze or unfreeze the backbone (every parameter but the classifier's).
-
-    Frozen parameters get `requires_grad=False` rather than leaving the optimizer: no gradient
-    is computed through the backbone (the step costs little more than a forward pass) and SGD
-    skips parameters without a gradient, so neither weight decay nor momentum moves them; the
-    optimizer keeps one set of groups, so its state and schedule run on unchanged when the
-    backbone thaws. The backbone's BatchNorms stay in eval mode while frozen (a forward pre-hook
-    undoes `model.train()` for them): they keep the checkpoint's running statistics and
-    normalise with them, so the classifier learns on the features the frozen backbone gives at
-    test time, not on statistics of small fine-tuning batches.
-    """
-    if frozen == run.frozen:
-        return
-    for name, p in run.model.named_parameters():
-        if not is_classifier(name):
-            p.requires_grad_(not frozen)
-    if frozen:
-        norms = [m for name, m in run.model.named_modules() if isinstance(m, _NORMS) and not is_classifier(name)]
-
-        def keep_eval(model: AGCN, args: Any) -> None:  # returns None: the input is left as it is
-            for m in norms:
-                m.eval()
-
-        run.freeze_hook = run.model.register_forward_pre_hook(keep_eval)
-    else:
-        run.freeze_hook.remove()
-        run.freeze_hook = None
-    run.frozen = frozen
-
-
-def _wrap(run: Run) -> None:
-    """`run.train_model`: the model, under DDP and torch.compile when asked. DDP registers the
-    parameters that need a gradient when it is built, so it is built again when they change."""
-    run.train_model = run.model
-    if run.ctx.enabled:
-        index = run.device.index
-        run.train_model = DistributedDataParallel(run.model, device_ids=None if index is None else [index])
-    if run.config.compile:
-        run.train_model = torch.compile(run.train_model)
-
-
-def _seed_and_precision(
-    config: TrainConfig, device: torch.device, log: Callable[[str], None]
-) -> tuple[torch.dtype | None, str]:
-    """Seed the global RNGs, set deterministic kernels; the autocast dtype and the precision's name."""
-    random.seed(config.seed), np.random.seed(config.seed), torch.manual_seed(config.seed)
-    if config.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for determinism
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
-    precision = "bf16" if bf16 else "tf32" if config.precision == "tf32" and device.type == "cuda" else "fp32"
-    if config.precision == "tf32" and device.type != "cuda":
-        log("--precision tf32 applies on CUDA only; training in float32")
-    if bf16 and device.type == "cpu":
-        units = cpu_bf16_units()
-        if not units and os.environ.get(FORCE_CPU_BF16) != "1":
-            raise AgcnError(
-                "--precision bf16: this CPU has no bfloat16 units (AMX-BF16 or AVX512-BF16), so PyTorch runs "
-                "bfloat16 convolutions and matrix products through slow reference kernels, 15-20x slower than "
-                f'fp32 (BENCHMARKS.md, "CPU bfloat16"); train in fp32 (the CPU default), or set {FORCE_CPU_BF16}=1 '
-                "to study bf16 numerics anyway"
-            )
-        log(f"bf16 on the CPU: this CPU has {units} units" if units else
-            f"note: bf16 on a CPU without bfloat16 units ({FORCE_CPU_BF16}=1): 15-20x slower than fp32")  # fmt: skip
-    return (torch.bfloat16 if bf16 else None), precision
-
-
-def _resume(run: Run, ckpt: dict[str, Any]) -> None:
-    """Load last.pt's weights, optimizer, schedule and RNG states, and an interrupted epoch's sums."""
-    config, ctx, last = run.config, run.ctx, run.run_dir / "last.pt"
-    planned = _resized(ckpt, config, last)
-    check_resume(ckpt, asdict(config), run.data, asdict(run.model.config), last, RUN_CONTROL | {"epochs"})
-    if ckpt["partial"] and ckpt["world_size"] != ctx.world_size:  # the done batches were another sharding
-        raise AgcnError(
-            f"{last}: saved mid-epoch by {ckpt['world_size']} process(es); resume it with "
-            f"{ckpt['world_size']} (not {ctx.world_size}), or at an epoch boundary with any number"
-        )
-    partial = _check_partial(ckpt.get("partial"), last, len(run.loader))
-    for what, load in (
-        ("weights", lambda: run.model.load_state_dict(ckpt["model"])),
-        ("optimizer state", lambda: run.optimizer.load_state_dict(ckpt["optimizer"])),
-        ("schedule state", lambda: run.scheduler.load_state_dict(ckpt["scheduler"])),
-        ("RNG states", lambda: set_rng_state(ckpt["rng"])),
-    ):
-        try:
-            load()
-        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
-            detail = " ".join(str(e).split())[:200]
-            raise AgcnError(f"{last}: its {what} do not fit this run ({detail}); start a new run") from None
-    if planned != config.epochs:  # --epochs changed: the schedule of a run of the new length, from here on
-        was = run.optimizer.param_groups[0]["lr"]
-        now = resize_schedule(run.scheduler, config.epochs * len(run.loader))[0]
-        run.log(
-            f"--epochs {config.epochs}: the run was planned for {planned} epochs; its {config.schedule} schedule "
-            f"is recomputed for {config.epochs} (lr now {now:.4g}, was {was:.4g})"
-        )
-    run.start, run.best, run.wall0 = ckpt["epoch"], ckpt["best"], ckpt["wall_s"]
-    run.init_source = ckpt.get("init_source")
-    run.environment, run.resumes = ckpt.get("environment"), list(ckpt.get("resumes", []))
-    if _percent_checkpoint(ckpt) and run.best["top1"] > 0:  # begun before accuracies were fractions
-        run.best = {**run.best, "top1": run.best["top1"] / 100}
-    if partial:  # an interrupted epoch: the sums so far (of all ranks) go to rank 0
-        run.stats = EpochStats(**partial) if ctx.is_main else EpochStats(step=partial["step"])
-    step = run.stats.step
-    run.log(f"resuming {run.run_dir} at epoch {run.start + 1}" + (f", batch {step + 1}" if step else ""))
+def _setup(
+    config: TrainConfig, logs: dict[str, RunLog], device: torch.device, ctx: Dist, held: ExitStack, together: bool
+) -> list[Run]:
+    """Each stream's run (engine/run.py), set up in turn; several streams: RUN_DIR/config.json too."""
+    runs = []
+    for s, run_log in logs.items():
+        runs.append(setup_run(stream_config(config, s) if together else config, run_log, device, ctx, held))
+        if together:  # its RNG states as a separate run has them, kept apart from the others' from here on
+            runs[-1].rng, runs[-1].resume_dir = rng_state(), Path(config.out)
+    if together and ctx.is_main:
+        with atomic_output(Path(config.out) / "config.json") as tmp:
+            tmp.write_text(json.dumps(asdict(config), indent=2) + "\n")
+    return runs
 
 
 # ---- the epochs --------------------------------------------------------------------------------
 
 
-def _train(run: Run) -> dict[str, Any]:
-    """The epochs from `run.start` to the end (or `stop_after`), or until a signal; the summary."""
-    config = run.config
+def _epochs(runs: list[Run], together: bool, progress: Progress | None) -> tuple[str | None, dict[str, str]]:
+    """The runs' epochs in lock-step, until the end (or `stop_after`) or a signal: the signal's name
+    (or None) and the streams that failed, with their error lines."""
+    config, ctx = runs[0].config, runs[0].ctx
     end = config.epochs if config.stop_after is None else min(config.epochs, config.stop_after)
-    done, last = run.start, None  # epochs completed, and the last one's metrics row
-    t_run = time.perf_counter() - run.wall0
-    with StopSignals() as stop, run.metrics_log or nullcontext():
-        signalled = stop.signalled
-        for epoch in range(run.start, end):
-            if stopping(signalled, run.ctx):  # between epochs: last.pt holds the one before
-                stopped_between(run, epoch, stop.name)
-                return run_summary(run, done, last, interrupted=stop.name)
-            thaw(run, epoch)
-            _train_epoch(run, epoch, stop=signalled)
-            if run.stats.nonfinite:
-                raise nonfinite_error(run, epoch)
-            row = end_epoch(run, epoch, t_run, signalled) if run.stats.step == len(run.loader) else None
-            if row is None:  # a signal in training or validation: save mid-epoch, with all ranks' sums so far
-                save_interrupted(run, epoch, time.perf_counter() - t_run, stop.name)
-                return run_summary(run, done, last, interrupted=stop.name)
-            done, last = epoch + 1, row
-    return run_summary(run, done, last)
+    failed: dict[str, str] = {}
+    with StopSignals() as stop, ExitStack() as files:
+        for run in runs:
+            run.clock = time.perf_counter() - run.wall0  # the run's training seconds go on from last.pt's
+            if run.metrics_log is not None:
+                files.enter_context(run.metrics_log)
+        for epoch in range(min(run.done for run in runs), end):
+            active = [run for run in runs if run.done <= epoch and run.stream not in failed]
+            if not active:
+                break
+            if stopping(stop.signalled, ctx):  # between epochs: each last.pt holds the one before
+                for run in active:
+                    stopped_between(run, epoch, stop.name)
+                return stop.name, failed
+            for run in active:
+                thaw(run, epoch)
+            train_one_epoch(active, epoch, stop.signalled, progress)
+            interrupted = None
+            for run in active:
+                if run.stats.nonfinite:
+                    error = nonfinite_error(run, epoch)
+                    # beside others (which go on) the error shows now; alone, `agcn train` prints it as it ends
+                    (run.log if together else run.log.record)(f"error: {error}")
+                    failed[run.stream] = f"{run.stream}: {error}" if together else str(error)
+                elif not end_epoch(run, epoch, stop.signalled):  # a signal: every stream saves where it is
+                    save_interrupted(run, epoch, stop.name)
+                    interrupted = stop.name
+            if interrupted:
+                return interrupted, failed
+    return None, failed
 
 
-def stopped_between(run: Run, epoch: int, signal_name: str) -> None:
-    """The line for a signal that came between two epochs (nothing to save: last.pt holds `epoch`)."""
-    held = f"{run.run_dir / 'last.pt'} holds epoch {epoch}" if epoch else "no checkpoint was written yet"
-    hint = f"continue with: agcn train --resume --out {run.resume_dir}"
-    run.log(f"{signal_name}: stopped before epoch {epoch + 1}; {held}; {hint}")
-
-
-def thaw(run: Run, epoch: int) -> None:
-    """Freeze or thaw the backbone as `freeze_epochs` says for `epoch` (rebuilding the wrappers)."""
-    if run.frozen != (epoch < run.config.freeze_epochs):  # the backbone thaws: train it from here on
-        _set_frozen(run, epoch < run.config.freeze_epochs)
-        _wrap(run)
-
-
-def end_epoch(run: Run, epoch: int, t_run: float, stop: Callable[[], bool]) -> dict[str, Any] | None:
-    """After a whole epoch: all ranks' sums, validation when due, best.pt / last.pt / metrics
-    (rank 0), the epoch line; the metrics row, or None when `stop()` interrupted the validation
-    (nothing saved: the caller saves the epoch's training as an interrupted epoch, and the resumed
-    run validates it). `t_run`: perf_counter at the run's (virtual) start."""
+def end_epoch(run: Run, epoch: int, stop: Callable[[], bool]) -> bool:
+    """After the epoch's training: all ranks' sums, validation when due, best.pt / last.pt / metrics
+    (rank 0), the epoch line; `run.done` and `run.last` move on. False, with nothing saved, when a
+    signal stopped the training or `stop()` the validation: the caller saves the epoch as an
+    interrupted one, and the resumed run validates it."""
     config = run.config
+    if run.stats.step < len(run.loader):
+        return False
     sums = distributed.all_sum([run.stats.loss_sum, run.stats.correct, run.stats.samples], run.ctx)
     row = _train_row(run, epoch, sums)
     if run.val_loader is not None and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
         distributed.broadcast_buffers_(run.model, run.ctx)  # score the model rank 0 saves
         val = validate(run.model, run.val_loader, run.device, amp_dtype=run.amp_dtype, ctx=run.ctx, stop=stop)
         if val is None:
-            return None
+            return False
         row.update(val_top1=val["top1"], val_top5=val["top5"], val_loss=val["loss"])
     improved = row.get("val_top1", -1.0) > run.best["top1"]
     if improved:
         run.best = {"top1": row["val_top1"], "epoch": epoch + 1}
-    row["epoch_s"], row["wall_s"] = run.stats.seconds, time.perf_counter() - t_run
+    row["epoch_s"], row["wall_s"] = run.stats.seconds, run.wall()
     if run.ctx.is_main:
         _save_epoch(run, row, improved)
     run.log(epoch_line(row, config.epochs, run.best))
     run.stats = EpochStats()
-    return row
-
-
-def run_summary(run: Run, epoch: int, last: dict[str, Any] | None, interrupted: str | None = None) -> dict[str, Any]:
-    return {
-        "epoch": epoch,
-        "interrupted": interrupted,
-        "best_top1": run.best["top1"],
-        "best_epoch": run.best["epoch"],
-        "last": last,
-        "run_dir": str(run.run_dir),
-        "rank": run.ctx.rank,
-    }
-
-
-def _train_epoch(run: Run, epoch: int, stop: Callable[[], bool]) -> None:
-    """Train epoch `epoch` from `run.stats.step` on, under a progress bar (rank 0, on a terminal)."""
-    from tqdm import tqdm
-
-    run.loader.set_epoch(epoch)
-    with tqdm(
-        total=len(run.loader),
-        initial=run.stats.step,
-        desc=f"epoch {epoch + 1}/{run.config.epochs}",
-        unit="batch",
-        file=sys.stderr,
-        dynamic_ncols=True,
-        disable=None if run.ctx.is_main else True,
-        leave=False,
-    ) as bar:
-        train_one_epoch(
-            run.train_model,
-            run.loader,
-            run.optimizer,
-            run.scheduler,
-            run.device,
-            run.stats,
-            amp_dtype=run.amp_dtype,
-            ctx=run.ctx,
-            stop=stop,
-            bar=bar,
-        )
+    run.done, run.last = epoch + 1, row
+    return True
 
 
 def _train_row(run: Run, epoch: int, sums: list[float]) -> dict[str, Any]:
@@ -517,6 +238,39 @@ def _train_row(run: Run, epoch: int, sums: list[float]) -> dict[str, Any]:
     }
 
 
+def _save_epoch(run: Run, row: dict[str, Any], improved: bool) -> None:
+    """After a whole epoch (rank 0): last.pt, best.pt when validation improved, the metrics row."""
+    save_last(run, row["epoch"], None, row["wall_s"])
+    if improved:
+        with atomic_output(run.run_dir / "best.pt") as tmp:
+            shutil.copyfile(run.run_dir / "last.pt", tmp)
+    run.metrics_log.write(row)
+
+
+# ---- stopping ----------------------------------------------------------------------------------
+
+
+def stopped_between(run: Run, epoch: int, signal_name: str) -> None:
+    """The line for a signal that came between two epochs (nothing to save: last.pt holds `epoch`)."""
+    held = f"{run.run_dir / 'last.pt'} holds epoch {epoch}" if epoch else "no checkpoint was written yet"
+    hint = f"continue with: agcn train --resume --out {run.resume_dir}"
+    run.log(f"{signal_name}: stopped before epoch {epoch + 1}; {held}; {hint}")
+
+
+def save_interrupted(run: Run, epoch: int, signal_name: str) -> None:
+    """last.pt in the middle of `epoch`: rank 0 saves the sums of all ranks so far; the resume hint."""
+    wall = run.wall()
+    sums = distributed.all_sum([run.stats.loss_sum, run.stats.correct, run.stats.samples], run.ctx)
+    if run.ctx.is_main:
+        loss_sum, correct, samples = sums
+        save_last(run, epoch, replace(run.stats, loss_sum=loss_sum, correct=int(correct), samples=int(samples)), wall)
+    where = "after its training, before validation" if run.stats.step == len(run.loader) else f"batch {run.stats.step}"
+    run.log(
+        f"{signal_name}: saved {run.run_dir / 'last.pt'} at epoch {epoch + 1}, {where}; "
+        f"continue with: agcn train --resume --out {run.resume_dir}"
+    )
+
+
 def nonfinite_error(run: Run, epoch: int) -> AgcnError:
     kept = f"{run.run_dir / 'last.pt'} holds epoch {epoch}" if epoch else "no checkpoint was written"
     return AgcnError(
@@ -525,54 +279,14 @@ def nonfinite_error(run: Run, epoch: int) -> AgcnError:
     )
 
 
-# ---- saving ------------------------------------------------------------------------------------
-
-
-def _percent_checkpoint(ckpt: dict[str, Any]) -> bool:
-    """A last.pt written before accuracies became fractions: its `best` and metrics rows hold percent."""
-    return ckpt.get("accuracy_unit") != ACCURACY_UNIT
-
-
-def save_interrupted(run: Run, epoch: int, wall: float, signal_name: str) -> None:
-    """last.pt in the middle of `epoch`: rank 0 saves the sums of all ranks so far; the resume hint."""
-    sums = distributed.all_sum([run.stats.loss_sum, run.stats.correct, run.stats.samples], run.ctx)
-    if run.ctx.is_main:
-        loss_sum, correct, samples = sums
-        _save_last(run, epoch, replace(run.stats, loss_sum=loss_sum, correct=int(correct), samples=int(samples)), wall)
-    where = "after its training, before validation" if run.stats.step == len(run.loader) else f"batch {run.stats.step}"
-    run.log(
-        f"{signal_name}: saved {run.run_dir / 'last.pt'} at epoch {epoch + 1}, {where}; "
-        f"continue with: agcn train --resume --out {run.resume_dir}"
-    )
-
-
-def _save_epoch(run: Run, row: dict[str, Any], improved: bool) -> None:
-    """After a whole epoch (rank 0): last.pt, best.pt when validation improved, the metrics row."""
-    _save_last(run, row["epoch"], None, row["wall_s"])
-    if improved:
-        with atomic_output(run.run_dir / "best.pt") as tmp:
-            shutil.copyfile(run.run_dir / "last.pt", tmp)
-    run.metrics_log.write(row)
-
-
-def _save_last(run: Run, epoch: int, partial: EpochStats | None, wall: float) -> None:
-    """last.pt: the unwrapped model, optimizer, schedule, RNG states, config and progress."""
-    save_checkpoint(
-        run.run_dir / "last.pt",
-        run.model,
-        run.data,
-        epoch,
-        optimizer=run.optimizer.state_dict(),
-        scheduler=run.scheduler.state_dict(),
-        rng=rng_state() if run.rng is None else run.rng,
-        train_config=asdict(run.config),
-        best=run.best,
-        partial=None if partial is None else asdict(partial),
-        wall_s=wall,
-        world_size=run.ctx.world_size,
-        init_source=run.init_source,
-        environment=run.environment,
-        resumes=run.resumes,
-        accuracy_unit=ACCURACY_UNIT,
-    )
-    drop_replaced(run.run_dir)  # the run a --overwrite moved aside: this one now has a checkpoint
+def run_summary(run: Run, interrupted: str | None) -> dict[str, Any]:
+    """One stream's summary (`fit`'s, alone); `summary_line` says it in words."""
+    return {
+        "epoch": run.done,
+        "interrupted": interrupted,
+        "best_top1": run.best["top1"],
+        "best_epoch": run.best["epoch"],
+        "last": run.last,
+        "run_dir": str(run.run_dir),
+        "rank": run.ctx.rank,
+    }

@@ -1,9 +1,15 @@
-"""One training epoch and one validation pass."""
+"""One training epoch (of one stream's run, or of several in lock-step), one step, one validation pass.
+
+Several streams train one batch of each per step, over the same sample order; each keeps its own
+global RNG states between its steps (`Run.rng`, swapped in around each), so dropout, say, draws
+what it would in a run of its own. A single-stream run has no states of its own to swap: the
+global RNGs are its own, as in any plain training loop.
+"""
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -13,65 +19,86 @@ from . import distributed
 from .data import BatchLoader
 from .device import autocast
 from .distributed import Dist
+from .rng import rng_state, set_rng_state
+from .run import EpochStats, Run
+
+# A progress display, drawn by the command line (cli/train.py, with tqdm): `progress(total, done,
+# description)` opens one epoch's; the `update(**figures)` it yields is called after each step.
+Progress = Callable[[int, int, str], AbstractContextManager[Callable[..., None]]]
 
 
-@dataclass
-class EpochStats:
-    step: int = 0  # batches done (also those done before an interruption)
-    loss_sum: float = 0.0  # summed per-sample loss
-    correct: int = 0  # top-1 hits on the training clips
-    samples: int = 0
-    data_wait: float = 0.0  # seconds spent waiting for batches (this rank)
-    seconds: float = 0.0  # training time of the epoch (this rank)
-    lr: float = 0.0  # learning rate of the last step
-    nonfinite: bool = False  # a NaN or infinite loss stopped the epoch
-    last_loss: float = 0.0  # the loss of the last step (the progress bar's)
+def train_one_epoch(runs: list[Run], epoch: int, stop: Callable[[], bool], progress: Progress | None = None) -> None:
+    """Train epoch `epoch` of each run, one step of each per batch, each from its `stats.step` on.
 
-
-def train_one_epoch(
-    model: torch.nn.Module,
-    loader: BatchLoader,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    device: torch.device,
-    stats: EpochStats,
-    *,
-    amp_dtype: torch.dtype | None = None,
-    ctx: Dist = Dist(),
-    stop: Callable[[], bool] = lambda: False,
-    bar: Any = None,
-) -> EpochStats:
-    """Train on the batches of `loader`'s epoch from `stats.step` on; stats are this rank's.
-
-    Returns early (with `stats.step < len(loader)`) when `stop()` turns true on any rank (after
-    the step it lands in, or before the next one) or the loss is not finite (`stats.nonfinite`).
+    Returns early when `stop()` turns true on any rank (after the step it lands in, or before the
+    next one): the runs' `stats.step < len(loader)`. A run whose loss turns non-finite
+    (`stats.nonfinite`) drops out; the others go on.
     """
-    model.train()
-    t0 = time.perf_counter()
-    if stats.step >= len(loader):  # resumed after the epoch's last batch (stopped in validation)
-        return stats
-    batches = iter(loader)
-    for _ in range(stats.step):  # done before an interruption: same batches, not trained again
+    ctx, steps = runs[0].ctx, len(runs[0].loader)
+    batches = {id(run): _batches(run, epoch) for run in runs}
+    first = min(run.stats.step for run in runs)
+    desc = f"epoch {epoch + 1}/{runs[0].config.epochs}" + (f" ({len(runs)} streams)" if len(runs) > 1 else "")
+    bar = progress(steps, first, desc) if progress and ctx.is_main else nullcontext(lambda **_: None)
+    live = list(runs)
+    with bar as update:
+        t0, before = time.perf_counter(), sum(run.stats.samples for run in runs)
+        for b in range(first, steps):
+            if stopping(stop, ctx):  # a signal after the last step's own check: no further batch
+                break
+            stop_now = False
+            for run in [run for run in live if run.stats.step <= b]:  # one resumed further on waits
+                stop_now |= _step(run, batches[id(run)], stop)
+                if run.stats.nonfinite:
+                    live.remove(run)
+            rate = (sum(run.stats.samples for run in runs) - before) * ctx.world_size / (time.perf_counter() - t0)
+            update(**_figures(runs, live), sps=f"{rate:.0f}")
+            if stop_now or not live:
+                break
+
+
+def _figures(runs: list[Run], live: list[Run]) -> dict[str, Any]:
+    """What the progress bar shows beside the rate: one run's loss and lr, or how many streams train."""
+    if len(runs) > 1:
+        return {"streams": len(live)}
+    return {"loss": f"{runs[0].stats.last_loss:.3f}", "lr": f"{runs[0].stats.lr:.4g}"}
+
+
+def _batches(run: Run, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """`run`'s batches of `epoch` from `run.stats.step` on, its model in training mode."""
+    run.loader.set_epoch(epoch)
+    run.train_model.train()
+    if run.stats.step >= len(run.loader):  # resumed after the epoch's last batch (stopped in validation)
+        return iter(())
+    batches = iter(run.loader)
+    for _ in range(run.stats.step):  # done before an interruption: the same batches, not trained again
         next(batches)
-    while not stopping(stop, ctx):
-        t_wait = time.perf_counter()
-        batch = next(batches, None)
-        if batch is None:
-            break
-        stats.data_wait += time.perf_counter() - t_wait
-        stop_now = train_step(
-            model, batch, optimizer, scheduler, device, stats, amp_dtype=amp_dtype, ctx=ctx, stop=stop
-        )
-        if stats.nonfinite:
-            break
-        if bar is not None:
-            rate = stats.samples * ctx.world_size / max(time.perf_counter() - t0 + stats.seconds, 1e-9)
-            bar.set_postfix(loss=f"{stats.last_loss:.3f}", lr=f"{stats.lr:.4g}", sps=f"{rate:.0f}", refresh=False)
-            bar.update()
-        if stop_now:
-            break
-    stats.seconds += time.perf_counter() - t0
-    return stats
+    return batches
+
+
+def _step(run: Run, batches: Iterator, stop: Callable[[], bool]) -> bool:
+    """One training step of `run` on its next batch (under its own RNG states, if it has them),
+    timed into its stats; whether to stop after it."""
+    t0 = time.perf_counter()
+    batch = next(batches)
+    t_batch = time.perf_counter()
+    if run.rng is not None:
+        set_rng_state(run.rng)
+    stop_now = train_step(
+        run.train_model,
+        batch,
+        run.optimizer,
+        run.scheduler,
+        run.device,
+        run.stats,
+        amp_dtype=run.amp_dtype,
+        ctx=run.ctx,
+        stop=stop,
+    )
+    if run.rng is not None:
+        run.rng = rng_state()
+    run.stats.data_wait += t_batch - t0
+    run.stats.seconds += time.perf_counter() - t0
+    return stop_now
 
 
 def stopping(stop: Callable[[], bool], ctx: Dist) -> bool:
@@ -101,6 +128,7 @@ def train_step(
         logits = model(x)  # (N, num_classes)
     loss = F.cross_entropy(logits.float(), y)
     value = loss.item()
+    # one collective for both: the stop request and the non-finite loss of any rank
     stop_now, nonfinite = distributed.any_rank([stop(), not math.isfinite(value)], ctx)
     if nonfinite:
         stats.nonfinite = True

@@ -2,7 +2,7 @@
 
 RUN_DIR holds `config.json` (the resolved TrainConfig, plus records that are not options:
 `environment` and `resumes`, see engine/record.py, and for a fine-tuning run `init_source`, the
-record of `--init-from`'s file, see engine/fit.py), `metrics.jsonl` (one JSON object per epoch;
+record of `--init-from`'s file, see engine/run.py), `metrics.jsonl` (one JSON object per epoch;
 keys and units in data_specs/outputs.md), `train.log` (the lines the terminal showed, without
 progress bars; a resumed run appends to it), `last.pt` and `best.pt` (agcn checkpoints, see
 io/checkpoint.py) and, when tensorboard is installed, `tb/`. Only rank 0 writes here.
@@ -12,6 +12,10 @@ second `agcn train` into it is refused at once. `--overwrite` moves the old run 
 `RUN_DIR/.replaced-run/` and deletes it only when the new run writes its first `last.pt`; a new
 run that ends (or is killed) before that gets the old run back (`hold_run_dir`).
 
+Several streams trained together share one RUN_DIR: its config.json (the shared config) and a run
+folder as above per stream, RUN_DIR/STREAM (`stream_config`); RUN_DIR has a lock of its own and
+refuses to hold a single-stream run's files beside them (`hold_streams_dir`).
+
 Accuracies are fractions in [0, 1] in every file (data_specs/outputs.md); only the lines for
 people show percent.
 """
@@ -20,8 +24,8 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import MISSING, asdict, fields
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import MISSING, asdict, fields, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -30,6 +34,7 @@ from ..io.atomic import atomic_output, locked
 from ..io.checkpoint import DataInfo, read_checkpoint
 from ..models.agcn import ModelConfig
 from ..skeleton.layouts import resolve_layout
+from ..skeleton.streams import STREAMS
 from .config import TrainConfig
 
 RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt")
@@ -99,6 +104,33 @@ def hold_run_dir(out: Path) -> Iterator[None]:
             yield
         finally:
             _settle_replaced(out)
+
+
+def stream_config(config: TrainConfig, stream: str) -> TrainConfig:
+    """The single-stream run of `stream` inside a multi-stream RUN_DIR: RUN_DIR/STREAM. Resuming, a
+    stream that has no last.pt yet (killed before its first epoch ended) starts afresh, replacing
+    what it had begun."""
+    out = Path(config.out) / stream
+    begun = (out / "last.pt").is_file()
+    resume = config.resume and begun
+    overwrite = config.overwrite or (config.resume and not begun)
+    return replace(config, modality=stream, out=str(out), resume=resume, overwrite=overwrite)
+
+
+def hold_streams_dir(parent: Path) -> AbstractContextManager[None]:
+    """A multi-stream RUN_DIR's lock (`hold_run_dir`); refused when RUN_DIR holds a single-stream run
+    (its files would mix with the streams')."""
+    single = [name for name in RUN_FILES if name != "config.json" and (parent / name).exists()]
+    try:
+        saved = json.loads((parent / "config.json").read_text()) if (parent / "config.json").is_file() else {}
+    except (OSError, ValueError):
+        saved = {"modality": "?"}
+    if single or (isinstance(saved, dict) and saved.get("modality", "all") in STREAMS + ("?",)):
+        raise AgcnError(
+            f"{parent}: holds a single-stream run ({', '.join(single) or 'config.json'}); "
+            "give the streams another --out"
+        )
+    return hold_run_dir(parent)
 
 
 def drop_replaced(out: Path) -> None:

@@ -22,8 +22,8 @@ import numpy as np
 from ..engine.device import resolve_device
 from ..errors import AgcnError
 from ..io.checkpoint import DataInfo, is_torch_file
-from ..io.scores import Scores
-from ..io.splitfile import check_split_file, split_label_names, split_layout
+from ..io.scores import Scores, score_attrs
+from ..io.splitfile import check_split_file, read_meta, split_label_names, split_layout, stored_streams
 from ..models.agcn import ModelConfig
 from ..models.loading import load_model
 from ..skeleton.persons import NUM_PERSONS
@@ -77,9 +77,8 @@ def check_test_file(path: Path, attrs: dict[str, Any], config: ModelConfig, data
         )
     if config.num_persons != NUM_PERSONS:
         raise AgcnError(f"the checkpoint's model takes {config.num_persons} persons; agcn data has {NUM_PERSONS}")
-    with h5py.File(path, "r") as f:
-        labels = f["label"][:]
-        stored = data.modality in f
+    labels = read_meta(path, ("label",), check=False)["label"]
+    stored = data.modality in stored_streams(path)
     if len(labels) == 0:
         raise AgcnError(f"{path}: no samples to evaluate")
     if labels.min() < 0 or labels.max() >= config.num_classes:
@@ -123,18 +122,25 @@ class EvalResult:
     device: str
 
 
-def evaluate(config: EvalConfig, progress: Callable[[int], None] | None = None, note: Note | None = None) -> EvalResult:
+def evaluate(
+    config: EvalConfig,
+    progress: Callable[[int], None] | None = None,
+    note: Note | None = None,
+    attrs: dict[str, Any] | None = None,
+) -> EvalResult:
     """Score every sample of `config.test_file` with multi-clip testing; metrics and scores.
 
     `note(text)` receives remarks (a stream derived on the fly, a recipe mismatch...) before
-    the scoring starts; `progress(n)` is called as samples are scored.
+    the scoring starts; `progress(n)` is called as samples are scored. `attrs`: the test file's
+    attributes where the caller has checked it (`check_split_file`, once per command; None:
+    checked here).
     """
     note = note or (lambda _: None)
     if (config.clips or 1) < 1 or (config.clip_len is not None and config.clip_len < 1) or config.batch_size < 1:
         raise AgcnError(f"clips, clip length and batch size must be at least 1, got {config.clips}, "
                         f"{config.clip_len} and {config.batch_size}")  # fmt: skip
     test_file = Path(config.test_file)
-    attrs = check_split_file(test_file)
+    attrs = check_split_file(test_file) if attrs is None else attrs
     device = resolve_device(config.device)
     model, data, _ = load_model(
         config.checkpoint, foreign_config=config.foreign_config, foreign_data=config.foreign_data, note=note
@@ -144,7 +150,7 @@ def evaluate(config: EvalConfig, progress: Callable[[int], None] | None = None, 
     bf16 = config.bf16 and device.type == "cuda"
     if config.bf16 and not bf16:
         note("--bf16 applies on CUDA only; running in float32")
-    dataset = scoring_dataset(test_file, data, config.clips, config.clip_len)
+    dataset = scoring_dataset(test_file, data, config.clips, config.clip_len, attrs)
     clip_len = dataset.window or dataset.clip_len  # frames per view
     # NaN or infinite frames: refused by SkeletonDataset when it loads them (engine/data.py)
     prob, logit = score_dataset(
@@ -158,25 +164,21 @@ def evaluate(config: EvalConfig, progress: Callable[[int], None] | None = None, 
         )
     label_names = data.label_names or split_label_names(attrs, test_file)
     names = class_names(model.config.num_classes, str(attrs.get("benchmark", "")) or data.benchmark, label_names)
+    facts = {key: str(attrs.get(key, "")) for key in ("benchmark", "split", "recipe")}
     scores = Scores(
         names=list(dataset.names),
         labels=dataset.labels.copy(),
         prob=prob,
         logit=logit,
-        attrs={
-            "modality": data.modality,
-            "clips": dataset.num_clips,
-            "clip_len": clip_len,
-            "checkpoint": str(Path(config.checkpoint).resolve()),
-            "test_file": str(test_file.resolve()),
-            "layout": model.config.layout,
-            "benchmark": str(attrs.get("benchmark", "")),
-            "split": str(attrs.get("split", "")),
-            "recipe": str(attrs.get("recipe", "")),
-            "fused_by": "",
-            "sources": [],
-            "weights": [],
-            "label_names": names,
-        },
+        attrs=score_attrs(
+            data.modality,
+            dataset.num_clips,
+            clip_len,
+            checkpoint=str(Path(config.checkpoint).resolve()),
+            test_file=str(test_file.resolve()),
+            layout=model.config.layout,
+            **facts,
+            label_names=names,
+        ),  # fmt: skip
     )
     return EvalResult(scores, compute_metrics(prob, scores.labels, names), names, str(device))

@@ -15,13 +15,14 @@ reported (the original sums logits; MMAction2 sums clip-averaged probabilities).
 import itertools
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import AgcnError
-from ..io.scores import SCORE_KINDS, Scores, read_scores, write_scores
+from ..io.scores import SCORE_KINDS, Scores, read_scores, score_attrs, write_scores
 from .metrics import Metrics, class_names, compute_metrics, confusion_matrix, mean_class_accuracy, top_k_accuracy
 
 DEFAULT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -118,31 +119,40 @@ def align(files: list[Path], runs: list[Scores]) -> list[Scores]:
     return out
 
 
+def normalised(weights: Sequence[float]) -> np.ndarray:
+    """Weights as float64 shares of their sum (which changes no ranking)."""
+    w = np.asarray(weights, dtype=np.float64)
+    return w / w.sum()
+
+
+def weighted_mean(scores: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """The weighted mean (float64) of score arrays of one shape (e.g. (N, K) probabilities of each
+    of `agcn predict`'s checkpoints), summed array by array in order."""
+    fused = np.zeros(scores[0].shape, np.float64)
+    for w, s in zip(normalised(weights), scores, strict=True):
+        fused += w * s
+    return fused
+
+
 def fuse_scores(aligned: list[Scores], weights: list[float], kind: str = "prob", sources: list[Path] = ()) -> Scores:
     """Weighted mean of aligned score sets: probabilities and logits each; `kind` is recorded."""
-    w = np.asarray(weights, dtype=np.float64)
-    w = w / w.sum()
+    # one tensordot per kind, not `weighted_mean`'s running sum: the two round differently in the
+    # last bit (BLAS fuses the multiply-adds) and each keeps the files and predictions it always made
+    w = normalised(weights)
     prob = np.tensordot(w, np.stack([s.prob for s in aligned]), axes=1).astype(np.float32)  # (N, K)
     logit = np.tensordot(w, np.stack([s.logit for s in aligned]), axes=1).astype(np.float32)  # (N, K)
     first = aligned[0].attrs
     clips = {s.attrs.get("clips") for s in aligned}
-    attrs = {
-        "modality": "+".join(str(s.attrs.get("modality", "?")) for s in aligned),
-        "clips": clips.pop() if len(clips) == 1 else -1,
-        "clip_len": first.get("clip_len", -1),
-        "checkpoint": "",
-        "test_file": first.get("test_file", ""),
-        "layout": first.get("layout", ""),
-        "benchmark": first.get("benchmark", ""),
-        "split": first.get("split", ""),
-        "recipe": first.get("recipe", ""),
-        "fused_by": kind,
-        "sources": [str(Path(p).resolve()) for p in sources],
-        "weights": list(map(float, weights)),
-    }
-    names = next((s.label_names for s in aligned if s.label_names), ())
-    if names:
-        attrs["label_names"] = list(names)
+    attrs = score_attrs(
+        "+".join(str(s.attrs.get("modality", "?")) for s in aligned),
+        clips.pop() if len(clips) == 1 else -1,
+        first.get("clip_len", -1),
+        **{key: first.get(key, "") for key in ("test_file", "layout", "benchmark", "split", "recipe")},
+        fused_by=kind,
+        sources=[str(Path(p).resolve()) for p in sources],
+        weights=weights,
+        label_names=next((s.label_names for s in aligned if s.label_names), ()),
+    )
     return Scores(list(aligned[0].names), aligned[0].labels, prob, logit, attrs)
 
 

@@ -3,10 +3,12 @@
 Inputs are read by `sources.samples`: raw `.skeleton` files with the recipe recorded in the
 checkpoint (`DataInfo.recipe`), `.pkl` annotation files, Kinetics-Skeleton JSON and split files
 as `agcn preprocess` converts them. An input in another layout than the checkpoint's is refused
-before anything is classified. Each sample then takes the path of `agcn eval`: the stream the
-model was trained on (`streams.compute_stream` on the whole sequence), the same fixed-seed
-multi-clip test sampling and the mean over clips of the softmax. Several checkpoints (e.g. joint
-and bone) are fused by a weighted mean of their probabilities.
+before anything is classified. Each sample then takes the path of `agcn eval`: the views the
+checkpoint is tested on (`scoring.checkpoint_views`), cut by the one clip path
+(`skeleton.views.sample_views`: the stream the model was trained on, derived on the whole
+sequence, then the fixed-seed test clips or the full window) and the mean over clips of the
+softmax. Several checkpoints (e.g. joint and bone) are fused by the weighted mean of their
+probabilities (`fusion.weighted_mean`).
 
 Samples are read and scored `batch_size` at a time, so a large folder is never held in memory at
 once. A sample or input that cannot be read comes out as a `SampleFailure` in its place; the
@@ -14,23 +16,20 @@ others are still classified.
 """
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..engine.data import motion_of_window, repeat_persons, window_padding, window_periods
 from ..engine.device import resolve_device
 from ..errors import AgcnError
 from ..io.checkpoint import DataInfo
 from ..models.agcn import AGCN, ModelConfig
 from ..models.loading import load_model
 from ..skeleton.layouts import Layout, resolve_layout
-from ..skeleton.normalize import WindowPad
-from ..skeleton.persons import fit_persons
-from ..skeleton.sampling import TEST_SEED, sample_test_clips
-from ..skeleton.streams import compute_stream, window_motion
+from ..skeleton.views import ViewSpec, sample_views
+from ..skeleton.window import window_padding
 from ..sources.samples import (
     SPLIT_SUFFIXES,
     Input,
@@ -45,9 +44,9 @@ from ..sources.samples import (
     open_input,
 )
 from .evaluate import Note
-from .fusion import check_weights
+from .fusion import check_weights, weighted_mean
 from .metrics import class_names
-from .scoring import DEFAULT_CLIPS, clip_scores
+from .scoring import checkpoint_views, clip_scores
 
 
 @dataclass
@@ -67,41 +66,11 @@ class _Model:
     data: DataInfo
 
 
+_Entry = tuple[Sample | SampleFailure, str, LabelSpace]  # a sample (or failure), its window padding, its label space
+
 # Skeleton coordinates are metres (NTU, 3D) or pixels (2D keypoints): beyond this they are garbage
 # (a finite 1e30 overflows inside the model, or saturates its softmax into a confident answer).
 COORDINATE_LIMIT = 1e6
-
-
-def sample_clips(
-    sample: np.ndarray, data: DataInfo, layout: Layout, clip_len: int, num_clips: int, padding: str = "loop",
-    pad: WindowPad | None = None,
-) -> np.ndarray:  # fmt: skip
-    """(K, C, L, V, M) float32 test views of one (M, T, V, C) sample in the checkpoint's stream, as
-    `agcn eval` cuts them: `num_clips` clips of `clip_len` frames, or, for a full-window checkpoint
-    (`data.test_window`), the one view of the whole window, continued past the sample's frames as
-    `padding` says (`engine.data.window_padding`), each person with its own period given the
-    2s-agcn sample's `pad` (`engine.data.repeat_persons`), its motion that of the padded window
-    where `engine.data.motion_of_window` says."""
-    differenced = bool(data.test_window) and motion_of_window(padding, data.modality)
-    base = "joint" if differenced else data.modality  # the stream the window is built of
-    x = compute_stream(sample.transpose(3, 1, 2, 0), base, layout)  # (C, T, V, M)
-    t = x.shape[1]
-    if data.test_window:
-        own = pad is not None and padding == "2s-agcn"
-        periods = fit_persons(pad.periods)[None] if own else None  # (1, M)
-        period = int(periods[0, 0]) if own else int(window_periods(x, np.zeros(1, np.int64), np.array([t]), padding)[0])
-        pos = np.arange(data.test_window)
-        idx = np.where(pos < t, pos, pos % period if period else -1)  # (L,), -1: a zero frame
-        view = x[:, np.maximum(idx, 0)]  # (C, L, V, M)
-        view[:, idx < 0] = 0
-        if own:
-            centre = pad.centre if base == "joint" and len(x) == 3 else None
-            repeat_persons(view[None], x, centre, np.zeros(1, np.int64), np.array([t]), periods, pos[None])
-        if differenced:
-            view = window_motion(view, data.modality, layout)  # the window's last frame zero
-        return np.ascontiguousarray(view[None], dtype=np.float32)  # (1, C, L, V, M)
-    idx = sample_test_clips(t, clip_len, num_clips=num_clips, seed=TEST_SEED)  # (K, L)
-    return np.ascontiguousarray(x[:, idx].swapaxes(0, 1), dtype=np.float32)  # (K, C, L, V, M)
 
 
 def _load(paths: Sequence[Path], foreign_config: ModelConfig | None, foreign_data: DataInfo | None,
@@ -166,6 +135,29 @@ def _open(inputs: Sequence[Path], names: Sequence[str] | None, models: list[_Mod
     return opened
 
 
+def _probabilities(
+    models: list[_Model], views: list[ViewSpec], batch: list[_Entry], k: int, dev: torch.device
+) -> tuple[list[np.ndarray], list[Sample | SampleFailure]]:
+    """Each checkpoint's (B, k) float32 probabilities of the samples of `batch`, zero for failures,
+    and the batch's items, a sample whose views cannot be cut turned into a failure."""
+    items = [item for item, _, _ in batch]
+    probs = [np.zeros((len(items), k), np.float32) for _ in models]
+    for m, spec, prob in zip(models, views, probs, strict=True):
+        rows, x = [], []
+        for i, (item, padding, _) in enumerate(batch):
+            if not isinstance(items[i], Sample):
+                continue
+            try:
+                x.append(sample_views(item.data, replace(spec, padding=padding), item.pad))  # (K, C, L, V, M)
+            except AgcnError as e:
+                items[i] = SampleFailure(f"{item.source}: {item.name}", str(e))
+                continue
+            rows.append(i)
+        if x:
+            prob[rows] = clip_scores(m.model, torch.from_numpy(np.stack(x)).to(dev))[0].cpu().numpy()
+    return probs, items
+
+
 def predict(
     checkpoints: Sequence[Path],
     inputs: Sequence[Path],
@@ -197,44 +189,21 @@ def predict(
         raise AgcnError("--clips, --clip-len, --top and --batch-size must be at least 1")
     weights = [1.0] * len(checkpoints) if weights is None else check_weights(weights, checkpoints, noun="checkpoints")
     models, layout = _load(checkpoints, foreign_config, foreign_data, note)
-    for m in models:
-        if m.data.test_window and ((clips or 1) != 1 or clip_len is not None):
-            raise AgcnError(
-                f"{m.path}: trained on the whole {m.data.test_window}-frame window (2s-AGCN recipe), it is tested "
-                "on one view of it; drop --clips and --clip-len"
-            )
+    views = [replace(checkpoint_views(m.data, clips, clip_len, owner=str(m.path)), layout=layout) for m in models]
     opened = _open(inputs, samples, models, layout, note)
     dev = resolve_device(device)
     for m in models:
         m.model.eval().to(dev)
     k = models[0].model.config.num_classes
     names = class_names(k, models[0].data.benchmark, label_names=models[0].data.label_names)
-    w = np.asarray(weights, np.float64) / np.sum(weights)
 
     ours = LabelSpace(benchmark_family(models[0].data.benchmark, k), k, tuple(models[0].data.label_names))
 
-    def score(batch: list[tuple[Sample | SampleFailure, str, LabelSpace]]) -> Iterator[Prediction | SampleFailure]:
+    def score(batch: list[_Entry]) -> Iterator[Prediction | SampleFailure]:
         """Predictions for the samples of `batch` ((item, window padding, its input's label space)),
         failures passed through, in order. A label is the truth only in the checkpoint's label space."""
-        items = [item for item, _, _ in batch]
-        fused = np.zeros((len(items), k), np.float64)
-        for m, wm in zip(models, w, strict=True):
-            rows, x = [], []
-            for i, (item, padding, _) in enumerate(batch):
-                if isinstance(items[i], Sample):
-                    try:
-                        views = sample_clips(  # (K, C, L, V, M)
-                            item.data, m.data, layout, clip_len or m.data.clip_len, clips or DEFAULT_CLIPS, padding,
-                            item.pad,
-                        )  # fmt: skip
-                    except AgcnError as e:
-                        items[i] = SampleFailure(f"{item.source}: {item.name}", str(e))
-                        continue
-                    x.append(views)
-                    rows.append(i)
-            if x:
-                prob, _ = clip_scores(m.model, torch.from_numpy(np.stack(x)).to(dev))  # (B, num_classes)
-                fused[rows] += wm * prob.cpu().numpy()
+        probs, items = _probabilities(models, views, batch, k, dev)
+        fused = weighted_mean(probs, weights)  # (B, num_classes) float64
         for i, item in enumerate(items):
             if isinstance(item, SampleFailure):
                 yield item
@@ -255,7 +224,7 @@ def predict(
         if progress:
             progress(sum(isinstance(item, Sample) for item in items))
 
-    batch: list[tuple[Sample | SampleFailure, str, LabelSpace]] = []
+    batch: list[_Entry] = []
     filled = 0
     for entry in opened:
         if isinstance(entry, SampleFailure):

@@ -1,7 +1,7 @@
 """Run folders: what a folder given to `agcn eval` or `agcn plot` holds, and `agcn eval RUN_DIR`.
 
 A folder is one of three things, told by its own files, never by its name:
-- a multi-stream run (`agcn train --modality all` or a comma list, engine/multistream.py):
+- a multi-stream run (`agcn train --modality all` or a comma list, engine/fit.py):
   RUN_DIR/config.json is the whole TrainConfig with `modality` naming several streams (`"all"`
   or `"joint,bone"`), and each stream is a single-stream run in RUN_DIR/STREAM/;
 - a single-stream run: config.json naming one stream, metrics.jsonl, last.pt or best.pt;
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..errors import AgcnError
 from ..io.scores import Scores, write_scores
+from ..io.splitfile import check_split_file
 from ..skeleton.streams import STREAMS
 from .evaluate import EvalConfig, EvalResult, Note, evaluate
 from .fusion import align, fuse_scores
@@ -208,14 +209,17 @@ def evaluate_run(
     out_dir: Path | None = None,
     progress: Callable[[int], None] | None = None,
     note: Note | None = None,
+    attrs: dict | None = None,
 ) -> RunResult:
     """Test each stream's checkpoint (`run_checkpoints`) on `test_file` with `base`'s options, then
     fuse; with `out_dir`, write OUT_DIR/STREAM.h5 and OUT_DIR/FUSION.h5 (score files, as agcn
-    eval/fuse --out; a fused file's `sources` are its streams' files)."""
+    eval/fuse --out; a fused file's `sources` are its streams' files). `attrs`: the test file's,
+    checked by the caller (None: checked here), once for all streams."""
+    attrs = check_split_file(test_file) if attrs is None else attrs
     results = {}
     for stream, ckpt in checkpoints.items():
         config = EvalConfig(ckpt, test_file, base.clips, base.clip_len, base.batch_size, base.device, base.bf16)
-        results[stream] = evaluate(config, progress=progress, note=note)
+        results[stream] = evaluate(config, progress=progress, note=note, attrs=attrs)
         if out_dir is not None:
             write_scores(out_dir / f"{stream}.h5", results[stream].scores)
     fusions = []

@@ -1,5 +1,5 @@
 """Multi-clip scoring: a model and test-mode clips in, clip-averaged softmax and logits out; the test
-sampling a checkpoint asks for (`scoring_dataset`)."""
+views a checkpoint asks for (`checkpoint_views`, for `agcn eval`'s `scoring_dataset` and `agcn predict`)."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -12,29 +12,46 @@ from ..engine.data import BatchLoader, SkeletonDataset
 from ..engine.device import autocast, tf32
 from ..errors import AgcnError
 from ..io.checkpoint import DataInfo
+from ..skeleton.views import ViewSpec
 
 DEFAULT_CLIPS = 10  # MMAction2's test clips per sample
 
 
-def scoring_dataset(
-    path: str | Path, data: DataInfo, clips: int | None = None, clip_len: int | None = None
-) -> SkeletonDataset:
-    """The test-mode dataset a checkpoint is scored on, in its stream and its test sampling.
-
-    A full-window checkpoint (`data.test_window > 0`, 2s-AGCN's recipe) gets one view of the
-    whole window of `test_window` frames, as its reference tests; other checkpoints `clips`
-    (default 10) uniformly sampled clips of `clip_len` frames (default: the training clip length).
+def checkpoint_views(
+    data: DataInfo, clips: int | None = None, clip_len: int | None = None, owner: str = ""
+) -> ViewSpec:
+    """The views a checkpoint is tested on, in its stream (the data's padding and layout left to
+    the caller): a full-window checkpoint (`data.test_window > 0`, 2s-AGCN's recipe) one view of
+    the whole window of `test_window` frames, as its reference tests (AgcnError for `clips` or
+    `clip_len` given); others `clips` (default 10) uniformly sampled clips of `clip_len` frames
+    (default: the training clip length). `owner`: the checkpoint `agcn predict` names in the error.
     """
     if data.test_window:
         given = [f"--clips {clips}"] * ((clips or 1) != 1) + [f"--clip-len {clip_len}"] * (clip_len is not None)
+        if given and owner:  # agcn predict's words, which name the checkpoint of several
+            raise AgcnError(
+                f"{owner}: trained on the whole {data.test_window}-frame window (2s-AGCN recipe), it is tested "
+                "on one view of it; drop --clips and --clip-len"
+            )
         if given:
             raise AgcnError(
                 f"the checkpoint was trained on the whole {data.test_window}-frame window (2s-AGCN recipe) and is "
                 f"tested on one view of it; drop {' and '.join(given)}"
             )
-        return SkeletonDataset(path, data.modality, test_mode=True, window=data.test_window)
-    length = clip_len or data.clip_len
-    return SkeletonDataset(path, data.modality, clip_len=length, num_clips=clips or DEFAULT_CLIPS, test_mode=True)
+        return ViewSpec(data.modality, window=data.test_window)
+    return ViewSpec(data.modality, clip_len=clip_len or data.clip_len, num_clips=clips or DEFAULT_CLIPS)
+
+
+def scoring_dataset(
+    path: str | Path, data: DataInfo, clips: int | None = None, clip_len: int | None = None, attrs: dict | None = None
+) -> SkeletonDataset:
+    """The test-mode dataset a checkpoint is scored on, in its stream and its test views
+    (`checkpoint_views`). `attrs`: the split file's, checked by the caller (None: checked here)."""
+    spec = checkpoint_views(data, clips, clip_len)
+    return SkeletonDataset(
+        path, spec.stream, clip_len=spec.clip_len, num_clips=spec.num_clips, test_mode=True, window=spec.window,
+        attrs=attrs,
+    )  # fmt: skip
 
 
 @torch.no_grad()

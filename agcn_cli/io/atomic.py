@@ -37,14 +37,23 @@ def remove_stale_temps(path: Path) -> list[Path]:
 
     Those of live processes (another agcn writing the same file) are left alone. Returns the
     files removed."""
-    prefix = f".{path.name}.tmp-"
+    return _remove_dead_temps(path.parent, f".{path.name}.tmp-")
+
+
+def remove_stale_temps_in(folder: Path) -> list[Path]:
+    """`remove_stale_temps` for every file of `folder` at once: one listing, for writers of many
+    files (`atomic_output(..., sweep=False)` then skips a listing per file)."""
+    return _remove_dead_temps(Path(folder), ".")
+
+
+def _remove_dead_temps(folder: Path, prefix: str) -> list[Path]:
     removed = []
     try:
-        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
+        candidates = [p for p in folder.iterdir() if p.name.startswith(prefix) and ".tmp-" in p.name]
     except OSError:
         return removed
     for p in candidates:
-        pid = p.name[len(prefix) :]
+        pid = p.name.rsplit(".tmp-", 1)[1]
         if not pid.isascii() or not pid.isdigit() or pid_alive(int(pid)):
             continue
         try:
@@ -65,17 +74,19 @@ def refuse_existing(paths: Iterable[Path | None], overwrite: bool) -> None:
 
 
 @contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
+def atomic_output(path: Path, *, sweep: bool = True) -> Iterator[Path]:
     """Yield a temporary path; rename it to `path` only if the block completes.
 
-    The folder is created if needed; stale temporaries of `path` (of dead processes) go first."""
+    The folder is created if needed; stale temporaries of `path` (of dead processes) go first,
+    unless `sweep` is False (the caller swept the folder once, `remove_stale_temps_in`)."""
     if path.is_dir():  # else the rename fails naming the temporary file
         raise AgcnError(f"{path}: is a folder; give a file name to write")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise AgcnError(f"{path}: cannot create its folder ({e.strerror or e})") from None
-    remove_stale_temps(path)
+    if sweep:
+        remove_stale_temps(path)
     tmp = temp_path(path)
     try:
         yield tmp

@@ -7,6 +7,7 @@ and writes them; `write_mmaction_dump` writes the pickled list of MMAction2 1.x'
 
 import json
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,35 @@ class Scores:
         if kind not in SCORE_KINDS:
             raise AgcnError(f"unknown score kind {kind!r}; choose one of: {', '.join(SCORE_KINDS)}")
         return self.prob if kind == "prob" else self.logit
+
+
+def score_attrs(
+    modality: str,
+    clips: Any,
+    clip_len: Any,
+    *,
+    checkpoint: str = "",
+    test_file: str = "",
+    layout: str = "",
+    benchmark: str = "",
+    split: str = "",
+    recipe: str = "",
+    fused_by: str = "",
+    sources: Sequence[str] = (),
+    weights: Sequence[float] = (),
+    label_names: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The attributes of a score file (data_specs/scores.md), in the order they are written: of one
+    stream's scores (`agcn eval`: its checkpoint) or of a fusion (`agcn fuse`: `fused_by`, the
+    `sources` and their `weights`); `label_names` where there are class names."""
+    attrs = {
+        "modality": modality, "clips": clips, "clip_len": clip_len, "checkpoint": checkpoint, "test_file": test_file,
+        "layout": layout, "benchmark": benchmark, "split": split, "recipe": recipe, "fused_by": fused_by,
+        "sources": list(sources), "weights": [float(w) for w in weights],
+    }  # fmt: skip
+    if label_names:
+        attrs["label_names"] = list(label_names)
+    return attrs
 
 
 def write_scores(path: Path, scores: Scores) -> None:

@@ -7,7 +7,7 @@ are concatenated along the first axis of each stream dataset, `(total_frames, M,
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from .. import __version__
 from ..errors import AgcnError
 from ..skeleton.layouts import Layout, resolve_layout
 from ..skeleton.normalize import WindowPad
+from ..skeleton.streams import DERIVED_STREAMS, STREAMS
 from .atomic import temp_path
 
 SPLIT_FORMAT = "agcn-skeleton"
@@ -28,7 +29,6 @@ REQUIRED_DATASETS = ("joint", "offset", "num_frames", "name", *META_INT_FIELDS)
 REQUIRED_ATTRS = (
     "format", "schema_version", "layout", "recipe", "normalized", "num_classes", "split", "num_samples",
 )  # fmt: skip
-STREAM_DATASETS = ("joint", "bone", "joint-motion", "bone-motion")
 # 2s-agcn NTU files: how each sample continues past its real frames in the reference's padded
 # window (skeleton.normalize.WindowPad; data_specs/hdf5.md)
 PAD_PERIOD = "pad_period"  # (N, M) int32: each person's period
@@ -327,7 +327,7 @@ def _check_datasets(f: h5py.File, path: Path, attrs: dict, layout: Layout) -> No
         fail("joint", f"{joints} joints per frame, layout {layout.name!r} has {v}")
     if channels != c:
         fail("joint", f"{channels} channels per joint, layout {layout.name!r} has {c} ({','.join(layout.channels)})")
-    for stream in STREAM_DATASETS[1:]:
+    for stream in DERIVED_STREAMS:
         if stream in f and (not isinstance(f[stream], h5py.Dataset) or f[stream].shape != joint.shape):
             fail(stream, f"shape {getattr(f[stream], 'shape', None)}, expected that of joint {joint.shape}")
     k = int(attrs["num_classes"])
@@ -386,6 +386,9 @@ def split_label_names(attrs: dict, path: Path | str) -> tuple[str, ...]:
     return tuple(names)
 
 
+# ---- readers of a file `check_split_file` accepted -------------------------------------------
+
+
 def read_sample(f: h5py.File, index: int, stream: str = "joint") -> np.ndarray:
     """One sample as (C, T, V, M) float32 from an open split file (checked by `check_split_file`)."""
     if not 0 <= index < len(f["offset"]):
@@ -396,22 +399,18 @@ def read_sample(f: h5py.File, index: int, stream: str = "joint") -> np.ndarray:
     return np.ascontiguousarray(frames.transpose(3, 0, 2, 1))
 
 
-def read_window_pad(f: h5py.File, path: Path | str) -> tuple[np.ndarray, np.ndarray] | None:
-    """The window facts of a 2s-agcn NTU file, `(periods (N, M) int64, centre (total_frames, 3)
-    float32)`, or None for a file without them (other recipes, or written before 2026-12-01)."""
-    if PAD_PERIOD not in f or PAD_CENTRE not in f:
-        return None
-    periods, centre = f[PAD_PERIOD], f[PAD_CENTRE]
-    n, total = len(f["offset"]), int(f["num_frames"][:].sum()) if len(f["offset"]) else 0
-    if periods.shape[0] != n or periods.ndim != 2 or centre.shape != (total, 3):
-        raise AgcnError(
-            f"{path}: {PAD_PERIOD} {periods.shape} / {PAD_CENTRE} {centre.shape} do not fit {n} samples of "
-            f"{total} frames in all (expected (N, M) and ({total}, 3))"
-        )
-    return periods[:].astype(np.int64), centre[:].astype(np.float32)
+def read_samples(
+    path: Path, indices: Sequence[int], stream: str = "joint"
+) -> Iterator[tuple[np.ndarray, int, WindowPad | None]]:
+    """Samples `indices` of a split file, in order, the file open while they are read: each one's
+    `stream` (C, T, V, M) float32, its label and its window facts (None when the file has none)."""
+    with h5py.File(path, "r") as f:
+        labels = f["label"]
+        for i in indices:
+            yield read_sample(f, i, stream), int(labels[i]), _read_sample_pad(f, i)
 
 
-def read_sample_pad(f: h5py.File, index: int) -> WindowPad | None:
+def _read_sample_pad(f: h5py.File, index: int) -> WindowPad | None:
     """One sample's window facts from an open split file (None when the file has none)."""
     if PAD_PERIOD not in f or PAD_CENTRE not in f:
         return None
@@ -419,23 +418,44 @@ def read_sample_pad(f: h5py.File, index: int) -> WindowPad | None:
     return WindowPad(f[PAD_PERIOD][index].astype(np.int64), f[PAD_CENTRE][start : start + length].astype(np.float32))
 
 
-def read_meta(path: Path) -> dict[str, np.ndarray]:
-    """All per-sample metadata of a split file as arrays (names as str), the file checked first."""
-    check_split_file(path)
-    return _read_meta(path)
-
-
-def _read_meta(path: Path) -> dict[str, np.ndarray]:
+def read_window_pad(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The window facts of a 2s-agcn NTU file, `(periods (N, M) int64, centre (total_frames, 3)
+    float32)`, or None for a file without them (other recipes, or written before 2026-12-01)."""
     with h5py.File(path, "r") as f:
-        meta = {key: f[key][:] for key in ("offset", "num_frames", *META_INT_FIELDS)}
-        meta["name"] = np.asarray(f["name"].asstr()[:], dtype=object)
-    return meta
+        if PAD_PERIOD not in f or PAD_CENTRE not in f:
+            return None
+        periods, centre = f[PAD_PERIOD], f[PAD_CENTRE]
+        n, total = len(f["offset"]), int(f["num_frames"][:].sum()) if len(f["offset"]) else 0
+        if periods.shape[0] != n or periods.ndim != 2 or centre.shape != (total, 3):
+            raise AgcnError(
+                f"{path}: {PAD_PERIOD} {periods.shape} / {PAD_CENTRE} {centre.shape} do not fit {n} samples of "
+                f"{total} frames in all (expected (N, M) and ({total}, 3))"
+            )
+        return periods[:].astype(np.int64), centre[:].astype(np.float32)
 
 
-def list_samples(path: Path) -> list[dict]:
+def stored_streams(path: Path) -> list[str]:
+    """The streams a split file stores (`joint`, and those `agcn streams` added), in STREAMS order."""
+    with h5py.File(path, "r") as f:
+        return [s for s in STREAMS if s in f]
+
+
+def read_meta(path: Path, keys: Sequence[str] | None = None, *, check: bool = True) -> dict[str, np.ndarray]:
+    """Per-sample metadata of a split file as arrays (names as str): `keys` of offset, num_frames,
+    name and META_INT_FIELDS (None: all). The file is checked first unless `check` is False (for a
+    caller that checked it already: once per command)."""
+    if check:
+        check_split_file(path)
+    keys = ("offset", "num_frames", *META_INT_FIELDS, "name") if keys is None else keys
+    with h5py.File(path, "r") as f:
+        return {key: np.asarray(f[key].asstr()[:], dtype=object) if key == "name" else f[key][:] for key in keys}
+
+
+def list_samples(path: Path, *, check: bool = True) -> list[dict]:
     """Each sample of a split file, in file order: index, name, label, frames and persons (the
-    file checked first): what to pass to `agcn show --sample` or `agcn predict --sample`."""
-    meta = read_meta(path)
+    file checked first unless `check` is False): what to pass to `agcn show --sample` or `agcn
+    predict --sample`."""
+    meta = read_meta(path, check=check)
     return [
         {"index": i, "name": str(name), "label": int(label), "frames": int(frames), "persons": int(persons)}
         for i, (name, label, frames, persons) in enumerate(
@@ -447,9 +467,8 @@ def list_samples(path: Path) -> list[dict]:
 def summarize(path: Path) -> dict:
     """A JSON-friendly summary of a split file: attributes, sizes, classes, streams."""
     attrs = check_split_file(path)
-    meta = _read_meta(path)
-    with h5py.File(path, "r") as f:
-        streams = [s for s in STREAM_DATASETS if s in f]
+    meta = read_meta(path, check=False)
+    streams = stored_streams(path)
     frames = meta["num_frames"]
     labels = meta["label"]
     summary = {
@@ -479,6 +498,14 @@ def read_blocks(
     for a, b in sample_blocks(offset, num_frames, source=source):
         r0, r1 = int(offset[a]), int(offset[b - 1] + num_frames[b - 1])
         yield a, b, r0, r1, dataset[r0:r1]
+
+
+def read_stream_blocks(
+    path: Path, stream: str, offset: np.ndarray, num_frames: np.ndarray
+) -> Iterator[tuple[int, int, int, int, np.ndarray]]:
+    """`read_blocks` of the stored `stream` of a split file, the file open for the walk."""
+    with h5py.File(path, "r") as f:
+        yield from read_blocks(f[stream], offset, num_frames, str(path))
 
 
 def sample_blocks(

@@ -48,9 +48,10 @@ def _materialize(path: Path, wanted: list[str], force: bool, progress: Callable[
     """`materialize_streams` under the lock: read the file as it is now, rebuild it with `wanted`."""
     attrs = splitfile.check_split_file(path)
     layout = splitfile.split_layout(attrs, path)
-    with h5py.File(path, "r") as f:
-        present = [s for s in wanted if s in f]
-        offset, lengths = f["offset"][:], f["num_frames"][:].astype(np.int64)
+    stored = splitfile.stored_streams(path)
+    present = [s for s in wanted if s in stored]
+    meta = splitfile.read_meta(path, ("offset", "num_frames"), check=False)
+    offset, lengths = meta["offset"], meta["num_frames"].astype(np.int64)
     todo = wanted if force else [s for s in wanted if s not in present]
     report = {
         "path": str(path),

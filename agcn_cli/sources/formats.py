@@ -1,13 +1,17 @@
-"""The source formats `agcn preprocess` reads, and the one entry that converts any of them.
+"""The input formats agcn reads, told apart in one place, and the one entry that converts them.
 
-- `ntu`: a folder of NTU RGB+D `.skeleton` files (`ntu_convert`, options in `PreprocessConfig`);
-- `pkl`: an MMAction2 / pyskl annotation file (`pkl`, options in `ImportConfig`);
-- `kinetics`: a Kinetics-Skeleton folder of per-video JSON files (`kinetics`, `ImportConfig`);
-- `npy`: the arrays and label pickles of ST-GCN's / 2s-AGCN's gendata scripts (`stgcn_npy`, `ImportConfig`).
+`detect_input_format` says what a path holds; `agcn preprocess` (`convert`) and `agcn predict`
+(`samples.open_input`) both ask it. `convert` turns a `ConvertConfig` into split files through
+the converter of its format:
+- `ntu`: a folder of NTU RGB+D `.skeleton` files (`ntu_convert`);
+- `pkl`: an MMAction2 / pyskl annotation file (`pkl`);
+- `kinetics`: a Kinetics-Skeleton folder of per-video JSON files (`kinetics`);
+- `npy`: the arrays and label pickles of ST-GCN's / 2s-AGCN's gendata scripts (`stgcn_npy`).
+(`split`, an agcn split file, is read by `agcn predict` only.)
 
-A new format is one converter function, `(config, progress) -> ConvertReport`, built on
-`pipeline` (jobs, a job -> sample function, `write_splits`), plus its entry in `CONVERTERS`
-and its rule in `detect_source_format`.
+A new format is one converter function, `(config, tick) -> ConvertReport`, built on `pipeline`
+(jobs, a job -> sample function, `write_splits`), plus its entry in `IMPORTERS` and its rule in
+`detect_input_format`.
 """
 
 import os
@@ -15,39 +19,38 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import AgcnError
-from .kinetics import import_kinetics
-from .ntu_convert import PreprocessConfig, preprocess
-from .pipeline import ConvertReport, ImportConfig
+from .kinetics import KINETICS_FOLDERS, import_kinetics
+from .ntu_convert import preprocess_skeletons
+from .pipeline import ConvertConfig, ConvertReport, OpenProgress, Tick, ticking
 from .pkl import import_pkl
 from .stgcn_npy import import_npy, is_npy_joint_file
 
-SOURCE_FORMATS = ("auto", "ntu", "pkl", "kinetics", "npy")
-CONVERTERS: dict[str, Callable[..., ConvertReport]] = {
-    "ntu": preprocess,
+SOURCE_FORMATS = ("auto", "ntu", "pkl", "kinetics", "npy")  # --format
+FILE_FORMATS = {".skeleton": "ntu", ".pkl": "pkl", ".json": "kinetics", ".npy": "npy", ".h5": "split", ".hdf5": "split"}
+ONE_FILE_SOURCES = ("pkl", "npy")  # the formats `agcn preprocess` converts from a single file
+# the formats other than .skeleton folders: they count samples as they convert, with no total
+IMPORTERS: dict[str, Callable[[ConvertConfig, Tick | None], ConvertReport]] = {
     "pkl": import_pkl,
     "kinetics": import_kinetics,
     "npy": import_npy,
 }
 
 
-def detect_source_format(source: Path, fmt: str = "auto") -> str:
-    """`ntu`, `pkl`, `kinetics` or `npy` for `source` (a file or folder); `fmt` other than auto wins."""
-    if fmt not in SOURCE_FORMATS:
-        raise AgcnError(f"unknown input format {fmt!r}; choose one of: {', '.join(SOURCE_FORMATS)}")
-    if fmt != "auto":
-        return fmt
-    source = Path(source)
-    formats = {".pkl": "pkl", ".npy": "npy"}
-    if source.is_file():
-        return formats.get(source.suffix, "ntu")  # the ntu path names what is wrong
-    if not source.is_dir():
-        if source.suffix in formats:
-            raise AgcnError(f"{source}: no such file")
-        return "ntu"
-    if (source / "kinetics_train").is_dir() or (source / "kinetics_val").is_dir():
+def detect_input_format(path: Path) -> str | None:
+    """`ntu`, `pkl`, `kinetics`, `npy` or `split`: what `path` holds.
+
+    A folder by its entries: `kinetics_train/` or `kinetics_val/` make it Kinetics-Skeleton, else
+    the first telling name decides (a `.skeleton` file, a video `.json`, a gendata joint array);
+    `ntu` when none tells. Any other path (a file, or nothing yet) by its suffix in any case
+    (`FILE_FORMATS`); None for another suffix.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return FILE_FORMATS.get(path.suffix.lower())
+    if any((path / folder).is_dir() for folder in KINETICS_FOLDERS.values()):
         return "kinetics"
     try:
-        with os.scandir(source) as it:
+        with os.scandir(path) as it:
             for entry in it:  # the first telling name decides; no full listing of a large folder
                 if entry.name.endswith(".skeleton"):
                     return "ntu"
@@ -56,19 +59,38 @@ def detect_source_format(source: Path, fmt: str = "auto") -> str:
                 if is_npy_joint_file(entry.name):
                     return "npy"
     except OSError as e:
-        raise AgcnError(f"{source}: cannot list directory ({e.strerror})") from None
+        raise AgcnError(f"{path}: cannot list directory ({e.strerror})") from None
     return "ntu"
 
 
-def convert(config: PreprocessConfig | ImportConfig, progress: Callable[[int], None] | None = None) -> ConvertReport:
-    """Convert the source of `config` into split files; `progress(n)` is called as samples complete.
+def source_format(source: Path, fmt: str = "auto") -> str:
+    """The format `agcn preprocess` converts `source` as: `fmt`, unless auto, else `detect_input_format`'s.
 
-    A `PreprocessConfig` is NTU `.skeleton` input; an `ImportConfig` is any other format, detected
-    from the source unless its `format` names one.
-    """
-    if isinstance(config, PreprocessConfig):
-        return CONVERTERS["ntu"](config, progress)
-    fmt = detect_source_format(config.source, config.format)
+    A file that is not a `.pkl` or `.npy` (lower case) goes to the `ntu` converter, which names
+    what is wrong with it."""
+    if fmt not in SOURCE_FORMATS:
+        raise AgcnError(f"unknown input format {fmt!r}; choose one of: {', '.join(SOURCE_FORMATS)}")
+    if fmt != "auto":
+        return fmt
+    source = Path(source)
+    found = detect_input_format(source)
+    if source.is_dir():
+        return found
+    if found not in ONE_FILE_SOURCES or not source.suffix.islower():
+        return "ntu"
+    if not source.is_file():
+        raise AgcnError(f"{source}: no such file")
+    return found
+
+
+def convert(config: ConvertConfig, progress: OpenProgress | None = None) -> ConvertReport:
+    """Convert the source of `config` into split files, in the format `config.format` names or
+    the one detected; `progress(total, what, unit)` opens a display that counts inputs as they
+    complete (`pipeline.OpenProgress`: the CLI passes its progress bar)."""
+    fmt = source_format(config.source, config.format)
     if fmt == "ntu":
-        raise AgcnError(f"{config.source}: raw NTU .skeleton input takes a PreprocessConfig, not an ImportConfig")
-    return CONVERTERS[fmt](config, progress)
+        return preprocess_skeletons(config, progress)  # opens the progress once the files are listed
+    if config.missing_list is not None:
+        raise AgcnError(f"--missing-list applies to .skeleton folders, not to {config.source}")
+    with ticking(progress, None, "import", "sample") as tick:
+        return IMPORTERS[fmt](config, tick)

@@ -20,7 +20,6 @@ entry says `has_skeleton: false` are left out as the reference does, and counted
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,19 +27,20 @@ import numpy as np
 
 from ..errors import AgcnError
 from ..io.splitfile import SampleMeta
-from ..skeleton.layouts import get_layout, load_layout
 from ..skeleton.persons import fit_and_count
 from .pipeline import (
+    ConvertConfig,
     Converted,
     ConvertReport,
-    ImportConfig,
     Job,
     SampleError,
+    Tick,
     check_label,
     class_count_hint,
     layout_attrs,
     list_files,
     read_label_map,
+    refuse_other_layout,
     write_splits,
 )
 
@@ -117,7 +117,7 @@ def read_labels(path: Path) -> dict[str, dict]:
     return labels
 
 
-def find_splits(config: ImportConfig) -> dict[str, tuple[Path, Path]]:
+def find_splits(config: ConvertConfig) -> dict[str, tuple[Path, Path]]:
     """{split: (folder of video JSON files, label file)} for the release root or a single folder."""
     root = Path(config.source)
     if not root.is_dir():
@@ -185,7 +185,7 @@ def convert_video(job: VideoJob) -> Converted:
     return Converted(sample, SampleMeta(job.name, job.label), persons)
 
 
-def import_kinetics(config: ImportConfig, progress: Callable[[int], None] | None = None) -> ConvertReport:
+def import_kinetics(config: ConvertConfig, tick: Tick | None = None) -> ConvertReport:
     """Write OUT_DIR/train.h5 and/or test.h5 from Kinetics-Skeleton JSON files."""
     t0 = time.perf_counter()
     if config.recipe not in (None, KINETICS_RECIPE):
@@ -194,10 +194,9 @@ def import_kinetics(config: ImportConfig, progress: Callable[[int], None] | None
         )
     if config.benchmark or config.split_names:
         raise AgcnError("--benchmark and --split-names are for NTU data; Kinetics-Skeleton has its own train/val")
-    if config.layout is not None and not load_layout(config.layout).same_topology(get_layout(KINETICS_LAYOUT)):
-        raise AgcnError(
-            f"--layout {config.layout}: Kinetics-Skeleton holds OpenPose-18 poses (layout {KINETICS_LAYOUT})"
-        )
+    refuse_other_layout(
+        config.layout, KINETICS_LAYOUT, f"Kinetics-Skeleton holds OpenPose-18 poses (layout {KINETICS_LAYOUT})"
+    )
     mapped = len(read_label_map(config.label_map)) if config.label_map else None
     num_classes = config.num_classes or mapped or KINETICS_NUM_CLASSES
     if num_classes < 1:
@@ -242,5 +241,5 @@ def import_kinetics(config: ImportConfig, progress: Callable[[int], None] | None
     }
     return write_splits(
         config, splits, attrs, jobs, convert_video,
-        started=t0, skipped=skipped, excluded=excluded, progress=progress,
+        started=t0, skipped=skipped, excluded=excluded, progress=tick,
     )  # fmt: skip

@@ -31,6 +31,7 @@ NTU120_XSUB_TRAIN = NTU60_XSUB_TRAIN + (
 )  # fmt: skip
 XVIEW_TRAIN_CAMERAS = (2, 3)
 BENCHMARKS = ("ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset")
+DEFAULT_BENCHMARK = "ntu60-xsub"  # of .skeleton folders and .pkl files
 
 
 class SkeletonError(AgcnError):

@@ -1,27 +1,43 @@
 """`agcn preprocess` of NTU RGB+D: a folder of `.skeleton` files -> one HDF5 file per benchmark split.
 
-The converter of raw NTU files for the conversion pipeline (`pipeline`): the files are listed,
-named (`SsssCcccPpppRrrrAaaa`), sorted into the benchmark's splits or left out (the missing-skeleton
-list, other benchmarks), and each is parsed and turned into a sample by a recipe (`recipes`).
+The converter of raw NTU files for the conversion pipeline (`pipeline`), format `ntu` of
+`formats.convert`: the options are checked (`--benchmark`, `--recipe`; the options of other formats
+refused), the files listed, named (`SsssCcccPpppRrrrAaaa`), sorted into the benchmark's splits or
+left out (the missing-skeleton list, other benchmarks), and each is parsed and turned into a sample
+by a recipe (`recipes`); `agcn predict` reads a file through the same step (`padded_skeleton_sample`).
 """
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import AgcnError
 from ..io.splitfile import PAD_CENTRE, PAD_PERIOD, SampleMeta
 from ..skeleton.layouts import get_layout
 from ..skeleton.normalize import WindowPad
-from .ntu import SampleInfo, SkeletonError, get_benchmark, parse_name, parse_skeleton, read_name_list
+from .ntu import (
+    DEFAULT_BENCHMARK,
+    Benchmark,
+    SampleInfo,
+    SkeletonError,
+    get_benchmark,
+    parse_name,
+    parse_skeleton,
+    read_name_list,
+)
 from .pipeline import (
+    ConvertConfig,
     Converted,
     ConvertReport,
     Job,
+    OpenProgress,
     SampleError,
+    Tick,
     list_files,
+    refuse_other_layout,
+    ticking,
     write_splits,
 )
 from .recipes import DEFAULT_RECIPE, check_recipe, make_padded_sample
@@ -29,19 +45,6 @@ from .recipes import DEFAULT_RECIPE, check_recipe, make_padded_sample
 NTU_SPLITS = ("train", "test")
 NTU_LAYOUT = "ntu25"
 NTU_SOURCE = "ntu-skeleton"
-
-
-@dataclass
-class PreprocessConfig:
-    raw_dir: Path  # folder of .skeleton files
-    out_dir: Path  # receives train.h5 and test.h5
-    benchmark: str = "ntu60-xsub"  # ntu60-xsub | ntu60-xview | ntu120-xsub | ntu120-xset
-    recipe: str = DEFAULT_RECIPE  # body selection + normalisation: mmaction2 | 2s-agcn
-    missing_list: Path | None = None  # samples to exclude; None: the benchmark's shipped list
-    strict: bool = False  # any bad file fails the run instead of being skipped
-    workers: int = 0  # worker processes; 0: one per CPU core
-    overwrite: bool = False  # replace existing outputs
-    label_map: Path | None = None  # class names, one a line (default: none stored; NTU names are built in)
 
 
 @dataclass
@@ -88,15 +91,30 @@ def list_skeleton_files(raw_dir: Path) -> list[Path]:
     return list_files(raw_dir, ".skeleton", f". Run: agcn synth {raw_dir} to make synthetic ones")
 
 
-def preprocess(config: PreprocessConfig, progress: Callable[[int], None] | None = None) -> ConvertReport:
-    """Run the whole conversion; `progress(n)` is called as files complete."""
+def preprocess_skeletons(config: ConvertConfig, progress: OpenProgress | None = None) -> ConvertReport:
+    """Write OUT_DIR/train.h5 and test.h5 from the folder of `.skeleton` files `config.source`.
+
+    The options are checked and the files listed before `progress` opens: it counts files.
+    """
+    for option, value in {"--split-names": config.split_names, "--num-classes": config.num_classes,
+                          "--labels": config.labels, "--split": config.split}.items():  # fmt: skip
+        if value is not None:
+            raise AgcnError(f"{option} applies to a .pkl or Kinetics-Skeleton input, not to .skeleton files")
+    refuse_other_layout(config.layout, NTU_LAYOUT, f".skeleton files hold the Kinect {NTU_LAYOUT} layout")
+    bench = get_benchmark(config.benchmark or DEFAULT_BENCHMARK)
+    recipe = check_recipe(config.recipe or DEFAULT_RECIPE)
+    paths = list_skeleton_files(config.source)
+    with ticking(progress, len(paths), "preprocess", "file") as tick:
+        return _convert_files(config, bench, recipe, paths, tick)
+
+
+def _convert_files(
+    config: ConvertConfig, bench: Benchmark, recipe: str, paths: list[Path], tick: Tick | None
+) -> ConvertReport:
+    """Name, sort and convert the listed files; `tick(n)` as files are left out or complete."""
     t0 = time.perf_counter()
-    bench = get_benchmark(config.benchmark)
-    recipe = check_recipe(config.recipe)
     layout = get_layout(NTU_LAYOUT)
     missing = read_name_list(config.missing_list or bench.default_missing_list())
-    paths = list_skeleton_files(config.raw_dir)
-
     skipped: list[tuple[str, str]] = []
     jobs: list[SkeletonJob] = []  # in name order, both splits
     excluded = outside = 0
@@ -113,8 +131,8 @@ def preprocess(config: PreprocessConfig, progress: Callable[[int], None] | None 
         else:
             split = "train" if bench.is_train(info) else "test"
             jobs.append(SkeletonJob(path.name, str(path), split, path, info, recipe, layout.normalize))
-    if progress and len(paths) > len(jobs):
-        progress(len(paths) - len(jobs))
+    if tick and len(paths) > len(jobs):
+        tick(len(paths) - len(jobs))
 
     # attribute order as the files have always been written (HDF5 keeps it, so the bytes do)
     attrs = {
@@ -128,5 +146,5 @@ def preprocess(config: PreprocessConfig, progress: Callable[[int], None] | None 
     }
     return write_splits(
         config, NTU_SPLITS, attrs, jobs, _process,
-        started=t0, skipped=skipped, excluded=excluded, outside=outside, progress=progress,
+        started=t0, skipped=skipped, excluded=excluded, outside=outside, progress=tick,
     )  # fmt: skip

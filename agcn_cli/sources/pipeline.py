@@ -1,9 +1,11 @@
 """The one conversion pipeline: jobs of any source format -> HDF5 split files.
 
-A converter (`ntu_convert`, `pkl`, `kinetics`) lists its samples as `Job`s, each naming its
-split, and gives a function `job -> Converted`. This module runs that function over the jobs (in
-worker processes when there are many, results in job order), streams the samples into one file
-per split (`data_specs/hdf5.md`; atomic, all or nothing) and reports what it wrote and skipped.
+One `ConvertConfig` holds the options of every format. A converter (`ntu_convert`, `pkl`,
+`kinetics`, `stgcn_npy`) lists its samples as `Job`s, each naming its split, and gives a function
+`job -> Converted`. This module runs that function over the jobs (in worker processes when there
+are many, results in job order: `map_in_pool`, which `synth` uses too), streams the samples into
+one file per split (`data_specs/hdf5.md`; atomic, all or nothing) and reports what it wrote and
+skipped.
 
 One skip policy for every format: a function that cannot use a sample raises `SampleError`
 with the problem; the sample is listed in the report as `(job.item, reason)`, where the reason
@@ -17,21 +19,25 @@ import multiprocessing as mp
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 from ..errors import AgcnError
 from ..io.atomic import refuse_existing
 from ..io.splitfile import SampleMeta, SplitWriter
-from ..skeleton.layouts import Layout, get_layout, resolve_layout
+from ..skeleton.layouts import Layout, get_layout, load_layout, resolve_layout
 from ..skeleton.persons import NUM_PERSONS
 
 MIN_POOL_JOBS = 16  # fewer jobs are converted in this process: starting workers would cost more
 POOL_CHUNKSIZE = 8  # jobs handed to a worker at a time
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 class SampleError(AgcnError):
@@ -46,31 +52,25 @@ class SampleError(AgcnError):
         self.located = located
 
 
-class RunOptions(Protocol):
-    """What every converter's config says about the run (PreprocessConfig, ImportConfig)."""
-
-    out_dir: Path  # receives train.h5 and/or test.h5
-    strict: bool  # any bad sample fails the run instead of being skipped
-    overwrite: bool  # replace existing outputs
-    workers: int  # processes converting samples; 0: one per CPU core
-
-
 @dataclass
-class ImportConfig:
-    source: Path  # a .pkl annotation file, a Kinetics-Skeleton folder, or a folder of gendata .npy arrays
+class ConvertConfig:
+    """What `agcn preprocess` converts and how: one config for every format (`formats.convert`)."""
+
+    source: Path  # a folder of .skeleton files, a .pkl annotation file, a Kinetics-Skeleton folder, gendata .npy arrays
     out_dir: Path  # receives train.h5 and/or test.h5
-    format: str = "auto"  # auto | pkl | kinetics | npy (auto: from the file or the folder's names)
-    benchmark: str | None = None  # pkl, npy: NTU benchmark naming the split keys and num_classes (pkl: ntu60-xsub)
+    format: str = "auto"  # auto | ntu | pkl | kinetics | npy (auto: from the file or the folder's names)
+    benchmark: str | None = None  # NTU benchmark: splits and num_classes (ntu, pkl: default ntu60-xsub; npy: checked)
+    recipe: str | None = None  # ntu: mmaction2 (default) | 2s-agcn; other formats follow their source's, only checked
+    missing_list: Path | None = None  # ntu: samples to exclude; None: the benchmark's shipped list
     split_names: tuple[str, ...] | None = None  # pkl: split keys for train[, test], instead of the benchmark's
     num_classes: int | None = None  # classifier size; default: the benchmark's (60/120), 400 for Kinetics
-    labels: Path | None = None  # Kinetics: label JSON of a single folder
+    labels: Path | None = None  # kinetics: label JSON of a single folder
     split: str | None = None  # train | test of a single Kinetics folder (default: from its name) or one-split .pkl
-    recipe: str | None = None  # only checked: an import follows the recipe of its source
+    layout: str | None = None  # a built-in layout name or a .json layout file (pkl: read in it; others: checked)
+    label_map: Path | None = None  # class names, one a line; sets num_classes unless --num-classes is given
     strict: bool = False  # any bad sample fails the run instead of being skipped
     overwrite: bool = False  # replace existing outputs
     workers: int = 0  # processes converting samples; 0: one per CPU core
-    layout: str | None = None  # pkl: a built-in layout name or a .json layout file (default: detected)
-    label_map: Path | None = None  # class names, one a line; sets num_classes unless --num-classes is given
 
 
 @dataclass
@@ -117,6 +117,29 @@ class ConvertReport:
     @property
     def files_processed(self) -> int:
         return sum(s.samples for s in self.splits.values()) + len(self.skipped)
+
+
+# ---- progress ----------------------------------------------------------------------------------
+
+Tick = Callable[[int], None]  # told how many more inputs are done
+
+
+class ProgressBar(Protocol):
+    def update(self, n: int) -> None: ...
+
+
+# (total, or None when unknown; what; unit) -> a progress display, open while the inputs convert
+OpenProgress = Callable[[int | None, str, str], AbstractContextManager[ProgressBar]]
+
+
+@contextmanager
+def ticking(progress: OpenProgress | None, total: int | None, what: str, unit: str) -> Iterator[Tick | None]:
+    """The tick of the display `progress(total, what, unit)`, open for the block; None without one."""
+    if progress is None:
+        yield None
+        return
+    with progress(total, what, unit) as bar:
+        yield bar.update
 
 
 # ---- inputs and outputs -----------------------------------------------------------------------
@@ -166,6 +189,13 @@ def layout_attrs(layout: str | Layout) -> dict[str, str]:
     """The `layout`, `layout_spec` and `channels` attributes of a split file (a name: built-in)."""
     spec = get_layout(layout) if isinstance(layout, str) else layout
     return {"layout": spec.name, "layout_spec": spec.spec(), "channels": ",".join(spec.channels)}
+
+
+def refuse_other_layout(layout: str | None, native: str, holds: str) -> None:
+    """AgcnError `--layout LAYOUT: HOLDS` when `layout` (a --layout given to a format of one
+    skeleton) is not the topology of the built-in layout `native`."""
+    if layout is not None and not load_layout(layout).same_topology(get_layout(native)):
+        raise AgcnError(f"--layout {layout}: {holds}")
 
 
 def read_label_map(path: Path) -> tuple[str, ...]:
@@ -231,7 +261,7 @@ def check_label(label: object, num_classes: int, where: str, hint: str = "") -> 
     return int(label)
 
 
-def class_count_hint(config: "ImportConfig", num_classes: int) -> str:
+def class_count_hint(config: ConvertConfig, num_classes: int) -> str:
     """What set an import's class count, for a label beyond it: --num-classes, the label map's
     names, or the benchmark (or format) default."""
     if config.num_classes:
@@ -248,7 +278,7 @@ def class_count_hint(config: "ImportConfig", num_classes: int) -> str:
 
 
 def write_splits(
-    config: RunOptions,
+    config: ConvertConfig,
     splits: Iterable[str],
     attrs: dict,
     jobs: list[Job],
@@ -259,7 +289,7 @@ def write_splits(
     excluded: int = 0,
     outside: int = 0,
     split_attrs: dict[str, dict] | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Tick | None = None,
 ) -> ConvertReport:
     """Convert `jobs` into OUT_DIR/`job.split`.h5, in order; all files appear only on success.
 
@@ -277,7 +307,7 @@ def write_splits(
     attrs = {
         **attrs,
         "layout_spec": spec.spec(),
-        **label_map_attrs(getattr(config, "label_map", None), int(attrs["num_classes"])),
+        **label_map_attrs(config.label_map, int(attrs["num_classes"])),
     }
     outputs = output_paths(config.out_dir, splits, config.overwrite)
     summaries = {split: SplitSummary(path) for split, path in outputs.items()}
@@ -287,7 +317,7 @@ def write_splits(
         for split, path in outputs.items():
             file_attrs = {**attrs, "split": split, **(split_attrs or {}).get(split, {})}
             writers[split] = SplitWriter(path, file_attrs, NUM_PERSONS, spec.num_joints, len(spec.channels))
-        for job, (status, item) in zip(jobs, map_jobs(convert, jobs, config.workers), strict=True):
+        for job, (status, item) in zip(jobs, map_in_pool(partial(_try, convert), jobs, config.workers), strict=True):
             if progress:
                 progress(1)
             if status == "skip":
@@ -318,9 +348,6 @@ def _refuse_empty(summaries: dict[str, SplitSummary], skipped: list[tuple[str, s
             raise AgcnError(f"{summary.path}: no sample for the {split} split ({why}); nothing written")
 
 
-_TASK: tuple | None = None  # (convert, jobs), inherited by forked workers instead of pickled
-
-
 def _try(convert: Callable, job: Job) -> tuple[str, object]:
     """("ok", Converted) or ("skip", reason), the reason already worded (in the worker)."""
     try:
@@ -329,27 +356,32 @@ def _try(convert: Callable, job: Job) -> tuple[str, object]:
         return "skip", str(e) if e.located else f"{job.where}: {e}"
 
 
-def _convert_index(i: int) -> tuple[str, object]:
-    convert, jobs = _TASK
-    return _try(convert, jobs[i])
+# ---- the one worker pool ----------------------------------------------------------------------
+
+_TASK: tuple | None = None  # (fn, items), inherited by forked workers instead of pickled
 
 
-def map_jobs(convert: Callable[[Job], Converted], jobs: list[Job], workers: int) -> Iterator[tuple[str, object]]:
-    """("ok", Converted) or ("skip", reason) per job, in job order.
+def _call_index(i: int) -> object:
+    fn, items = _TASK
+    return fn(items[i])
 
-    With `workers` > 1 (0: one per core) and at least MIN_POOL_JOBS jobs, the conversions run
-    in forked processes, which inherit `convert` and the jobs (closures need no pickling);
-    where there is no fork, in this process.
+
+def map_in_pool(fn: Callable[[_T], _R], items: Sequence[_T], workers: int) -> Iterator[_R]:
+    """`fn(item)` for each item, in item order; an exception of `fn` ends the run.
+
+    With `workers` > 1 (0: one per core) and at least MIN_POOL_JOBS items, `fn` runs in forked
+    processes, which inherit `fn` and the items (closures need no pickling; the results are
+    pickled back); where there is no fork, in this process.
     """
     global _TASK
     workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(jobs) < MIN_POOL_JOBS or not hasattr(os, "fork"):
-        yield from (_try(convert, job) for job in jobs)
+    if workers == 1 or len(items) < MIN_POOL_JOBS or not hasattr(os, "fork"):
+        yield from map(fn, items)
         return
-    _TASK = (convert, jobs)
+    _TASK = (fn, items)
     try:
         with mp.get_context("fork").Pool(workers) as pool:
-            yield from pool.imap(_convert_index, range(len(jobs)), chunksize=POOL_CHUNKSIZE)
+            yield from pool.imap(_call_index, range(len(items)), chunksize=POOL_CHUNKSIZE)
     finally:
         _TASK = None
 

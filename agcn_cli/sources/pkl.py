@@ -31,7 +31,6 @@ then persons are cut or zero-padded to 2 (`FormatGCNInput(num_person=2)`).
 
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,13 +41,14 @@ from ..io.splitfile import SampleMeta
 from ..skeleton.layouts import Layout, get_layout, load_layout
 from ..skeleton.normalize import DEFAULT_IMG_SHAPE, pre_normalize_2d, pre_normalize_3d
 from ..skeleton.persons import fit_and_count
-from .ntu import Benchmark, SkeletonError, get_benchmark, parse_name
+from .ntu import DEFAULT_BENCHMARK, Benchmark, SkeletonError, get_benchmark, parse_name
 from .pipeline import (
+    ConvertConfig,
     Converted,
     ConvertReport,
-    ImportConfig,
     Job,
     SampleError,
+    Tick,
     check_label,
     class_count_hint,
     layout_attrs,
@@ -59,7 +59,6 @@ from .safe_pickle import load_pickle
 
 PKL_SOURCE = "mmaction2-pkl"
 PKL_RECIPE = "mmaction2"
-PKL_DEFAULT_BENCHMARK = "ntu60-xsub"
 ONE_SPLIT = ("train", "test")  # --split of a file holding one split's annotations
 # Limits on one annotation, checked before any copy: a sample this long or crowded is no action clip
 PKL_MAX_FRAMES = 100_000  # ~55 minutes at 30 fps
@@ -108,7 +107,7 @@ def load_annotation_file(path: Path) -> dict:
 # ---- choosing splits and layout ---------------------------------------------------------------
 
 
-def split_keys(config: ImportConfig, available: dict) -> tuple[dict[str, str], str, int]:
+def split_keys(config: ConvertConfig, available: dict) -> tuple[dict[str, str], str, int]:
     """({train/test: split key}, benchmark attribute, num_classes) from the options."""
     path = config.source
     if config.split:
@@ -123,7 +122,7 @@ def split_keys(config: ImportConfig, available: dict) -> tuple[dict[str, str], s
         keys = dict(zip(("train", "test"), names, strict=False))
         bench = get_benchmark(config.benchmark) if config.benchmark else None
     else:
-        bench = get_benchmark(config.benchmark or PKL_DEFAULT_BENCHMARK)
+        bench = get_benchmark(config.benchmark or DEFAULT_BENCHMARK)
         protocol = bench.name.split("-")[1]
         keys = {"train": f"{protocol}_train", "test": f"{protocol}_val"}
     missing = [k for k in keys.values() if k not in available]
@@ -133,7 +132,7 @@ def split_keys(config: ImportConfig, available: dict) -> tuple[dict[str, str], s
     return keys, (bench.name if bench else "custom"), _num_classes(config, bench, "--split-names")
 
 
-def one_split(config: ImportConfig, holds: str) -> tuple[dict[str, None], str, int]:
+def one_split(config: ConvertConfig, holds: str) -> tuple[dict[str, None], str, int]:
     """({split: None}, benchmark attribute, num_classes) for a file of one split's annotations
     (`holds` says what it holds); the split is `--split`."""
     path = config.source
@@ -150,7 +149,7 @@ def one_split(config: ImportConfig, holds: str) -> tuple[dict[str, None], str, i
     return {config.split: None}, (bench.name if bench else "custom"), _num_classes(config, bench, "--split")
 
 
-def _num_classes(config: ImportConfig, bench: Benchmark | None, how: str) -> int:
+def _num_classes(config: ConvertConfig, bench: Benchmark | None, how: str) -> int:
     """--num-classes, else the number of --label-map names, else the benchmark's."""
     mapped = len(read_label_map(config.label_map)) if config.label_map else None
     num_classes = config.num_classes or mapped or (bench.num_classes if bench else None)
@@ -318,7 +317,7 @@ def convert_annotation(job: AnnotationJob, layout: Layout | str, sig: tuple, num
 # ---- the whole file ---------------------------------------------------------------------------
 
 
-def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = None) -> ConvertReport:
+def import_pkl(config: ConvertConfig, tick: Tick | None = None) -> ConvertReport:
     """Write OUT_DIR/train.h5 (and test.h5) from the annotation file `config.source`."""
     t0 = time.perf_counter()
     path = Path(config.source)
@@ -338,18 +337,7 @@ def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = No
     else:
         keys, benchmark, num_classes = split_keys(config, data["split"])
 
-    skipped: list[tuple[str, str]] = []
-    by_name: dict[str, dict] = {}
-    for i, ann in enumerate(data["annotations"]):
-        name = annotation_name(ann)
-        if name is None:
-            item = f"annotation #{i}"
-            skipped.append((item, f"{path}: {item}: not a dict with a frame_dir name"))
-        elif name in by_name:
-            problem = f"annotation #{i} repeats this frame_dir; the first one is kept"
-            skipped.append((name, f"{path}: {name}: {problem}"))
-        else:
-            by_name[name] = ann
+    by_name, skipped = _by_name(path, data["annotations"])
     jobs: list[AnnotationJob] = []  # split by split
     used: set[str] = set()
     for split, key in keys.items():
@@ -363,18 +351,7 @@ def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = No
         where = f"splits {', '.join(keys.values())} list" if data["split"] is not None else "holds"
         raise AgcnError(f"{path}: {where} no annotated sample")
     layout, sig = choose_layout(path, [by_name[n] for n in sorted(used)], given)
-    unlabelled = [n for n in sorted(used) if _no_label(by_name[n].get("label"))]
-    if unlabelled:  # a split file's labels are classes 0..num_classes-1: nothing to train or test on
-        value = by_name[unlabelled[0]].get("label")
-        found = "no label" if value is None else f"label {int(value)}"
-        raise AgcnError(
-            f"{path}: {unlabelled[0]}: {found} ({len(unlabelled)} of {len(used)} samples unlabelled); split files "
-            f"hold labelled samples: add labels 0..{num_classes - 1}, or classify them with: agcn predict CKPT {path}"
-        )
-    for name in sorted(used):  # out-of-range labels fail before anything is written
-        label = by_name[name].get("label")
-        if isinstance(label, int | np.integer) and not isinstance(label, bool):
-            check_label(label, num_classes, f"{path}: {name}", class_count_hint(config, num_classes))
+    _check_labels(config, {n: by_name[n] for n in sorted(used)}, num_classes)
 
     attrs = {
         **layout_attrs(layout),
@@ -390,5 +367,40 @@ def import_pkl(config: ImportConfig, progress: Callable[[int], None] | None = No
         config, keys, attrs, jobs, lambda job: convert_annotation(job, layout, sig, num_classes),
         started=t0, skipped=skipped, outside=len(by_name) - len(used),
         split_attrs={split: {"source_split": key} for split, key in keys.items() if key is not None},
-        progress=progress,
+        progress=tick,
     )  # fmt: skip
+
+
+def _by_name(path: Path, annotations: list) -> tuple[dict[str, dict], list[tuple[str, str]]]:
+    """The annotations by frame_dir name (the first of a repeated name kept), and the skipped ones."""
+    skipped: list[tuple[str, str]] = []
+    by_name: dict[str, dict] = {}
+    for i, ann in enumerate(annotations):
+        name = annotation_name(ann)
+        if name is None:
+            item = f"annotation #{i}"
+            skipped.append((item, f"{path}: {item}: not a dict with a frame_dir name"))
+        elif name in by_name:
+            problem = f"annotation #{i} repeats this frame_dir; the first one is kept"
+            skipped.append((name, f"{path}: {name}: {problem}"))
+        else:
+            by_name[name] = ann
+    return by_name, skipped
+
+
+def _check_labels(config: ConvertConfig, used: dict[str, dict], num_classes: int) -> None:
+    """AgcnError, before anything is written, for a sample of `used` (name -> annotation, in name
+    order) without a label or with one outside 0..num_classes-1."""
+    path = config.source
+    unlabelled = [n for n, ann in used.items() if _no_label(ann.get("label"))]
+    if unlabelled:  # a split file's labels are classes 0..num_classes-1: nothing to train or test on
+        value = used[unlabelled[0]].get("label")
+        found = "no label" if value is None else f"label {int(value)}"
+        raise AgcnError(
+            f"{path}: {unlabelled[0]}: {found} ({len(unlabelled)} of {len(used)} samples unlabelled); split files "
+            f"hold labelled samples: add labels 0..{num_classes - 1}, or classify them with: agcn predict CKPT {path}"
+        )
+    for name, ann in used.items():
+        label = ann.get("label")
+        if isinstance(label, int | np.integer) and not isinstance(label, bool):
+            check_label(label, num_classes, f"{path}: {name}", class_count_hint(config, num_classes))

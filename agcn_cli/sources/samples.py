@@ -18,15 +18,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from ..errors import AgcnError
-from ..io.splitfile import check_split_file, read_sample, read_sample_pad, split_label_names, split_layout
+from ..io.splitfile import check_split_file, read_meta, read_samples, split_label_names, split_layout
 from ..skeleton.layouts import Layout, get_layout
 from ..skeleton.normalize import WindowPad
 from ..skeleton.persons import fit_persons
-from .formats import detect_source_format
+from .formats import FILE_FORMATS, detect_input_format
 from .kinetics import KINETICS_FOLDERS, KINETICS_LAYOUT, KINETICS_RECIPE, KINETICS_SOURCE, read_video, video_sample
 from .ntu import SkeletonError, parse_name
 from .ntu_convert import NTU_LAYOUT, NTU_SOURCE, list_skeleton_files, padded_skeleton_sample
@@ -43,7 +42,8 @@ from .pkl import (
 )
 from .recipes import check_recipe
 
-SPLIT_SUFFIXES = (".h5", ".hdf5")
+SPLIT_SUFFIXES = tuple(suffix for suffix, found in FILE_FORMATS.items() if found == "split")
+PREDICT_KINDS = {"ntu": "skeleton", "pkl": "pkl", "kinetics": "kinetics", "split": "split"}  # format -> Input.kind
 
 
 @dataclass
@@ -188,28 +188,26 @@ class SplitInput(Input):
     indices: list[int] = field(default_factory=list)  # the samples yielded
 
     def samples(self) -> Iterator[Sample | SampleFailure]:
-        with h5py.File(self.path, "r") as f:
-            labels = f["label"]
-            for i in self.indices:
-                data = read_sample(f, i).transpose(3, 1, 2, 0)  # (M, T, V, C)
-                yield Sample(self.names[i], self.path, fit_persons(data), _label(labels[i]), read_sample_pad(f, i))
+        for i, (data, label, pad) in zip(self.indices, read_samples(self.path, self.indices), strict=True):
+            data = fit_persons(data.transpose(3, 1, 2, 0))  # (M, T, V, C)
+            yield Sample(self.names[i], self.path, data, _label(label), pad)
 
 
 def input_kind(path: Path) -> str:
-    """skeleton | pkl | kinetics | split for a file or folder; AgcnError for anything else."""
+    """skeleton | pkl | kinetics | split: what `agcn predict` reads `path` as (`formats.detect_input_format`);
+    AgcnError for anything else."""
     path = Path(path)
+    found = detect_input_format(path)
     if path.is_dir():
-        return "kinetics" if detect_source_format(path) == "kinetics" else "skeleton"
+        return "kinetics" if found == "kinetics" else "skeleton"
     if not path.exists():
         raise AgcnError(f"{path}: no such file or folder")
-    suffix = path.suffix.lower()
-    kinds = {".skeleton": "skeleton", ".pkl": "pkl", ".json": "kinetics", **dict.fromkeys(SPLIT_SUFFIXES, "split")}
-    if suffix not in kinds:
+    if found not in PREDICT_KINDS:
         raise AgcnError(
             f"{path}: not an input agcn reads; expected a .skeleton, .pkl (MMAction2/pyskl), .json "
             "(Kinetics-Skeleton) or .h5 (split) file, or a folder of .skeleton or .json files"
         )
-    return kinds[suffix]
+    return PREDICT_KINDS[found]
 
 
 def open_input(
@@ -251,8 +249,7 @@ def open_input(
             path, kind, native, len(annotations), PKL_RECIPE, PKL_SOURCE, annotations=list(annotations), signature=sig
         )
     attrs = check_split_file(path)
-    with h5py.File(path, "r") as f:
-        all_names = list(f["name"].asstr()[:])
+    all_names = list(read_meta(path, ("name",), check=False)["name"])
     where = {n: i for i, n in enumerate(all_names)}
     indices = list(range(len(all_names))) if names is None else sorted({where[n] for n in names if n in where})
     native = split_layout(attrs, path)

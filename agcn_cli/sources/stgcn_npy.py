@@ -31,7 +31,6 @@ same frames as the joints, with the values the files hold.
 
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -39,21 +38,23 @@ import numpy as np
 
 from ..errors import AgcnError
 from ..io.splitfile import PAD_CENTRE, PAD_PERIOD, SampleMeta
-from ..skeleton.layouts import get_layout, load_layout
+from ..skeleton.layouts import get_layout
 from ..skeleton.normalize import pre_normalize_2sagcn_padded
 from ..skeleton.persons import fit_and_count, fit_persons
 from .kinetics import KINETICS_BENCHMARK, KINETICS_NUM_CLASSES, KINETICS_SOURCE
 from .ntu import BENCHMARKS, Benchmark, SkeletonError, get_benchmark, parse_name
 from .pipeline import (
+    ConvertConfig,
     Converted,
     ConvertReport,
-    ImportConfig,
     Job,
     SampleError,
+    Tick,
     check_label,
     class_count_hint,
     layout_attrs,
     read_label_map,
+    refuse_other_layout,
     write_splits,
 )
 from .safe_pickle import load_pickle
@@ -272,12 +273,13 @@ def open_part(part: NpyPart, layout: str | None) -> str:
     return found
 
 
-def import_npy(config: ImportConfig, progress: Callable[[int], None] | None = None) -> ConvertReport:
+def import_npy(config: ConvertConfig, tick: Tick | None = None) -> ConvertReport:
     """Write OUT_DIR/train.h5 and/or test.h5 from the gendata arrays of `config.source`."""
     t0 = time.perf_counter()
     if config.recipe not in (None, NPY_RECIPE):
         raise AgcnError(f"--recipe {config.recipe}: the gendata arrays follow 2s-AGCN's scripts ({NPY_RECIPE})")
-    given = {"--split-names": config.split_names, "--labels": config.labels, "--split": config.split}
+    # an empty --split-names names no split key: nothing to refuse
+    given = {"--split-names": config.split_names or None, "--labels": config.labels, "--split": config.split}
     for option, value in given.items():
         if value is not None:
             raise AgcnError(f"{option} does not apply to gendata arrays: train_* is train.h5, val_* is test.h5")
@@ -287,8 +289,7 @@ def import_npy(config: ImportConfig, progress: Callable[[int], None] | None = No
     layout = None
     for part in parts:
         layout = open_part(part, layout)
-    if config.layout is not None and not load_layout(config.layout).same_topology(get_layout(layout)):
-        raise AgcnError(f"--layout {config.layout}: {parts[0].joint.name} holds the {layout} layout")
+    refuse_other_layout(config.layout, layout, f"{parts[0].joint.name} holds the {layout} layout")
     kinetics = layout == "openpose18"
     if kinetics and config.benchmark:
         raise AgcnError(f"--benchmark is for NTU arrays; {parts[0].joint.name} holds Kinetics-Skeleton's 18 joints")
@@ -302,21 +303,7 @@ def import_npy(config: ImportConfig, progress: Callable[[int], None] | None = No
             "sets the class count) or --num-classes"
         )
 
-    jobs: list[RowJob] = []  # split by split, each in name order
-    skipped: list[tuple[str, str]] = []
-    hint = class_count_hint(config, num_classes)
-    for part in parts:
-        names, labels = read_label_pkl(part.labels, len(part.arrays["joint"]), part.joint)
-        rows: dict[str, RowJob] = {}
-        for row, (name, label) in enumerate(zip(names, labels, strict=True)):
-            meta = sample_meta(name, check_label(label, num_classes, f"{part.labels}: {name}", hint), layout)
-            if meta.name in rows:
-                skipped.append((meta.name, f"{part.labels}: {name}: repeats sample #{rows[meta.name].row}'s name"))
-                continue
-            if bench is not None and meta.setup >= 0:
-                _check_benchmark(bench, meta, part)
-            rows[meta.name] = RowJob(meta.name, f"{part.joint}: {meta.name}", part.split, row, meta)
-        jobs += [rows[n] for n in sorted(rows)]
+    jobs, skipped = _row_jobs(parts, layout, bench, num_classes, class_count_hint(config, num_classes))
 
     attrs = {
         **layout_attrs(layout),
@@ -332,9 +319,32 @@ def import_npy(config: ImportConfig, progress: Callable[[int], None] | None = No
     run = config if any(part.raw for part in parts) else replace(config, workers=1)
     return write_splits(
         run, by_split, attrs, jobs, lambda job: convert_row(job, by_split[job.split], normalize),
-        started=t0, skipped=skipped, progress=progress,
+        started=t0, skipped=skipped, progress=tick,
         split_attrs={part.split: {"source_file": part.joint.name} for part in parts},
     )  # fmt: skip
+
+
+def _row_jobs(
+    parts: list[NpyPart], layout: str, bench: Benchmark | None, num_classes: int, hint: str
+) -> tuple[list[RowJob], list[tuple[str, str]]]:
+    """The samples of the parts, split by split, each in name order, and those skipped (a repeated
+    name); AgcnError for a label outside 0..num_classes-1 (`hint`: how to fix it) or a name outside
+    the benchmark's split."""
+    jobs: list[RowJob] = []
+    skipped: list[tuple[str, str]] = []
+    for part in parts:
+        names, labels = read_label_pkl(part.labels, len(part.arrays["joint"]), part.joint)
+        rows: dict[str, RowJob] = {}
+        for row, (name, label) in enumerate(zip(names, labels, strict=True)):
+            meta = sample_meta(name, check_label(label, num_classes, f"{part.labels}: {name}", hint), layout)
+            if meta.name in rows:
+                skipped.append((meta.name, f"{part.labels}: {name}: repeats sample #{rows[meta.name].row}'s name"))
+                continue
+            if bench is not None and meta.setup >= 0:
+                _check_benchmark(bench, meta, part)
+            rows[meta.name] = RowJob(meta.name, f"{part.joint}: {meta.name}", part.split, row, meta)
+        jobs += [rows[n] for n in sorted(rows)]
+    return jobs, skipped
 
 
 def _check_benchmark(bench: Benchmark, meta: SampleMeta, part: NpyPart) -> None:

@@ -30,7 +30,6 @@ files of the set or on the number of worker processes. Names on the NTU missing-
 are never produced, since `agcn preprocess` would drop them.
 """
 
-import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,8 +38,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AgcnError
+from ..io.atomic import atomic_output, remove_stale_temps_in
 from ..specs import spec_path
 from .ntu import NUM_JOINTS, read_name_list
+from .pipeline import map_in_pool
 from .synth_body import (
     HANDS_FEET,
     LEAVES,
@@ -71,7 +72,7 @@ class SynthConfig:
     max_frames: int = 80  # longest sequence; short clips keep CPU training fast
     seed: int = 0  # same seed, same files
     artefacts: bool = True  # Kinect jitter, dropped frames, late/early bodies, ghosts, slot swaps
-    workers: int = 0  # processes for large sets; 0: one per core
+    workers: int = 0  # processes for large sets (the conversion pipeline's pool); 0: one per core
 
 
 def _check(config: SynthConfig) -> None:
@@ -164,32 +165,26 @@ def generate(
             f"({clash[0]}.skeleton{', ...' if len(clash) > 1 else ''}); pass --overwrite to replace them, "
             "or choose another folder"
         )
-    jobs = [(str(out_dir), name, config) for name in names]
-    workers = min(config.workers or os.cpu_count() or 1, len(jobs))
-    if workers == 1 or len(jobs) < 64:  # a pool costs more than it saves on small sets
-        return [_tick(_write_one(job), progress) for job in jobs]
-    with mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers) as pool:
-        return [_tick(p, progress) for p in pool.imap(_write_one, jobs, chunksize=16)]
+    remove_stale_temps_in(out_dir)  # once: a listing per file would cost n^2 on large sets
+    jobs = [(out_dir, name, config) for name in names]
+    paths = []
+    for path in map_in_pool(_write_one, jobs, config.workers):  # each file its own generator: any order of work
+        if progress:
+            progress(1)
+        paths.append(path)
+    return paths
 
 
-def _tick(path: Path, progress: Callable[[int], None] | None) -> Path:
-    if progress:
-        progress(1)
-    return path
-
-
-def _write_one(job: tuple[str, str, SynthConfig]) -> Path:
+def _write_one(job: tuple[Path, str, SynthConfig]) -> Path:
     out_dir, name, config = job
     fields = [int(name[k : k + 3]) for k in (1, 5, 9, 13, 17)]  # S C P R A
     rng = np.random.default_rng([config.seed, *fields, 104729])
     text = render(simulate(name, config, rng), rng, reorder=config.artefacts)
-    path = Path(out_dir) / f"{name}.skeleton"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    path = out_dir / f"{name}.skeleton"
     try:
-        tmp.write_text(text, newline="")
-        os.replace(tmp, path)
+        with atomic_output(path, sweep=False) as tmp:
+            tmp.write_text(text, newline="")
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise AgcnError(f"{path}: cannot write ({e.strerror})") from None
     return path
 

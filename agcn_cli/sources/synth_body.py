@@ -104,6 +104,7 @@ def _hand_to_head(u, side, m, hold):
     return {f"{side}_raise": 0.95 * m.amp * r, f"{side}_abd": 0.9 * r, f"{side}_elbow": 2.4 * r}
 
 
+# long by design: one short branch per hand-made action, read as a table of actions
 def action_angles(action: int, u: np.ndarray, m: Style, person: int) -> dict[str, np.ndarray]:
     """Joint-angle trajectories (radians; tx, ty, tz in metres) of `person` (0 or 1) over u in [0, 1].
 

@@ -110,32 +110,38 @@ def stream_vectors(joints: np.ndarray, values: np.ndarray, stream: str, layout: 
 def split_scene(path: Path, sample: str | int, stream: str = "joint") -> Scene:
     """One sample of a split file, named `sample` (a str) or the `sample`-th (an int, 0-based), as a
     scene of its `stream`."""
-    import h5py
-
     from ..evaluation.metrics import class_names
-    from ..io.splitfile import check_split_file, read_sample, split_label_names, split_layout
+    from ..io.splitfile import (
+        check_split_file,
+        read_meta,
+        read_samples,
+        split_label_names,
+        split_layout,
+        stored_streams,
+    )
 
     if stream not in STREAMS:
         raise AgcnError(f"unknown stream {stream!r}; choose one of: {', '.join(STREAMS)}")
     attrs = check_split_file(path)
     layout = split_layout(attrs, path)
-    with h5py.File(path, "r") as f:
-        names = f["name"].asstr()[:]
-        if not len(names):
-            raise AgcnError(f"{path}: the file holds no sample")
-        some = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-        if isinstance(sample, str):
-            found = np.flatnonzero(names == sample)
-            if not len(found):
-                raise AgcnError(f"{path}: no sample named {sample!r} ({len(names)} samples: {some})")
-            i = int(found[0])
-        elif 0 <= sample < len(names):
-            i, sample = int(sample), str(names[sample])
-        else:
-            raise AgcnError(f"{path}: no sample {sample}; the file has {len(names)} (0-{len(names) - 1}: {some})")
-        joint = read_sample(f, i, "joint")  # (C, T, V, M)
-        values = read_sample(f, i, stream) if stream in f else compute_stream(joint, stream, layout)
-        label = int(f["label"][i])
+    names = read_meta(path, ("name",), check=False)["name"]
+    if not len(names):
+        raise AgcnError(f"{path}: the file holds no sample")
+    some = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    if isinstance(sample, str):
+        found = np.flatnonzero(names == sample)
+        if not len(found):
+            raise AgcnError(f"{path}: no sample named {sample!r} ({len(names)} samples: {some})")
+        i = int(found[0])
+    elif 0 <= sample < len(names):
+        i, sample = int(sample), str(names[sample])
+    else:
+        raise AgcnError(f"{path}: no sample {sample}; the file has {len(names)} (0-{len(names) - 1}: {some})")
+    ((joint, label, _),) = read_samples(path, [i])  # (C, T, V, M)
+    if stream in stored_streams(path):
+        ((values, _, _),) = read_samples(path, [i], stream)
+    else:
+        values = compute_stream(joint, stream, layout)
     names_by_label = class_names(int(attrs["num_classes"]), str(attrs.get("benchmark", "")),
                                  split_label_names(attrs, path))  # fmt: skip
     title = f"{sample}: {label_text(label, names_by_label)}"
