@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agcn_cli.engine.data import BatchLoader, SkeletonDataset  # noqa: E402
-from agcn_cli.io.splitfile import SampleMeta, SplitWriter  # noqa: E402
+from agcn_cli.io.splitwrite import SampleMeta, SplitWriter  # noqa: E402
 from agcn_cli.io.streamfile import materialize_streams  # noqa: E402
 from agcn_cli.skeleton.sampling import sample_batch_indices  # noqa: E402
 from agcn_cli.skeleton.streams import DERIVED_STREAMS, STREAMS  # noqa: E402

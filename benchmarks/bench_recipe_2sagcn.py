@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agcn_cli.engine.data import BatchLoader, SkeletonDataset, _EpochBatches  # noqa: E402
-from agcn_cli.io.splitfile import PAD_CENTRE, PAD_PERIOD, SampleMeta, SplitWriter  # noqa: E402
+from agcn_cli.io.splitfile import PAD_CENTRE, PAD_PERIOD  # noqa: E402
+from agcn_cli.io.splitwrite import SampleMeta, SplitWriter  # noqa: E402
 from tests.reference.feeder_tools import feeder_item  # noqa: E402
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from agcn_cli.io.splitfile import SampleMeta, SplitWriter
+from agcn_cli.io.splitwrite import SampleMeta, SplitWriter
 from agcn_cli.skeleton.layouts import get_layout
 
 

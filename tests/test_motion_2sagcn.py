@@ -13,7 +13,7 @@ import pytest
 from agcn_cli.engine.data import BatchLoader, SkeletonDataset, _EpochBatches
 from agcn_cli.evaluation.scoring import checkpoint_views, scoring_dataset
 from agcn_cli.io.checkpoint import DataInfo
-from agcn_cli.io.splitfile import SampleMeta, SplitWriter
+from agcn_cli.io.splitwrite import SampleMeta, SplitWriter
 from agcn_cli.io.streamfile import materialize_streams
 from agcn_cli.skeleton.augment import draw_choose
 from agcn_cli.skeleton.layouts import get_layout

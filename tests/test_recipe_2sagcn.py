@@ -22,7 +22,8 @@ from agcn_cli.errors import AgcnError
 from agcn_cli.evaluation.evaluate import EvalConfig, evaluate
 from agcn_cli.evaluation.scoring import checkpoint_views
 from agcn_cli.io.checkpoint import DataInfo
-from agcn_cli.io.splitfile import PAD_CENTRE, PAD_PERIOD, SampleMeta, SplitWriter
+from agcn_cli.io.splitfile import PAD_CENTRE, PAD_PERIOD
+from agcn_cli.io.splitwrite import SampleMeta, SplitWriter
 from agcn_cli.io.streamfile import materialize_streams
 from agcn_cli.skeleton.augment import MOVE_ANGLES, MOVE_SCALES, MOVE_SHIFTS, draw_choose, draw_move, random_move
 from agcn_cli.skeleton.layouts import get_layout

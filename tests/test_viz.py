@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from agcn_cli.cli import app
 from agcn_cli.io.scores import Scores, write_scores
-from agcn_cli.io.splitfile import SampleMeta, SplitWriter
+from agcn_cli.io.splitwrite import SampleMeta, SplitWriter
 from agcn_cli.skeleton.layouts import parse_layout
 from tests.helpers import random_body, write_skeleton, write_split
 

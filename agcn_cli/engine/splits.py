@@ -58,43 +58,8 @@ def build_data(
     layout = splits[0].layout
     label_names = split_label_names(attrs, train_path)
     for ds in splits:
-        if (ds.attrs["layout"], ds.attrs["channels"]) != (attrs["layout"], attrs["channels"]):
-            raise AgcnError(f"{ds.path}: layout/channels differ from those of the training data {train_path}")
-        if not ds.layout.same_topology(layout):
-            raise AgcnError(
-                f"{ds.path}: layout {ds.layout.name!r} is not the skeleton of the training data {train_path} "
-                f"(same name, different joints, graphs or bones)"
-            )
-        if split_label_names(ds.attrs, ds.path) not in ((), label_names):
-            raise AgcnError(f"{ds.path}: label_names differ from those of the training data {train_path}")
-        if int(ds.labels.max()) >= num_classes:
-            raise AgcnError(
-                f"{ds.path}: label {int(ds.labels.max())} does not fit {num_classes} classes (labels must be "
-                f"0..{num_classes - 1}); raise --num-classes, or drop it to use the file's num_classes"
-            )
-    loader = BatchLoader(
-        splits[0],
-        config.batch_size // ctx.world_size,
-        shuffle=True,
-        seed=config.seed,
-        rank=ctx.rank,
-        world_size=ctx.world_size,
-        num_workers=config.workers,
-        pin_memory=config.pin_memory,
-        drop_last=config.drop_last,
-    )
-    if len(loader) == 0:  # drop_last with fewer samples than a batch: refused before RUN_DIR is made
-        n, ws = len(splits[0]), ctx.world_size
-        fix = (
-            f"lower --batch-size to at most {n // ws * ws}, or pass --no-drop-last"
-            if n >= ws
-            else "pass --no-drop-last"
-        )
-        raise AgcnError(
-            f"{train_path}: {n} training sample(s) make no whole batch of {config.batch_size}"
-            f"{f' ({loader.batch_size} a process)' if ws > 1 else ''} with --drop-last, so an epoch would "
-            f"train on nothing; {fix}"
-        )
+        _check_against_training(ds, splits[0], label_names, num_classes)
+    loader = _train_loader(splits[0], config, ctx)
     val_loader = None
     if len(splits) > 1:
         val_loader = BatchLoader(
@@ -121,3 +86,51 @@ def build_data(
         layout_spec=layout.spec(),
     )
     return loader, val_loader, data, model_config
+
+
+def _check_against_training(
+    ds: SkeletonDataset, train: SkeletonDataset, label_names: tuple[str, ...], num_classes: int
+) -> None:
+    """A split that does not fit the training data's layout, channels, class names or class count: refused."""
+    attrs, train_path = train.attrs, train.path
+    if (ds.attrs["layout"], ds.attrs["channels"]) != (attrs["layout"], attrs["channels"]):
+        raise AgcnError(f"{ds.path}: layout/channels differ from those of the training data {train_path}")
+    if not ds.layout.same_topology(train.layout):
+        raise AgcnError(
+            f"{ds.path}: layout {ds.layout.name!r} is not the skeleton of the training data {train_path} "
+            f"(same name, different joints, graphs or bones)"
+        )
+    if split_label_names(ds.attrs, ds.path) not in ((), label_names):
+        raise AgcnError(f"{ds.path}: label_names differ from those of the training data {train_path}")
+    if int(ds.labels.max()) >= num_classes:
+        raise AgcnError(
+            f"{ds.path}: label {int(ds.labels.max())} does not fit {num_classes} classes (labels must be "
+            f"0..{num_classes - 1}); raise --num-classes, or drop it to use the file's num_classes"
+        )
+
+
+def _train_loader(train: SkeletonDataset, config: TrainConfig, ctx: Dist) -> BatchLoader:
+    """The training split's loader, this process's shard; refused when an epoch would hold no batch
+    (drop_last with fewer samples than a batch), before RUN_DIR is made."""
+    loader = BatchLoader(
+        train,
+        config.batch_size // ctx.world_size,
+        shuffle=True,
+        seed=config.seed,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        num_workers=config.workers,
+        pin_memory=config.pin_memory,
+        drop_last=config.drop_last,
+    )
+    if len(loader) == 0:
+        n, ws = len(train), ctx.world_size
+        fix = "pass --no-drop-last"
+        if n >= ws:
+            fix = f"lower --batch-size to at most {n // ws * ws}, or {fix}"
+        raise AgcnError(
+            f"{train.path}: {n} training sample(s) make no whole batch of {config.batch_size}"
+            f"{f' ({loader.batch_size} a process)' if ws > 1 else ''} with --drop-last, so an epoch would "
+            f"train on nothing; {fix}"
+        )
+    return loader

@@ -248,6 +248,35 @@ def _read_aligned(paths: list[Path]) -> list[Scores]:
     return align(paths, [read_scores(p) for p in paths])
 
 
+def _check_fuse_options(paths: list[Path], kind: str, search: bool, val: list[Path]) -> None:
+    if len(paths) < 2:
+        raise AgcnError(f"fuse needs at least two score files, got {len(paths)}")
+    if val and not search:
+        raise AgcnError("--val files are used to choose weights: pass --search with them")
+    if val and len(val) != len(paths):
+        raise AgcnError(
+            f"--val has {len(val)} files for {len(paths)} score files; give one validation file per stream, "
+            "in the same order"
+        )
+    if kind not in SCORE_KINDS:
+        raise AgcnError(f"unknown score kind {kind!r}; choose one of: {', '.join(SCORE_KINDS)}")
+
+
+def _read_val(paths: list[Path], aligned: list[Scores], val_paths: list[Path]) -> list[Scores]:
+    """The --val score files, aligned, each checked against its test file (same stream, same classes)."""
+    val_aligned = _read_aligned(val_paths)
+    for vp, vs, tp, ts in zip(val_paths, val_aligned, paths, aligned, strict=True):
+        vm, tm = vs.attrs.get("modality"), ts.attrs.get("modality")
+        if vm and tm and vm != tm:
+            raise AgcnError(
+                f"{vp} holds {vm!r} scores but the matching test file {tp} holds {tm!r}; "
+                "list the --val files in the same stream order as the score files"
+            )
+        if vs.num_classes != ts.num_classes:
+            raise AgcnError(f"{vp} scores {vs.num_classes} classes but {tp} scores {ts.num_classes}")
+    return val_aligned
+
+
 def fuse_files(
     paths: list[Path],
     weights: str | None = None,
@@ -261,17 +290,7 @@ def fuse_files(
     """Read, align and fuse score files; with `search`, choose the weights on a grid (on the
     `val` files when given, else on the test files themselves). Writes `out` when given."""
     paths = [Path(p) for p in paths]
-    if len(paths) < 2:
-        raise AgcnError(f"fuse needs at least two score files, got {len(paths)}")
-    if val and not search:
-        raise AgcnError("--val files are used to choose weights: pass --search with them")
-    if val and len(val) != len(paths):
-        raise AgcnError(
-            f"--val has {len(val)} files for {len(paths)} score files; give one validation file per stream, "
-            "in the same order"
-        )
-    if kind not in SCORE_KINDS:
-        raise AgcnError(f"unknown score kind {kind!r}; choose one of: {', '.join(SCORE_KINDS)}")
+    _check_fuse_options(paths, kind, search, val)
     given_w = parse_weights(weights, paths)
     aligned = _read_aligned(paths)
     names = class_names(
@@ -290,17 +309,7 @@ def fuse_files(
 
     val_metrics = None
     if val:
-        val_paths = [Path(p) for p in val]
-        val_aligned = _read_aligned(val_paths)
-        for vp, vs, tp, ts in zip(val_paths, val_aligned, paths, aligned, strict=True):
-            vm, tm = vs.attrs.get("modality"), ts.attrs.get("modality")
-            if vm and tm and vm != tm:
-                raise AgcnError(
-                    f"{vp} holds {vm!r} scores but the matching test file {tp} holds {tm!r}; "
-                    "list the --val files in the same stream order as the score files"
-                )
-            if vs.num_classes != ts.num_classes:
-                raise AgcnError(f"{vp} scores {vs.num_classes} classes but {tp} scores {ts.num_classes}")
+        val_aligned = _read_val(paths, aligned, [Path(p) for p in val])
         result = search_weights(val_aligned, kind, grid, on="val")
         val_fused = fuse_scores(val_aligned, result.weights, kind)
         val_metrics = compute_metrics(val_fused.kind(kind), val_fused.labels, names)

@@ -198,32 +198,17 @@ def predict(
     names = class_names(k, models[0].data.benchmark, label_names=models[0].data.label_names)
 
     ours = LabelSpace(benchmark_family(models[0].data.benchmark, k), k, tuple(models[0].data.label_names))
-
-    def score(batch: list[_Entry]) -> Iterator[Prediction | SampleFailure]:
-        """Predictions for the samples of `batch` ((item, window padding, its input's label space)),
-        failures passed through, in order. A label is the truth only in the checkpoint's label space."""
+    for batch in _batches(opened, batch_size):
         probs, items = _probabilities(models, views, batch, k, dev)
         fused = weighted_mean(probs, weights)  # (B, num_classes) float64
-        for i, item in enumerate(items):
-            if isinstance(item, SampleFailure):
-                yield item
-                continue
-            largest = float(np.abs(item.data).max()) if item.data.size else 0.0
-            if largest > COORDINATE_LIMIT or not np.isfinite(fused[i]).all():
-                yield SampleFailure(
-                    f"{item.source}: {item.name}",
-                    f"largest |coordinate| {largest:.3g} is beyond {COORDINATE_LIMIT:.0e}, or makes the model's scores "
-                    "non-finite: not a skeleton in metres or pixels; check how the sample was made",
-                )
-                continue
-            best = np.argsort(-fused[i], kind="stable")[: min(top, k)]
-            ranked = [(int(c), names[c], float(fused[i, c])) for c in best]
-            truth = item.label if item.label is not None and item.label < k and not batch[i][2].differs(ours) else None
-            label_name = None if truth is None else names[truth]
-            yield Prediction(item.name, item.source, item.data.shape[1], ranked, truth, label_name)
+        yield from _ranked(items, batch, fused, names, top, ours)
         if progress:
             progress(sum(isinstance(item, Sample) for item in items))
 
+
+def _batches(opened: list[Input | SampleFailure], batch_size: int) -> Iterator[list[_Entry]]:
+    """The inputs' samples (and failures) in order, `batch_size` samples a batch (failures ride
+    along), each with its window padding and its input's label space; the last batch may be empty."""
     batch: list[_Entry] = []
     filled = 0
     for entry in opened:
@@ -235,6 +220,32 @@ def predict(
             batch.append((item, padding, entry.label_space))
             filled += isinstance(item, Sample)
             if filled == batch_size:
-                yield from score(batch)
+                yield batch
                 batch, filled = [], 0
-    yield from score(batch)
+    yield batch
+
+
+def _ranked(
+    items: list[Sample | SampleFailure], batch: list[_Entry], fused: np.ndarray, names: list[str], top: int,
+    ours: LabelSpace,
+) -> Iterator[Prediction | SampleFailure]:  # fmt: skip
+    """Predictions for the samples of a batch from their fused probabilities (B, num_classes),
+    failures passed through, in order. A label is the truth only in the checkpoint's label space."""
+    k = fused.shape[1]
+    for i, item in enumerate(items):
+        if isinstance(item, SampleFailure):
+            yield item
+            continue
+        largest = float(np.abs(item.data).max()) if item.data.size else 0.0
+        if largest > COORDINATE_LIMIT or not np.isfinite(fused[i]).all():
+            yield SampleFailure(
+                f"{item.source}: {item.name}",
+                f"largest |coordinate| {largest:.3g} is beyond {COORDINATE_LIMIT:.0e}, or makes the model's scores "
+                "non-finite: not a skeleton in metres or pixels; check how the sample was made",
+            )
+            continue
+        best = np.argsort(-fused[i], kind="stable")[: min(top, k)]
+        ranked = [(int(c), names[c], float(fused[i, c])) for c in best]
+        truth = item.label if item.label is not None and item.label < k and not batch[i][2].differs(ours) else None
+        label_name = None if truth is None else names[truth]
+        yield Prediction(item.name, item.source, item.data.shape[1], ranked, truth, label_name)

@@ -1,4 +1,5 @@
-"""The agcn HDF5 schema (data_specs/hdf5.md): write atomically and streamed, open and validate.
+"""The agcn HDF5 schema (data_specs/hdf5.md): its names, the checks of a file, its readers
+(`io/splitwrite` writes it).
 
 One file holds one benchmark split. Samples keep their real length: the frames of all samples
 are concatenated along the first axis of each stream dataset, `(total_frames, M, V, C)`, and
@@ -8,18 +9,15 @@ are concatenated along the first axis of each stream dataset, `(total_frames, M,
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from .. import __version__
 from ..errors import AgcnError
 from ..skeleton.layouts import Layout, resolve_layout
 from ..skeleton.normalize import WindowPad
 from ..skeleton.streams import DERIVED_STREAMS, STREAMS
-from .atomic import temp_path
 
 SPLIT_FORMAT = "agcn-skeleton"
 SCHEMA_VERSION = 1
@@ -33,154 +31,6 @@ REQUIRED_ATTRS = (
 # window (skeleton.normalize.WindowPad; data_specs/hdf5.md)
 PAD_PERIOD = "pad_period"  # (N, M) int32: each person's period
 PAD_CENTRE = "pad_centre"  # (total_frames, 3) float32: person 0's rotated centre joint, per frame
-
-
-@dataclass
-class SampleMeta:
-    name: str
-    label: int  # 0-based class index
-    setup: int = -1  # -1 where the source has no such field
-    camera: int = -1
-    subject: int = -1
-    replication: int = -1
-
-
-class SplitWriter:
-    """Streams samples into a new split file; the file appears under its name on `close()`.
-
-    Frames are buffered and appended in blocks, so memory stays bounded whatever the number
-    of samples. Use as a context manager: an exception discards the temporary file.
-    """
-
-    def __init__(self, path: Path, attrs: dict, num_persons: int, num_joints: int, num_channels: int):
-        self.path = Path(path)
-        self.tmp = temp_path(self.path)
-        self.shape = (num_persons, num_joints, num_channels)
-        self.file = h5py.File(self.tmp, "w")
-        header = {"format": SPLIT_FORMAT, "schema_version": SCHEMA_VERSION, "created_by": f"agcn {__version__}"}
-        for key, value in {**header, **attrs}.items():
-            self.file.attrs[key] = value
-        self.frames = create_stream(self.file, "joint", self.shape)
-        self.buffer: list[np.ndarray] = []
-        self.buffered = 0
-        self.total = 0
-        self.meta: list[SampleMeta] = []
-        self.lengths: list[int] = []
-        self.persons: list[int] = []
-        self.extras: dict[str, list[np.ndarray]] = {}  # per-sample values of optional datasets, e.g. img_shape
-        self.frame_extras: dict[str, list[np.ndarray]] = {}  # per-frame values, buffered until a flush
-        self.frame_datasets: dict[str, h5py.Dataset] = {}
-
-    def append(
-        self,
-        sample: np.ndarray,
-        meta: SampleMeta,
-        num_persons: int,
-        extras: dict[str, np.ndarray] | None = None,
-        frame_extras: dict[str, np.ndarray] | None = None,
-    ) -> None:
-        """Add one person-major sample (M, T, V, C), with its values of optional per-sample datasets
-        and of optional per-frame datasets ((T, ...) each, rows aligned with `joint`)."""
-        frames = np.ascontiguousarray(sample.transpose(1, 0, 2, 3), dtype=np.float32)  # (T, M, V, C)
-        if frames.shape[1:] != self.shape:
-            raise AgcnError(f"{meta.name}: sample shape {sample.shape} does not fit {self.path} (M, V, C)={self.shape}")
-        self.buffer.append(frames)
-        self.buffered += len(frames)
-        self.meta.append(meta)
-        self.lengths.append(len(frames))
-        self.persons.append(num_persons)
-        for key, value in (extras or {}).items():
-            self.extras.setdefault(key, []).append(value)
-        for key, value in (frame_extras or {}).items():
-            if len(value) != len(frames):
-                raise AgcnError(f"{meta.name}: {key} has {len(value)} rows for {len(frames)} frames")
-            self.frame_extras.setdefault(key, []).append(np.asarray(value))
-        if self.buffered >= 16 * CHUNK_FRAMES:
-            self._flush()
-
-    def _flush(self, final: bool = False) -> None:
-        """Write the buffered frames; before the end, only whole chunks, so that no compressed
-        chunk is ever read back, completed and compressed again (BENCHMARKS.md, "Preprocessing")."""
-        for key, values in self.frame_extras.items():  # small: appended whole at every flush
-            rows = np.concatenate(values)
-            out = self.frame_datasets.get(key)
-            if out is None:
-                out = self.frame_datasets[key] = self.file.create_dataset(
-                    key, shape=(0, *rows.shape[1:]), maxshape=(None, *rows.shape[1:]), dtype=rows.dtype,
-                    chunks=(16 * CHUNK_FRAMES, *rows.shape[1:]), shuffle=True, compression="lzf",
-                )  # fmt: skip
-            out.resize(len(out) + len(rows), axis=0)
-            out[len(out) - len(rows) :] = rows
-            values.clear()
-        if not self.buffer:
-            return
-        block = np.concatenate(self.buffer)
-        n = len(block) if final else len(block) - (self.total + len(block)) % CHUNK_FRAMES
-        if n > 0:
-            self.frames.resize(self.total + n, axis=0)
-            self.frames[self.total :] = block[:n]
-            self.total += n
-        rest = block[max(n, 0) :]
-        self.buffer, self.buffered = ([rest] if len(rest) else []), len(rest)
-
-    def close(self) -> None:
-        f = self.file
-        for key, values in self.extras.items():
-            if len(values) != len(self.meta):
-                raise AgcnError(f"{self.path}: {key} given for {len(values)} of {len(self.meta)} samples")
-            f.create_dataset(key, data=np.stack(values))
-        self._flush(final=True)
-        lengths = np.asarray(self.lengths, dtype=np.int64)
-        for key, out in self.frame_datasets.items():
-            if len(out) != self.total:
-                raise AgcnError(f"{self.path}: {key} given for {len(out)} of {self.total} frames")
-        f.create_dataset("num_frames", data=lengths.astype(np.int32))
-        f.create_dataset("offset", data=np.cumsum(lengths) - lengths)
-        f.create_dataset("name", data=[m.name for m in self.meta], dtype=h5py.string_dtype())
-        for field in META_INT_FIELDS:
-            values = self.persons if field == "num_persons" else [getattr(m, field) for m in self.meta]
-            f.create_dataset(field, data=np.asarray(values, dtype=np.int32))
-        f.attrs["num_samples"] = len(self.meta)
-        f.close()
-        os.replace(self.tmp, self.path)
-
-    def discard(self) -> None:
-        if self.file.id.valid:
-            self.file.close()
-        self.tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> "SplitWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            try:
-                self.close()
-            except BaseException:  # a check of close(): no half-written file either
-                self.discard()
-                raise
-        else:
-            self.discard()
-
-
-def create_stream(f: h5py.File, name: str, shape: tuple[int, int, int], data: np.ndarray | None = None):
-    """A frame-concatenated stream dataset, chunked by frames, shuffled and LZF-compressed.
-
-    LZF (built into h5py) writes and reads faster than gzip at a similar ratio on skeletons
-    (BENCHMARKS.md, "Format choices"); `h5repack -f GZIP=4` converts for other readers.
-    """
-    rows = 0 if data is None else len(data)
-    chunk_rows = max(1, min(CHUNK_FRAMES, rows)) if data is not None else CHUNK_FRAMES
-    return f.create_dataset(
-        name,
-        shape=(rows, *shape),
-        maxshape=(None, *shape),
-        dtype=np.float32,
-        chunks=(chunk_rows, *shape),
-        shuffle=True,
-        compression="lzf",
-        data=data,
-    )
 
 
 # ---- reading ------------------------------------------------------------------------------
@@ -290,47 +140,66 @@ ATTR_RULES = {
 
 def _check_datasets(f: h5py.File, path: Path, attrs: dict, layout: Layout) -> None:
     """The datasets against the schema, the attributes and the layout: types, shapes, ranges."""
+    names = _check_per_sample(f, path, int(attrs["num_samples"]))
+    frames = _check_frames(f, path, layout)
+    _check_ranges(f, path, names, frames, int(attrs["num_classes"]))
 
-    def fail(field: str, problem: str) -> None:
-        raise AgcnError(f"{path}: {field}: {problem}")
 
-    n = int(attrs["num_samples"])
+def _fail(path: Path, field: str, problem: str) -> None:
+    raise AgcnError(f"{path}: {field}: {problem}")
+
+
+def _check_per_sample(f: h5py.File, path: Path, n: int) -> np.ndarray:
+    """The per-sample datasets: one entry a sample, integers (names strings, non-empty, unique); the names."""
     for key in REQUIRED_DATASETS:
         d = f[key]
         if not isinstance(d, h5py.Dataset):
-            fail(key, "is a group, not a dataset")
+            _fail(path, key, "is a group, not a dataset")
         if key == "joint":
             continue
         if d.ndim != 1 or len(d) != n:
-            fail(key, f"shape {d.shape}, expected ({n},): one entry per sample (num_samples {n})")
+            _fail(path, key, f"shape {d.shape}, expected ({n},): one entry per sample (num_samples {n})")
         if key == "name":
             if h5py.check_string_dtype(d.dtype) is None:
-                fail(key, f"holds {d.dtype}, expected strings")
+                _fail(path, key, f"holds {d.dtype}, expected strings")
         elif d.dtype.kind not in "iu":
-            fail(key, f"holds {d.dtype}, expected integers")
+            _fail(path, key, f"holds {d.dtype}, expected integers")
     names = f["name"].asstr()[:]
     empty = [i for i, s in enumerate(names) if not s.strip()]
     if empty:
-        fail("name", f"sample {empty[0]} has an empty name")
+        _fail(path, "name", f"sample {empty[0]} has an empty name")
     if len(set(names)) != len(names):  # scores, --sample and fusion key samples by name
         seen: set[str] = set()
         twice = next(s for s in names if s in seen or seen.add(s))
-        fail("name", f"sample {twice} appears more than once")
+        _fail(path, "name", f"sample {twice} appears more than once")
+    return names
+
+
+def _check_frames(f: h5py.File, path: Path, layout: Layout) -> int:
+    """`joint` (F, M, V, C) float frames of the layout, stored streams of its shape; F."""
     joint = f["joint"]
     v, c = layout.num_joints, len(layout.channels)
     if joint.ndim != 4 or joint.dtype.kind != "f":
-        fail("joint", f"{joint.dtype} {joint.shape}, expected float frames (F, M, V, C)")
+        _fail(path, "joint", f"{joint.dtype} {joint.shape}, expected float frames (F, M, V, C)")
     frames, persons, joints, channels = joint.shape
     if persons < 1:
-        fail("joint", "0 persons per frame")
+        _fail(path, "joint", "0 persons per frame")
     if joints != v:
-        fail("joint", f"{joints} joints per frame, layout {layout.name!r} has {v}")
+        _fail(path, "joint", f"{joints} joints per frame, layout {layout.name!r} has {v}")
     if channels != c:
-        fail("joint", f"{channels} channels per joint, layout {layout.name!r} has {c} ({','.join(layout.channels)})")
+        _fail(
+            path,
+            "joint",
+            f"{channels} channels per joint, layout {layout.name!r} has {c} ({','.join(layout.channels)})",
+        )
     for stream in DERIVED_STREAMS:
         if stream in f and (not isinstance(f[stream], h5py.Dataset) or f[stream].shape != joint.shape):
-            fail(stream, f"shape {getattr(f[stream], 'shape', None)}, expected that of joint {joint.shape}")
-    k = int(attrs["num_classes"])
+            _fail(path, stream, f"shape {getattr(f[stream], 'shape', None)}, expected that of joint {joint.shape}")
+    return frames
+
+
+def _check_ranges(f: h5py.File, path: Path, names: np.ndarray, frames: int, k: int) -> None:
+    """Per-sample values in range, and the samples stored back to back filling `joint`."""
     # (dataset, lowest, highest) per sample, compared in the stored dtype (no wrap-around of uint64)
     for key, low, high in (
         ("num_frames", 1, frames),
@@ -345,19 +214,20 @@ def _check_datasets(f: h5py.File, path: Path, attrs: dict, layout: Layout) -> No
             why = (
                 f" (num_classes {k})" if key == "label" else f" (joint holds {frames} frames)" if high == frames else ""
             )
-            fail(key, f"sample {names[i]} has {key} {values[i]}, expected {low}..{high}{why}")
+            _fail(path, key, f"sample {names[i]} has {key} {values[i]}, expected {low}..{high}{why}")
     offset, lengths = f["offset"][:].astype(np.int64), f["num_frames"][:].astype(np.int64)
     bad = np.flatnonzero(offset != np.cumsum(lengths) - lengths)
     if len(bad):
         i = bad[0]
-        fail(
+        _fail(
+            path,
             "offset",
             f"sample {names[i]} starts at frame {offset[i]}, expected {np.sum(lengths[:i])} "
             "(samples are stored back to back). Run agcn preprocess again",
         )
     total = int(lengths.sum())
     if frames != total:
-        fail("joint", f"{frames} frames, but num_frames adds up to {total} (offsets past the end)")
+        _fail(path, "joint", f"{frames} frames, but num_frames adds up to {total} (offsets past the end)")
 
 
 def split_layout(attrs: dict, path: Path | str) -> Layout:

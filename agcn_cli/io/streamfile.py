@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import AgcnError
 from ..skeleton.streams import DERIVED_STREAMS, compute_stream_frames
-from . import atomic, splitfile
+from . import atomic, splitfile, splitwrite
 
 
 def materialize_streams(
@@ -68,7 +68,7 @@ def _materialize(path: Path, wanted: list[str], force: bool, progress: Callable[
                 if key not in todo:
                     src.copy(src[key], dst, name=key)
             joint = src["joint"]
-            outputs = {s: splitfile.create_stream(dst, s, joint.shape[1:]) for s in todo}
+            outputs = {s: splitwrite.create_stream(dst, s, joint.shape[1:]) for s in todo}
             for out in outputs.values():
                 out.resize(joint.shape[0], axis=0)
             for a, b, r0, r1, block in splitfile.read_blocks(joint, offset, lengths, str(path)):  # (F, M, V, C)

@@ -257,8 +257,20 @@ def _validate(raw: object, source: str) -> Layout:
     if v > MAX_JOINTS:
         raise AgcnError(f"{source}: {v} joints; a layout has at most {MAX_JOINTS}")
     center = _joint(raw["center"], v, "'center'", source)
+    return Layout(
+        name=name,
+        joint_names=joint_names,
+        channels=channels,
+        center=center,
+        graphs=_graphs(raw["graphs"], v, source),
+        bones=tuple(sorted(_bones(raw["bones"], v, source))),
+        normalize=_normalize(raw.get("normalize"), channels, v, source),
+        description=description,
+    )
 
-    graphs_raw = raw["graphs"]
+
+def _graphs(graphs_raw: object, v: int, source: str) -> dict:
+    """The layout's graphs: name -> ((child, parent), ...), each connected, no self-loop or repeat."""
     if not isinstance(graphs_raw, dict) or not graphs_raw:
         raise AgcnError(f"{source}: 'graphs' must be a non-empty object: graph name -> list of [child, parent] edges")
     graphs = {}
@@ -275,8 +287,12 @@ def _validate(raw: object, source: str) -> Layout:
             raise AgcnError(f"{source}: graph {gname!r} lists an edge twice")
         _check_connected(edges, v, f"graph {gname!r}", source)
         graphs[gname] = edges
+    return graphs
 
-    bones = _pairs(raw["bones"], v, "bones", source)
+
+def _bones(bones_raw: object, v: int, source: str) -> list:
+    """The bone pairs (child, parent): one parent a joint, forming a tree."""
+    bones = _pairs(bones_raw, v, "bones", source)
     parents = [-1] * v
     for child, parent in bones:
         if parents[child] != -1:
@@ -286,8 +302,11 @@ def _validate(raw: object, source: str) -> Layout:
         missing = parents.index(-1)
         raise AgcnError(f"{source}: bones give no parent for joint {missing}; give one [child, parent] per joint")
     _check_bone_tree(parents, source)
+    return bones
 
-    normalize = raw.get("normalize")
+
+def _normalize(normalize: object, channels: tuple, v: int, source: str) -> dict | None:
+    """The 3D pre-normalisation's joints (origin, z and x axes), or None."""
     if normalize is not None:
         if not isinstance(normalize, dict) or set(normalize) != set(NORMALIZE_KEYS):
             raise AgcnError(f"{source}: 'normalize' must be null or an object with exactly {', '.join(NORMALIZE_KEYS)}")
@@ -304,13 +323,4 @@ def _validate(raw: object, source: str) -> Layout:
                 raise AgcnError(f"{source}: normalize {key} [{a}, {b}] needs two different joints")
             axes[key] = [a, b]
         normalize = {"origin": origin, **axes}
-    return Layout(
-        name=name,
-        joint_names=joint_names,
-        channels=channels,
-        center=center,
-        graphs=graphs,
-        bones=tuple(sorted(bones)),
-        normalize=normalize,
-        description=description,
-    )
+    return normalize

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AgcnError
-from ..io.splitfile import SampleMeta
+from ..io.splitwrite import SampleMeta
 from ..skeleton.persons import fit_and_count
 from .pipeline import (
     ConvertConfig,

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import AgcnError
 from ..io.atomic import refuse_existing
-from ..io.splitfile import SampleMeta, SplitWriter
+from ..io.splitwrite import SampleMeta, SplitWriter
 from ..skeleton.layouts import Layout, get_layout, load_layout, resolve_layout
 from ..skeleton.persons import NUM_PERSONS
 

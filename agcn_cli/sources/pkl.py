@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AgcnError
-from ..io.splitfile import SampleMeta
+from ..io.splitwrite import SampleMeta
 from ..skeleton.layouts import Layout, get_layout, load_layout
 from ..skeleton.normalize import DEFAULT_IMG_SHAPE, pre_normalize_2d, pre_normalize_3d
 from ..skeleton.persons import fit_and_count

@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AgcnError
-from ..io.splitfile import PAD_CENTRE, PAD_PERIOD, SampleMeta
+from ..io.splitfile import PAD_CENTRE, PAD_PERIOD
+from ..io.splitwrite import SampleMeta
 from ..skeleton.layouts import get_layout
 from ..skeleton.normalize import pre_normalize_2sagcn_padded
 from ..skeleton.persons import fit_and_count, fit_persons
