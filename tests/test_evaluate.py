@@ -272,3 +272,28 @@ def test_evaluate_agcn_and_foreign_checkpoints(split, tmp_path):
     config, data = foreign_facts(modality="joint-motion", clip_len=8, defaults=check_split_file(split))
     res2 = evaluate(EvalConfig(tmp_path / "raw.pth", split, clips=2, foreign_config=config, foreign_data=data))
     np.testing.assert_allclose(res2.scores.prob, s.prob, rtol=1e-5, atol=1e-7)
+
+
+def test_evaluate_writes_the_outputs_asked(split, tmp_path):
+    """`evaluate` writes the score file, the MMAction2 dump and the confusion CSV (agcn eval's --out,
+    --mmaction-dump, --confusion); `evaluate_path` checks them before anything is scored."""
+    from agcn_cli.evaluation.evaluate import EvalOutputs
+    from agcn_cli.evaluation.runs import evaluate_path
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "m.pt", build_model(ModelConfig(num_classes=3)).eval(), DataInfo(clip_len=8), epoch=1)
+    config = EvalConfig(tmp_path / "m.pt", split, clips=2, batch_size=4)
+    outputs = EvalOutputs(tmp_path / "s.h5", tmp_path / "cm.csv", tmp_path / "d.pkl")
+    assert outputs.files() == [tmp_path / "s.h5", tmp_path / "d.pkl", tmp_path / "cm.csv"]
+    res = evaluate(config, outputs=outputs)
+    assert res.checkpoint == tmp_path / "m.pt"
+    np.testing.assert_array_equal(read_scores(tmp_path / "s.h5").prob, res.scores.prob)
+    with open(tmp_path / "d.pkl", "rb") as f:
+        assert len(pickle.load(f)) == len(res.scores.names)
+    assert (tmp_path / "cm.csv").read_text().count("\n") == 4  # a header and a row per class
+    with pytest.raises(AgcnError, match="s.h5: already exists"):
+        evaluate_path(config, outputs=outputs)
+    with pytest.raises(AgcnError, match="--confusion .*cm.txt: expected a .csv file name"):
+        evaluate_path(config, outputs=EvalOutputs(confusion=tmp_path / "cm.txt"))
+    again = evaluate_path(config, outputs=EvalOutputs(tmp_path / "s.h5", overwrite=True))
+    np.testing.assert_array_equal(again.scores.prob, res.scores.prob)

@@ -86,6 +86,19 @@ def test_png_strip_has_evenly_spaced_frames(split, tmp_path):
         assert im.size == (render.STRIP_PX[0] * 3, render.STRIP_PX[1])
 
 
+def test_show_modality_and_its_old_name(split, skeleton, tmp_path):
+    """`agcn show --modality` draws a stream; `--stream`, its old name, still does, with a note."""
+    r = cli("show", split, "--sample", SAMPLE, "--modality", "bone", "--out", tmp_path / "new.png")
+    assert r.exit_code == 0 and "note:" not in r.output, r.output
+    r = cli("show", split, "--sample", SAMPLE, "--stream", "bone", "--out", tmp_path / "old.png")
+    assert r.exit_code == 0, r.output
+    assert r.stderr.splitlines() == ["note: --stream is deprecated: pass --modality bone, as agcn train, eval and "
+                                     "predict take it"]  # fmt: skip
+    assert (tmp_path / "new.png").read_bytes() == (tmp_path / "old.png").read_bytes()
+    assert "--stream" not in cli("show", "--help").output  # hidden: --modality is the flag
+    one_error_line(cli("show", skeleton, "--modality", "bone"), "--sample, --index and --modality are for split files")
+
+
 CUSTOM = {
     "name": "stick5",
     "channels": ["x", "y", "z"],
@@ -248,8 +261,10 @@ def test_bad_inputs_give_one_line(split, skeleton, tmp_path):
         f.attrs["layout"], f.attrs["layout_spec"] = "ntu26", ""
     line = one_error_line(cli("show", split, "--sample", "nope", "--out", tmp_path / "x.gif"), "no sample named 'nope'")
     assert "S001C001P001R001A001, S001C001P001R001A002" in line  # names that exist
+    one_error_line(cli("show", split, "--sample", SAMPLE, "--modality", "speed", "--out", tmp_path / "x.gif"),
+                   "--modality 'speed': choose one of: joint, bone, joint-motion, bone-motion")  # fmt: skip
     one_error_line(cli("show", split, "--sample", SAMPLE, "--stream", "speed", "--out", tmp_path / "x.gif"),
-                   "unknown stream 'speed'; choose one of: joint, bone")  # fmt: skip
+                   "--stream 'speed': choose one of: joint, bone")  # fmt: skip
     one_error_line(cli("show", tmp_path / "odd.h5", "--sample", "S001C001P001R001A001", "--out", tmp_path / "x.gif"),
                    "unknown layout 'ntu26'")  # fmt: skip
     one_error_line(

@@ -1,10 +1,15 @@
-"""The Typer app, its one error handler, the consoles and the options commands share.
+"""The Typer app, its one error handler and the consoles.
 
-Each command (in `data.py`, `train.py`, `evaluate.py`) validates its options, builds a config,
-calls one library function and prints a summary. Library errors (`AgcnError`) are printed as
-one red line on stderr with exit code 1; `--debug` shows the traceback. Heavy imports (torch,
-h5py) happen inside the commands so that `agcn --help` is instant. `agcn --version` prints the
-version; `--install-completion` / `--show-completion` are Typer's shell completion.
+Each command (one module per group: `data.py`, `train.py`, `evaluate.py`, `fuse.py`, `predict.py`,
+`export.py`, `viz.py`; the options they share in `options.py`) validates its options, calls one
+library function and prints a summary. Library errors (`AgcnError`) are printed as one red line
+on stderr with exit code 1; `--debug` shows the traceback. Mistakes on the command line are one
+such line too, for every command: a value outside an option's closed set (a StrEnum, which Typer
+checks) is `error: --device 'gpu': choose one of: auto, cpu, cuda` with exit code 1, as agcn
+refuses any bad value; an unknown option, a missing argument or a value of the wrong type keep
+click's words and exit code 2. Heavy imports (torch, h5py) happen inside the commands so that
+`agcn --help` is instant. `agcn --version` prints the version; `--install-completion` /
+`--show-completion` are Typer's shell completion.
 """
 
 import functools
@@ -19,11 +24,20 @@ from typer.core import TyperCommand, TyperGroup
 from .. import __version__
 from ..errors import AgcnError
 
+try:  # recent Typer carries its own click
+    from typer._click.exceptions import BadParameter, MissingParameter, UsageError
+except ImportError:  # pragma: no cover - Typer on click
+    from click.exceptions import BadParameter, MissingParameter, UsageError
 
-class _FlagsShownAsFlags:
-    """Help that shows a flag as a flag: Typer 0.29's rich help gives every option a type column,
-    so `--strict <bool>` (and even `--help <bool>`) invited `--strict true`, which fails. An empty
-    metavar leaves that column blank for flags; options taking a value keep their type."""
+
+class _OneLineErrors:
+    """Help that shows a flag as a flag, and command-line mistakes as one `error:` line.
+
+    Flags: Typer 0.29's rich help gives every option a type column, so `--strict <bool>` (and even
+    `--help <bool>`) invited `--strict true`, which fails. An empty metavar leaves that column blank
+    for flags; options taking a value keep their type (a closed set lists its values there).
+    Mistakes: click's usage errors (an unknown option, a missing argument, a bad value), which
+    Typer prints in a box under the usage, become the one line of `_usage_error`."""
 
     def get_params(self, ctx):
         params = super().get_params(ctx)
@@ -32,13 +46,59 @@ class _FlagsShownAsFlags:
                 param.metavar = ""
         return params
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except UsageError as e:
+            raise _usage_error(e) from None
 
-class _Command(_FlagsShownAsFlags, TyperCommand):
+
+class _Command(_OneLineErrors, TyperCommand):
     pass
 
 
-class _Group(_FlagsShownAsFlags, TyperGroup):
-    pass
+class _Group(_OneLineErrors, TyperGroup):
+    def invoke(self, ctx):
+        try:  # an unknown command, or none (`agcn --debug`)
+            return super().invoke(ctx)
+        except UsageError as e:
+            raise _usage_error(e) from None
+
+
+def _usage_error(e: UsageError) -> Exception:
+    """Print a command-line mistake as one `error:` line; return the exit to raise (or `e` itself for
+    the help that `agcn` alone shows, which click raises as a usage error)."""
+    if type(e).__name__ == "NoArgsIsHelpError":
+        return e
+    choice = _bad_choice(e)
+    if choice is not None:
+        error_line(choice)
+        return typer.Exit(1)
+    message = " ".join(e.format_message().split())  # one line: click lists a missing choice's values on several
+    if e.ctx is not None:
+        message = f"{message.rstrip('.')}; see {e.ctx.command_path} --help"
+    error_line(message)
+    return typer.Exit(e.exit_code)
+
+
+def _bad_choice(e: UsageError) -> str | None:
+    """`--device 'gpu': choose one of: auto, cpu, cuda` for a value outside an option's StrEnum, else None."""
+    param = getattr(e, "param", None)
+    desc = getattr(param, "type_descriptor", None)  # Typer's: the option's type, its choices
+    if not isinstance(e, BadParameter) or isinstance(e, MissingParameter) or desc is None or not desc.is_choice:
+        return None
+    found = getattr(e.__cause__, "errors", lambda: [])()  # the validation error Typer raised it from
+    value = found[0].get("input") if found else None  # the value given
+    if not isinstance(value, str) or not param.opts:
+        return None
+    option = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+    allowed = ", ".join(str(getattr(c, "value", c)) for c in desc.choices)
+    return f"{option} {value!r}: choose one of: {allowed}"
+
+
+def error_line(message: str) -> None:
+    """A red `error:` line on stderr; the message is printed as is (brackets in paths kept)."""
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 app = typer.Typer(
@@ -53,11 +113,6 @@ app = typer.Typer(
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True)
 _state = {"debug": False}
-
-# Options shared across commands.
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
-WorkersOpt = Annotated[int, typer.Option("--workers", "-j", min=0, help="Worker processes (0: one per CPU core).")]
 
 
 def command(*args, **kwargs):
@@ -77,7 +132,7 @@ def command(*args, **kwargs):
                     message = f"out of memory ({e or 'no details'}); nothing was written. Use smaller sizes"
                 else:
                     message = (f"{e.filename}: " if getattr(e, "filename", None) else "") + str(e.strerror or e)
-                err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+                error_line(message)
                 raise typer.Exit(1) from None
             except KeyboardInterrupt:
                 err.print("[yellow]interrupted[/yellow]; no partial output was kept")

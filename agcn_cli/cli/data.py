@@ -1,6 +1,7 @@
 """`agcn synth`, `preprocess`, `info`, `streams`: the commands that make and inspect data files."""
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import AgcnError
-from .app import JsonOpt, OverwriteOpt, WorkersOpt, command, err, out, progress_bar
+from ..skeleton.streams import DERIVED_STREAMS
+from ..sources.choices import InputFormat, Split
+from ..sources.ntu import DEFAULT_BENCHMARK, BenchmarkName
+from ..sources.recipes import DEFAULT_RECIPE, Recipe
+from .app import command, err, out, progress_bar
+from .options import LAYOUT_NAMES, JsonOpt, OverwriteOpt, WorkersOpt, plain
+
+# what `agcn streams --modality` stores: a derived stream, or all of them
+StoredStream = StrEnum("StoredStream", {s: s for s in (*DERIVED_STREAMS, "all")})
 
 
 @command("synth")
@@ -66,10 +75,10 @@ def preprocess_cmd(  # long only by its options: the body builds a config and ca
     ],
     out_dir: Annotated[Path, typer.Argument(help="Folder to write train.h5 and test.h5 into.")],
     benchmark: Annotated[
-        str | None, typer.Option(help="ntu60-xsub (default) | ntu60-xview | ntu120-xsub | ntu120-xset")
+        BenchmarkName | None, typer.Option(help=f"NTU benchmark (default: {DEFAULT_BENCHMARK}).")
     ] = None,
     recipe: Annotated[
-        str | None, typer.Option(help="mmaction2 (pyskl denoising, default) | 2s-agcn (the original scripts)")
+        Recipe | None, typer.Option(help=f"Which bodies are kept (data_specs/recipes.md; default: {DEFAULT_RECIPE}).")
     ] = None,
     missing_list: Annotated[
         Path | None, typer.Option(help="Samples to exclude (default: the benchmark's missing-skeleton list).")
@@ -78,7 +87,7 @@ def preprocess_cmd(  # long only by its options: the body builds a config and ca
         bool, typer.Option("--strict", help="Fail on the first bad file instead of skipping it.")
     ] = False,
     source_format: Annotated[
-        str, typer.Option("--format", help="auto | ntu | pkl | kinetics | npy (auto: from the input)")
+        InputFormat, typer.Option("--format", help="What RAW_DIR holds (auto: told from the input).")
     ] = "auto",
     split_names: Annotated[
         str | None, typer.Option(help="pkl: split keys TRAIN[,TEST] (default from the benchmark: xsub_train,xsub_val).")
@@ -89,12 +98,10 @@ def preprocess_cmd(  # long only by its options: the body builds a config and ca
     ] = None,
     labels: Annotated[Path | None, typer.Option(help="kinetics: label JSON of a single folder of videos.")] = None,
     split: Annotated[
-        str | None,
-        typer.Option(help="train | test: the split of a single Kinetics folder or of a one-split .pkl (dict, list)."),
+        Split | None, typer.Option(help="The split of a single Kinetics folder or of a one-split .pkl (dict, list).")
     ] = None,
     layout: Annotated[
-        str | None,
-        typer.Option(help="pkl: skeleton layout, a built-in name or a .json layout file (default: detected)."),
+        str | None, typer.Option(help=f"pkl: skeleton layout, {LAYOUT_NAMES} or a .json file (default: detected).")
     ] = None,
     label_map: Annotated[
         Path | None,
@@ -109,13 +116,12 @@ def preprocess_cmd(  # long only by its options: the body builds a config and ca
     from ..sources.formats import convert
     from ..sources.pipeline import ConvertConfig
 
-    names = tuple(split_names.split(",")) if split_names else None
-    if split_names == "":  # given, naming no key: refused for .skeleton files, the benchmark's keys for a .pkl
-        names = ()
+    # "" names no key: refused for .skeleton files, the benchmark's keys for a .pkl
+    names = None if split_names is None else tuple(split_names.split(",")) if split_names else ()
     config = ConvertConfig(
-        raw_dir, out_dir, format=source_format, benchmark=benchmark, recipe=recipe, missing_list=missing_list,
-        split_names=names, num_classes=num_classes, labels=labels, split=split, layout=layout, label_map=label_map,
-        strict=strict, overwrite=overwrite, workers=workers,
+        raw_dir, out_dir, format=plain(source_format), benchmark=plain(benchmark), recipe=plain(recipe),
+        missing_list=missing_list, split_names=names, num_classes=num_classes, labels=labels, split=plain(split),
+        layout=layout, label_map=label_map, strict=strict, overwrite=overwrite, workers=workers,
     )  # fmt: skip
     report = convert(config, progress=progress_bar)
     _print_preprocess_report(report, as_json)
@@ -199,18 +205,15 @@ def _print_samples(path: Path, rows: list[dict], summary: dict, as_json: bool) -
 @command("streams")
 def streams(
     path: Annotated[Path, typer.Argument(help="An HDF5 split file written by agcn preprocess.")],
-    modality: Annotated[str, typer.Option(help="bone | joint-motion | bone-motion | all")] = "all",
+    modality: Annotated[StoredStream, typer.Option(help="The stream to store, or all.")] = "all",
     force: Annotated[bool, typer.Option("--force", help="Rewrite streams that are already in the file.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Store the bone, joint-motion and bone-motion streams in a split file (derived from joints)."""
     from ..io.splitfile import check_split_file
     from ..io.streamfile import materialize_streams
-    from ..skeleton.streams import DERIVED_STREAMS
 
-    wanted = list(DERIVED_STREAMS) if modality == "all" else [modality]
-    if wanted[0] not in DERIVED_STREAMS:
-        raise AgcnError(f"--modality {modality!r}: choose one of: {', '.join(DERIVED_STREAMS)}, all")
+    wanted = list(DERIVED_STREAMS) if modality == "all" else [plain(modality)]
     samples = int(check_split_file(path)["num_samples"])
     with progress_bar(samples, "streams", "sample") as bar:
         report = materialize_streams(path, wanted, force=force, progress=bar.update)

@@ -2,29 +2,25 @@
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ..errors import AgcnError
-from .app import JsonOpt, OverwriteOpt, command, err, note, out
-from .evaluate import ForeignChannelsOpt, ForeignClassesOpt, ForeignLayoutOpt, ForeignModalityOpt
+from ..models.choices import ExportFormat
+from .app import command, err, note, out
+from .options import JsonOpt, OverwriteOpt, foreign_options, plain
 
-FORMAT_HELP = (  # "\\[": a bracket, not rich markup
-    "onnx (onnxruntime; pip install 'agcn\\[onnx]') | torchscript (traced, torch.jit.load) | "
-    "exported (torch.export program, .pt2) | mmaction2 (weights under MMAction2's key names)"
-)
+# "\\[": a bracket, not rich markup
+FORMAT_HELP = "The file's format (data_specs/exports.md); onnx needs onnxruntime: pip install 'agcn\\[onnx]'."
 
 
 @command("export")
+@foreign_options
 def export_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from agcn train (or foreign weights, see below).")],
     out_path: Annotated[Path, typer.Argument(metavar="OUT", help="The file to write, e.g. model.onnx, model.pt2.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help=FORMAT_HELP)],
-    num_classes: ForeignClassesOpt = None,
-    layout: ForeignLayoutOpt = None,
-    modality: ForeignModalityOpt = None,
-    in_channels: ForeignChannelsOpt = None,
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help=FORMAT_HELP)],
+    foreign: dict[str, Any] | None = None,  # --num-classes, --layout, --modality, --in-channels
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -35,23 +31,11 @@ def export_cmd(
 
     Foreign weights (lshiwjx/2s-AGCN, MMAction2, pyskl) need --num-classes and --modality.
     """
-    from ..io.atomic import refuse_existing
-    from ..models.export import check_format, export_model
-    from ..models.loading import foreign_facts, load_model
+    from ..models.export import export_checkpoint
 
-    check_format(fmt)  # before loading anything: an unknown format, or onnx without its packages
-    if out_path.exists() and checkpoint.exists() and out_path.samefile(checkpoint):
-        raise AgcnError(f"{out_path}: is the checkpoint being exported; give another output file")
-    refuse_existing([out_path], overwrite)
-    foreign_config, foreign_data = foreign_facts(
-        num_classes=num_classes, layout=layout, modality=modality, in_channels=in_channels
-    )
-    model, data, _ = load_model(
-        checkpoint, foreign_config=foreign_config, foreign_data=foreign_data,
-        note=note,
-    )  # fmt: skip
+    fmt = plain(fmt)
     with err.status(f"exporting {checkpoint.name} as {fmt}"):
-        report = export_model(model, data, out_path, fmt, source=checkpoint.name)
+        report = export_checkpoint(checkpoint, out_path, fmt, foreign=foreign, overwrite=overwrite, note=note)
     meta = report.metadata
     if as_json:
         info = {

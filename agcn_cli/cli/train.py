@@ -12,19 +12,19 @@ from typing import Annotated, Any, get_args, get_type_hints
 
 import typer
 
-from ..engine.config import TrainConfig  # stdlib only: `agcn --help` stays instant
-from .app import JsonOpt, command, err, out
+from ..engine.config import TrainConfig  # no torch: `agcn --help` stays instant
+from ..models.choices import Variant
+from .app import command, err, out
+from .options import LAYOUT_NAMES, JsonOpt, plain
 
 
 @command("model-info")
 def model_info(
-    layout: Annotated[
-        str, typer.Option(help="Skeleton layout: ntu25 | coco17 | coco17-3d | openpose18, or a .json layout file")
-    ] = "ntu25",
+    layout: Annotated[str, typer.Option(help=f"Skeleton layout: {LAYOUT_NAMES}, or a .json layout file")] = "ntu25",
     num_classes: Annotated[int, typer.Option(min=1, help="Classifier outputs.")] = 60,
     in_channels: Annotated[int | None, typer.Option(min=1, help="Channels per joint (default: the layout's).")] = None,
     variant: Annotated[
-        str, typer.Option(help="mmaction2 (AAGCN unit, default) | 2s-agcn (CVPR original)")
+        Variant, typer.Option(help="The AGCN: mmaction2 is the AAGCN unit, 2s-agcn the CVPR original.")
     ] = "mmaction2",
     clip_len: Annotated[int, typer.Option(min=1, help="Frames of the clip the MACs are measured on.")] = 100,
     as_json: JsonOpt = False,
@@ -35,7 +35,7 @@ def model_info(
 
     lay = load_layout(layout)
     config = ModelConfig(
-        lay.name, num_classes, in_channels or len(lay.channels), variant=variant, layout_spec=lay.spec()
+        lay.name, num_classes, in_channels or len(lay.channels), variant=plain(variant), layout_spec=lay.spec()
     )
     summary = model_summary(config, clip_len)
     if as_json:
@@ -76,13 +76,18 @@ def _train_option(f: Field) -> inspect.Parameter:
     fill what the flags leave out (engine.config.build_config).
     """
     hint = _HINTS[f.name]
-    kind = Path if f.name in _PATHS else next(t for t in (*get_args(hint), hint) if t is not types.NoneType)
+    if f.name in _PATHS:
+        kind = Path
+    else:  # a closed set's StrEnum (engine/config.py), else the field's type
+        kind = f.metadata["choices"] or next(t for t in (*get_args(hint), hint) if t is not types.NoneType)
     if f.name == _ARGUMENT:
         info = typer.Argument(help=_option_help(f), metavar="DATA")
     else:
         flag = "--" + f.name.replace("_", "-")
         decls = _DECLS.get(f.name) or ((f"{flag}/--no-{flag[2:]}",) if kind is bool else (flag,))
-        info = typer.Option(*decls, help=_option_help(f), metavar=_METAVARS.get(f.name))
+        # a closed set: its values are in the help line; a name keeps the type column narrow
+        metavar = _METAVARS.get(f.name) or (f.name.upper() if f.metadata["choices"] else None)
+        info = typer.Option(*decls, help=_option_help(f), metavar=metavar)
     return inspect.Parameter(
         f.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[kind | None, info]
     )
@@ -100,7 +105,7 @@ def train_cmd(
     from ..engine.fit import fit
     from ..engine.rundir import summary_line
 
-    flags = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items()}
+    flags = {k: str(v) if isinstance(v, Path) else plain(v) for k, v in flags.items()}  # as config.json holds them
     config = build_config(flags, config_file)
     bars = {"progress": _epoch_bar} if sys.stderr.isatty() else {}  # on a terminal only: not in a pipe or a file
     summary = fit(config, log=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True), **bars)

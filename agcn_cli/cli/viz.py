@@ -10,7 +10,9 @@ import typer
 from rich.markup import escape
 
 from ..errors import AgcnError
-from .app import OverwriteOpt, command, note, out, progress_bar
+from ..skeleton.streams import Stream
+from .app import command, note, out, progress_bar
+from .options import OverwriteOpt, plain
 
 _SPLITS = (".h5", ".hdf5")
 
@@ -22,9 +24,8 @@ def show_cmd(
     index: Annotated[
         int | None, typer.Option("--index", min=0, help="Split files: the sample at this position (0-based), instead.")
     ] = None,
-    stream: Annotated[
-        str, typer.Option("--stream", help="Split files: joint | bone | joint-motion | bone-motion.")
-    ] = "joint",
+    modality: Annotated[Stream, typer.Option("--modality", help="Split files: the stream drawn.")] = "joint",
+    stream: Annotated[Stream | None, typer.Option("--stream", hidden=True, help="Deprecated: --modality.")] = None,
     out_path: Annotated[
         Path | None,
         typer.Option(
@@ -43,25 +44,27 @@ def show_cmd(
     from ..viz.figure import ANIMATION_SUFFIXES, IMAGE_SUFFIXES, check_suffix, require_matplotlib
     from ..viz.render import render_scenes, skeleton_scenes, split_scene
 
+    flag = "--modality" if stream is None else "--stream"  # --stream: --modality's old name
+    stream = plain(modality if stream is None else stream)
     kind = source.suffix.lower()
     if kind not in (*_SPLITS, ".skeleton"):
         raise AgcnError(f"{source}: expected a split file (.h5) or an NTU .skeleton file")
-    if kind == ".skeleton":
-        if sample is not None or index is not None or stream != "joint":
-            raise AgcnError(
-                f"{source}: --sample, --index and --stream are for split files; a .skeleton file holds one sample"
-            )
-    else:
-        if compare:
-            raise AgcnError(f"{source}: --compare is for raw .skeleton files (the recipes run on them)")
-        if (sample is None) == (index is None):
-            raise AgcnError(f"{source}: which sample? Pass --sample NAME or --index N (one of them)")
+    if kind == ".skeleton" and (sample is not None or index is not None or stream != "joint"):
+        raise AgcnError(
+            f"{source}: --sample, --index and {flag} are for split files; a .skeleton file holds one sample"
+        )
+    if kind != ".skeleton" and compare:
+        raise AgcnError(f"{source}: --compare is for raw .skeleton files (the recipes run on them)")
+    if kind != ".skeleton" and (sample is None) == (index is None):
+        raise AgcnError(f"{source}: which sample? Pass --sample NAME or --index N (one of them)")
     if not source.is_file():
         raise AgcnError(f"{source}: no such file")
     if out_path is not None:
         check_suffix(out_path, ANIMATION_SUFFIXES + IMAGE_SUFFIXES)
         refuse_existing([out_path], overwrite)
     require_matplotlib()
+    if flag == "--stream":  # after the checks: a refused command says one line
+        note(f"--stream is deprecated: pass --modality {stream}, as agcn train, eval and predict take it")
     if kind == ".skeleton":
         scenes, name = skeleton_scenes(source, compare), source.stem + ("-compare" if compare else "")
     else:

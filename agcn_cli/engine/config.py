@@ -1,24 +1,36 @@
 """The training configuration: one dataclass, its checks, and how files and flags fill it.
 
-Each field carries its `--help` line (`metadata["help"]`); `agcn train` derives its options from
-these fields, adding the default. This module imports neither torch nor numpy, so that
-`agcn --help` stays instant: the choice lists that live with torch code are imported by `check`.
+Each field carries its `--help` line (`metadata["help"]`) and, for a closed set of values, its
+`StrEnum` (`metadata["choices"]`); `agcn train` derives its options from these fields, adding the
+default. The closed sets of training (device, precision, schedule, sampling) are declared here,
+each a tuple of the plain strings config.json and checkpoints store and the `StrEnum` built from
+it, which the command line's options take. This module imports no torch and no h5py, so that
+`agcn --help` stays instant.
 """
 
 import json
 import math
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
 from ..errors import AgcnError
+from ..models.choices import VARIANTS, Variant
+from ..skeleton.streams import STREAMS
 
+# auto: cuda when available (engine/device.py)
+DEVICES = ("auto", "cpu", "cuda")
+Device = StrEnum("Device", {d: d for d in DEVICES})
 # auto: bf16 autocast on CUDA, fp32 on the CPU; fp32 is float32 (TF32 off), tf32 allows TF32 (CUDA only)
 PRECISIONS = ("auto", "fp32", "tf32", "bf16")
+Precision = StrEnum("Precision", {p: p for p in PRECISIONS})
 # cosine: per iteration (MMAction2); step: x0.1 at epochs (2s-AGCN); see engine/schedule.py
 SCHEDULES = ("cosine", "step")
+Schedule = StrEnum("Schedule", {s: s for s in SCHEDULES})
 # uniform: UniformSampleFrames clips; full: the whole padded window (2s-AGCN); see engine/data.py
 SAMPLINGS = ("uniform", "full")
+Sampling = StrEnum("Sampling", {s: s for s in SAMPLINGS})
 # clip_len and window beyond this are a typo, not a recipe (2s-AGCN's window is 300): a batch would not fit in memory
 MAX_FRAMES = 10_000
 MAX_EPOCHS = 10_000  # the published recipes train 50-80 epochs
@@ -46,9 +58,15 @@ RECORDS = ("init_source", "environment", "resumes")  # environment, resumes: eng
 CONFIG_SUFFIXES = (".toml", ".json")
 
 
-def _option(default: Any, help: str) -> Any:
-    """A field with its one-line `--help` text (the default is added by the CLI)."""
-    return field(default=default, metadata={"help": help})
+def _option(default: Any, help: str, choices: type[StrEnum] | None = None) -> Any:
+    """A field with its one-line `--help` text (the default is added by the CLI) and, for a closed
+    set of values, their StrEnum: the option's type on the command line."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+def _either(values: tuple[str, ...]) -> str:
+    """`a | b | c`: a closed set of values, in a help line."""
+    return " | ".join(values)
 
 
 @dataclass
@@ -58,11 +76,15 @@ class TrainConfig:
     val: str | None = _option(None, "Validation split. Default: DATA_DIR/test.h5 when DATA is a folder.")
     modality: str = _option(
         "joint",
-        "Stream: joint | bone | joint-motion | bone-motion (derived if not stored); several (a comma list, "
-        "or all) train together in one process, each into RUN_DIR/STREAM.",
+        f"Stream: {_either(STREAMS)} (derived if not stored); several (a comma list, or all) train together "
+        "in one process, each into RUN_DIR/STREAM.",
     )
     num_classes: int | None = _option(None, "Classifier size. Default: the data file's num_classes.")
-    variant: str = _option("mmaction2", "Model: mmaction2 (AAGCN unit, the recipe's) | 2s-agcn (CVPR original).")
+    variant: str = _option(
+        "mmaction2",
+        f"Model: {_either(VARIANTS)}; mmaction2 is the AAGCN unit (the recipe's), 2s-agcn the CVPR original.",
+        Variant,
+    )
     dropout: float = _option(0.0, "Dropout before the classifier (0 in the recipe).")
     # fine-tuning (engine/run.py): new weights, not --resume; optimizer, schedule and epochs start fresh
     init_from: str | None = _option(
@@ -84,10 +106,18 @@ class TrainConfig:
     nesterov: bool = _option(True, "Nesterov momentum.")
     weight_decay: float = _option(5e-4, "Weight decay (L2 on every parameter, as the recipe).")
     # lshiwjx/2s-AGCN's recipe (configs/2s-agcn-*.toml): step schedule, full padded window, its augmentation
-    schedule: str = _option("cosine", "LR: cosine (per iteration, MMAction2) | step (2s-AGCN: x0.1 at --lr-steps).")
+    schedule: str = _option(
+        "cosine",
+        f"LR: {_either(SCHEDULES)}; cosine per iteration (MMAction2), step x0.1 at --lr-steps (2s-AGCN).",
+        Schedule,
+    )
     lr_steps: str = _option("", "Epochs where --schedule step multiplies the lr by 0.1, comma-separated, e.g. 30,40.")
     warmup_epochs: int = _option(0, "Linear lr warm-up over the first N epochs (2s-AGCN's warm_up_epoch).")
-    sampling: str = _option("uniform", "Frames: uniform (clips of --clip-len) | full (the padded --window, 2s-AGCN).")
+    sampling: str = _option(
+        "uniform",
+        f"Frames: {_either(SAMPLINGS)}; uniform clips of --clip-len, or the full padded --window (2s-AGCN).",
+        Sampling,
+    )
     window: int = _option(300, "Frames of the padded window of --sampling full (2s-AGCN: 300), also at test time.")
     random_choose: int = _option(0, "Train on a random run of N frames of the full window (2s-AGCN Kinetics: 150).")
     random_move: bool = _option(False, "2s-AGCN's random rotation, scale and shift of x, y per clip (Kinetics).")
@@ -97,10 +127,12 @@ class TrainConfig:
     stop_after: int | None = _option(None, "Stop (resumably) after this many epochs, e.g. to split a run.")
     seed: int = _option(0, "Seed of model init, batch order and frame sampling.")
     deterministic: bool = _option(False, "Deterministic kernels: a resumed run matches an uninterrupted one.")
-    device: str = _option("auto", "auto (cuda if available) | cpu | cuda.")
+    device: str = _option("auto", f"Device: {_either(DEVICES)}; auto is cuda if available.", Device)
     precision: str = _option(
         "auto",
-        "auto (bf16 on CUDA, fp32 on CPU) | fp32 | tf32 (CUDA) | bf16 autocast (CUDA, or a CPU with AMX/AVX512-BF16).",
+        f"Precision: {_either(PRECISIONS)}; auto is bf16 on CUDA and fp32 on the CPU, tf32 needs CUDA, bf16 autocast "
+        "CUDA or a CPU with AMX/AVX512-BF16.",
+        Precision,
     )
     compile: bool = _option(False, "torch.compile the training model: GPU steps ~1.8x faster after ~1 min.")
     workers: int = _option(0, "Batch-loading worker processes (0: gather in the main process).")
@@ -110,9 +142,6 @@ class TrainConfig:
     overwrite: bool = _option(False, "Replace a run already in RUN_DIR.")
 
     def check(self) -> None:
-        from ..models.agcn import VARIANTS  # torch: imported on use, not for `agcn --help`
-        from .device import DEVICES
-
         self.streams  # noqa: B018 - checks the modality list
         choices = {
             "variant": VARIANTS,
@@ -151,8 +180,6 @@ class TrainConfig:
     @property
     def streams(self) -> tuple[str, ...]:
         """The streams `modality` names: one, a comma list (in the order given), or all four."""
-        from ..skeleton.streams import STREAMS
-
         if self.modality == "all":
             return STREAMS
         names = tuple(s.strip() for s in str(self.modality).split(","))

@@ -6,8 +6,7 @@ from contextlib import contextmanager
 import torch
 
 from ..errors import AgcnError
-
-DEVICES = ("auto", "cpu", "cuda")
+from .config import DEVICES
 
 
 def resolve_device(name: str) -> torch.device:

@@ -8,7 +8,9 @@ the class probabilities are the mean over clips of the softmax (GCNHead's
 The scoring itself is `scoring.py`, metrics `metrics.py`, score files (`data_specs/scores.md`) `io/scores.py`.
 A checkpoint trained on 2s-AGCN's full window (`DataInfo.test_window > 0`) is tested as that
 reference tests: one view of each sample's whole window, padded to `test_window` frames
-(`scoring.scoring_dataset`).
+(`scoring.scoring_dataset`). `evaluate` writes what `EvalOutputs` asks for: the score file, an
+MMAction2 dump, the confusion matrix. (`agcn eval`'s entry, which also takes run folders, is
+`runs.evaluate_path`.)
 """
 
 from collections.abc import Callable
@@ -21,13 +23,14 @@ import numpy as np
 
 from ..engine.device import resolve_device
 from ..errors import AgcnError
+from ..io.atomic import refuse_existing
 from ..io.checkpoint import DataInfo, is_torch_file
-from ..io.scores import Scores, score_attrs
+from ..io.scores import Scores, score_attrs, write_mmaction_dump, write_scores
 from ..io.splitfile import check_split_file, read_meta, split_label_names, split_layout, stored_streams
 from ..models.agcn import ModelConfig
 from ..models.loading import load_model
 from ..skeleton.persons import NUM_PERSONS
-from .metrics import Metrics, class_names, compute_metrics
+from .metrics import Metrics, class_names, compute_metrics, write_confusion_csv, write_confusion_png
 from .scoring import score_dataset, scoring_dataset
 
 Note = Callable[[str], None]
@@ -114,12 +117,35 @@ class EvalConfig:
     foreign_data: DataInfo | None = None
 
 
+@dataclass(frozen=True)
+class EvalOutputs:
+    """The files `evaluate` writes once it has scored (None: not written)."""
+
+    scores: Path | None = None  # the score file (HDF5) agcn fuse reads; of a multi-stream run, a folder of them
+    confusion: Path | None = None  # the confusion matrix as CSV, and a PNG beside it where matplotlib is installed
+    mmaction_dump: Path | None = None  # MMAction2 1.x's test.py --dump pickle (.pkl)
+    overwrite: bool = False  # replace files that exist
+
+    def check(self) -> None:
+        """Refuse, before anything is scored, names of the wrong kind and files that exist (unless overwrite)."""
+        if self.mmaction_dump is not None and self.mmaction_dump.suffix not in (".pkl", ".pickle"):
+            raise AgcnError(f"--mmaction-dump {self.mmaction_dump}: MMAction2 dumps are .pkl or .pickle files")
+        if self.confusion is not None and self.confusion.suffix.lower() != ".csv":
+            raise AgcnError(f"--confusion {self.confusion}: expected a .csv file name")
+        refuse_existing([self.scores, self.confusion, self.mmaction_dump], self.overwrite)
+
+    def files(self) -> list[Path]:
+        """The files asked for, in the order `agcn eval` names them."""
+        return [p for p in (self.scores, self.mmaction_dump, self.confusion) if p is not None]
+
+
 @dataclass
 class EvalResult:
     scores: Scores
     metrics: Metrics
     class_names: list[str]
     device: str
+    checkpoint: Path  # the checkpoint tested (config.checkpoint)
 
 
 def evaluate(
@@ -127,13 +153,15 @@ def evaluate(
     progress: Callable[[int], None] | None = None,
     note: Note | None = None,
     attrs: dict[str, Any] | None = None,
+    outputs: EvalOutputs | None = None,
 ) -> EvalResult:
     """Score every sample of `config.test_file` with multi-clip testing; metrics and scores.
 
     `note(text)` receives remarks (a stream derived on the fly, a recipe mismatch...) before
     the scoring starts; `progress(n)` is called as samples are scored. `attrs`: the test file's
     attributes where the caller has checked it (`check_split_file`, once per command; None:
-    checked here).
+    checked here). `outputs`: the files to write once scored (checked by the caller beforehand,
+    `EvalOutputs.check`).
     """
     note = note or (lambda _: None)
     if (config.clips or 1) < 1 or (config.clip_len is not None and config.clip_len < 1) or config.batch_size < 1:
@@ -165,20 +193,25 @@ def evaluate(
     label_names = data.label_names or split_label_names(attrs, test_file)
     names = class_names(model.config.num_classes, str(attrs.get("benchmark", "")) or data.benchmark, label_names)
     facts = {key: str(attrs.get(key, "")) for key in ("benchmark", "split", "recipe")}
-    scores = Scores(
-        names=list(dataset.names),
-        labels=dataset.labels.copy(),
-        prob=prob,
-        logit=logit,
-        attrs=score_attrs(
-            data.modality,
-            dataset.num_clips,
-            clip_len,
-            checkpoint=str(Path(config.checkpoint).resolve()),
-            test_file=str(test_file.resolve()),
-            layout=model.config.layout,
-            **facts,
-            label_names=names,
-        ),  # fmt: skip
+    scores = Scores(names=list(dataset.names), labels=dataset.labels.copy(), prob=prob, logit=logit, attrs=score_attrs(
+        data.modality, dataset.num_clips, clip_len, checkpoint=str(Path(config.checkpoint).resolve()),
+        test_file=str(test_file.resolve()), layout=model.config.layout, **facts, label_names=names,
+    ))  # fmt: skip
+    result = EvalResult(
+        scores, compute_metrics(prob, scores.labels, names), names, str(device), Path(config.checkpoint)
     )
-    return EvalResult(scores, compute_metrics(prob, scores.labels, names), names, str(device))
+    if outputs is not None:
+        _write_outputs(result, outputs, note)
+    return result
+
+
+def _write_outputs(result: EvalResult, outputs: EvalOutputs, note: Note) -> None:
+    """The score file, the MMAction2 dump and the confusion matrix (CSV, PNG) `outputs` names."""
+    if outputs.scores is not None:
+        write_scores(outputs.scores, result.scores)
+    if outputs.mmaction_dump is not None:
+        write_mmaction_dump(outputs.mmaction_dump, result.scores)
+    if outputs.confusion is not None:
+        write_confusion_csv(outputs.confusion, result.metrics.confusion, result.class_names)
+        if not write_confusion_png(outputs.confusion.with_suffix(".png"), result.metrics.confusion, result.class_names):
+            note("matplotlib is not installed: wrote the CSV only (pip install matplotlib for the PNG)")

@@ -8,24 +8,31 @@ A folder is one of three things, told by its own files, never by its name:
 - anything else is a folder of runs: `agcn plot` draws each run found in it, `agcn eval` asks
   for one of them (it tests one run, and fuses only the streams of one run).
 
-`agcn eval RUN_DIR TEST.h5` tests one checkpoint of each stream, `last.pt` (the last epoch's) or
-`best.pt` (the best validation top-1's), as `agcn eval` tests one checkpoint (multi-clip, 10
-clips by default); then the fusions of the 2s-AGCN papers' tables, of the streams present:
-joint+bone 1:1 (2s-AGCN) and the four streams 2:1:2:1 (joint, joint-motion, bone, bone-motion:
-MMAction2's and pyskl's weights), probabilities fused by sample name as `agcn fuse` does.
+`evaluate_path` is `agcn eval`'s entry: it tells what it was given (a checkpoint, a run, a
+multi-stream run), checks every option and output before anything is scored, and tests it.
+`agcn eval RUN_DIR TEST.h5` of a multi-stream run (`evaluate_run`) tests one checkpoint of each
+stream, `last.pt` (the last epoch's) or `best.pt` (the best validation top-1's), as `agcn eval`
+tests one checkpoint (multi-clip, 10 clips by default); then the fusions of the 2s-AGCN papers'
+tables, of the streams present: joint+bone 1:1 (2s-AGCN) and the four streams 2:1:2:1 (joint,
+joint-motion, bone, bone-motion: MMAction2's and pyskl's weights), probabilities fused by sample
+name as `agcn fuse` does.
 """
 
 import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ..errors import AgcnError
+from ..io.atomic import refuse_existing
 from ..io.scores import Scores, write_scores
 from ..io.splitfile import check_split_file
+from ..models.loading import foreign_facts
 from ..skeleton.streams import STREAMS
-from .evaluate import EvalConfig, EvalResult, Note, evaluate
+from ..sources.pipeline import OpenProgress, ticking
+from .choices import CHECKPOINTS
+from .evaluate import EvalConfig, EvalOutputs, EvalResult, Note, check_argument_order, evaluate
 from .fusion import align, fuse_scores
 from .metrics import Metrics, compute_metrics
 
@@ -34,7 +41,6 @@ FUSIONS = (
     ("joint+bone", ("joint", "bone"), (1.0, 1.0)),
     ("four-stream", ("joint", "joint-motion", "bone", "bone-motion"), (2.0, 1.0, 2.0, 1.0)),
 )
-CHECKPOINTS = ("last", "best")  # which checkpoint of a run `agcn eval` tests: RUN_DIR/last.pt or best.pt
 RUN_MARKS = ("config.json", "metrics.jsonl", "last.pt", "best.pt")  # the files that make a folder a run
 SEARCH_DEPTH = 4  # folder levels below a folder of runs searched for runs (runs/ntu60/a/joint)
 
@@ -196,32 +202,87 @@ class Fusion:
 
 @dataclass
 class RunResult:
+    run_dir: Path  # the multi-stream run
+    which: str  # the checkpoint of each stream tested: last or best
     streams: dict[str, EvalResult]  # by stream, in the order of STREAMS
-    checkpoints: dict[str, Path]  # the checkpoint file each stream was tested with
     fusions: list[Fusion]  # those whose streams the run holds
 
 
+def evaluate_path(
+    config: EvalConfig,
+    *,
+    which: str | None = None,
+    outputs: EvalOutputs | None = None,
+    foreign: dict[str, Any] | None = None,
+    progress: OpenProgress | None = None,
+    note: Note | None = None,
+) -> EvalResult | RunResult:
+    """`agcn eval PATH TEST.h5`, PATH being `config.checkpoint`: a checkpoint (weights without agcn
+    metadata described by `foreign`, `foreign_facts`'s keywords, the test file's facts their
+    defaults), a run folder (its `which`.pt: last, the default, or best), or a multi-stream run
+    (`evaluate_run`; `outputs.scores` is then a folder). Options and outputs are checked before
+    anything is scored, the test file once; `progress(total, what, unit)` opens a display."""
+    note = note or (lambda _: None)
+    outputs, foreign = outputs or EvalOutputs(), foreign or {}
+    path, test_file = Path(config.checkpoint), Path(config.test_file)
+    check_argument_order(path, test_file)
+    if path.is_dir():
+        kind = check_run_checkpoint(which or "last")
+        streams = multistream_streams(path)  # None: a single-stream run, or no run
+        if streams is None:
+            path = run_checkpoint(path, kind)  # RUN_DIR/last.pt or best.pt
+        if which is None:
+            each = "each stream's " if streams else ""
+            run_dir = config.checkpoint
+            note(f"{run_dir}: testing {each}last.pt (the last epoch's); --checkpoint best tests {each}best.pt")
+        if streams is not None:
+            given = {"--confusion": outputs.confusion, "--mmaction-dump": outputs.mmaction_dump,
+                     **{"--" + name.replace("_", "-"): value for name, value in foreign.items()}}  # fmt: skip
+            extra = [name for name, value in given.items() if value is not None]
+            if extra:
+                verb = "applies" if len(extra) == 1 else "apply"
+                raise AgcnError(f"{path}: {', '.join(extra)} {verb} to one checkpoint; give RUN_DIR/STREAM/{kind}.pt")
+            return evaluate_run(path, test_file, config, which=kind, out_dir=outputs.scores,
+                                overwrite=outputs.overwrite, progress=progress, note=note)  # fmt: skip
+    elif which is not None:
+        raise AgcnError(f"--checkpoint {which}: picks last.pt or best.pt of a run folder; {path} is a file")
+    outputs.check()
+    attrs = check_split_file(test_file)
+    foreign_config, foreign_data = foreign_facts(**foreign, clip_len=config.clip_len, defaults=attrs)
+    config = replace(config, checkpoint=path, foreign_config=foreign_config, foreign_data=foreign_data)
+    with ticking(progress, int(attrs.get("num_samples", 0)) or None, "eval", "sample") as tick:
+        return evaluate(config, progress=tick, note=note, attrs=attrs, outputs=outputs)
+
+
 def evaluate_run(
-    checkpoints: dict[str, Path],
+    run_dir: Path,
     test_file: Path,
     base: EvalConfig,
     *,
+    which: str = "last",
     out_dir: Path | None = None,
-    progress: Callable[[int], None] | None = None,
+    overwrite: bool = False,
+    progress: OpenProgress | None = None,
     note: Note | None = None,
-    attrs: dict | None = None,
 ) -> RunResult:
-    """Test each stream's checkpoint (`run_checkpoints`) on `test_file` with `base`'s options, then
-    fuse; with `out_dir`, write OUT_DIR/STREAM.h5 and OUT_DIR/FUSION.h5 (score files, as agcn
-    eval/fuse --out; a fused file's `sources` are its streams' files). `attrs`: the test file's,
-    checked by the caller (None: checked here), once for all streams."""
-    attrs = check_split_file(test_file) if attrs is None else attrs
+    """Test each stream's `which`.pt of the multi-stream run `run_dir` (`run_checkpoints`) on
+    `test_file` with `base`'s options, then fuse; with `out_dir`, write OUT_DIR/STREAM.h5 and
+    OUT_DIR/FUSION.h5 (score files, as agcn eval/fuse --out; a fused file's `sources` are its
+    streams' files), refusing files that exist unless `overwrite`. The test file is checked once."""
+    checkpoints = run_checkpoints(run_dir, which, note)
+    if out_dir is not None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise AgcnError(f"--out {out_dir}: is a file; for a RUN_DIR, --out is a folder of score files")
+        names = [*checkpoints, *(name for name, need, _ in FUSIONS if all(s in checkpoints for s in need))]
+        refuse_existing([out_dir / f"{name}.h5" for name in names], overwrite)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    attrs = check_split_file(test_file)
     results = {}
-    for stream, ckpt in checkpoints.items():
-        config = EvalConfig(ckpt, test_file, base.clips, base.clip_len, base.batch_size, base.device, base.bf16)
-        results[stream] = evaluate(config, progress=progress, note=note, attrs=attrs)
-        if out_dir is not None:
-            write_scores(out_dir / f"{stream}.h5", results[stream].scores)
+    with ticking(progress, int(attrs.get("num_samples", 0)) * len(checkpoints) or None, "eval", "sample") as tick:
+        for stream, ckpt in checkpoints.items():
+            config = EvalConfig(ckpt, test_file, base.clips, base.clip_len, base.batch_size, base.device, base.bf16)
+            outputs = EvalOutputs(scores=None if out_dir is None else out_dir / f"{stream}.h5")
+            results[stream] = evaluate(config, progress=tick, note=note, attrs=attrs, outputs=outputs)
     fusions = []
     for name, streams, weights in FUSIONS:
         if not all(s in results for s in streams):
@@ -234,4 +295,4 @@ def evaluate_run(
         fusions.append(Fusion(name, streams, weights, fused, metrics))
         if out_dir is not None:
             write_scores(out_dir / f"{name}.h5", fused)
-    return RunResult(results, dict(checkpoints), fusions)
+    return RunResult(Path(run_dir), which, results, fusions)

@@ -26,9 +26,9 @@ import torch.nn.functional as F
 
 from ..errors import AgcnError
 from ..skeleton.layouts import Layout, resolve_layout
+from .choices import VARIANTS
 from .graph import adjacency
 
-VARIANTS = ("2s-agcn", "mmaction2")
 # (out_channels, temporal stride) of the ten blocks; the first has no residual
 STAGES = ((64, 1), (64, 1), (64, 1), (64, 1), (128, 2), (128, 1), (128, 1), (256, 2), (256, 1), (256, 1))
 TEMPORAL_KERNEL = 9

@@ -6,7 +6,9 @@ the file says what it is (`export_metadata`: stream, layout, channels, classes a
 ONNX `metadata_props` and `doc_string`, an `agcn.json` extra file in TorchScript and .pt2
 archives, `meta["agcn"]` beside MMAction2's `state_dict`.
 
-`export_model` writes under a temporary name, loads the file back the way its users will
+`export_checkpoint` is `agcn export`'s entry: it checks the format and the output, loads the
+checkpoint (foreign weights described by the caller) and calls `export_model`. `export_model`
+writes under a temporary name, loads the file back the way its users will
 (`load_exported`: onnxruntime, `torch.jit.load`, `torch.export.load`, agcn's foreign loader),
 runs it on a random clip of another batch size and length than the example it was traced on,
 and renames it into place only if the logits agree with the model's within `EXPORT_TOLERANCE`.
@@ -28,14 +30,14 @@ import torch
 
 from .. import __version__
 from ..errors import AgcnError
-from ..io.atomic import atomic_output
+from ..io.atomic import atomic_output, refuse_existing
 from ..io.checkpoint import DataInfo, read_checkpoint
 from .agcn import AGCN
+from .choices import EXPORT_FORMATS
 from .foreign import key_plan
 from .graph import adjacency
-from .loading import exported_facts, load_model
+from .loading import exported_facts, foreign_facts, load_model
 
-EXPORT_FORMATS = ("onnx", "torchscript", "exported", "mmaction2")
 # 18: the opset torch's ONNX exporter writes its ATen functions in (torch.onnx's TORCHLIB_OPSET), so
 # no version conversion runs; every op the AGCN needs exists there, and onnxruntime runs it since 1.14.
 ONNX_OPSET = 18
@@ -121,6 +123,29 @@ def check_format(fmt: str) -> None:
                     f"ONNX export needs {', '.join(_ONNX_PACKAGES)} ({name} is not installed); "
                     "run: pip install 'agcn[onnx]'"
                 ) from None
+
+
+def export_checkpoint(
+    checkpoint: Path,
+    out: Path,
+    fmt: str,
+    *,
+    foreign: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    note: Callable[[str], None] | None = None,
+) -> ExportReport:
+    """`agcn export`: the checkpoint (weights without agcn metadata described by `foreign`,
+    `foreign_facts`'s keywords) written to `out` in format `fmt` and checked (`export_model`). The
+    format, and `out` (neither the checkpoint nor, unless `overwrite`, a file that exists), are
+    checked before the checkpoint is read."""
+    checkpoint, out = Path(checkpoint), Path(out)
+    check_format(fmt)  # before loading anything: an unknown format, or onnx without its packages
+    if out.exists() and checkpoint.exists() and out.samefile(checkpoint):
+        raise AgcnError(f"{out}: is the checkpoint being exported; give another output file")
+    refuse_existing([out], overwrite)
+    foreign_config, foreign_data = foreign_facts(**(foreign or {}))
+    model, data, _ = load_model(checkpoint, foreign_config=foreign_config, foreign_data=foreign_data, note=note)
+    return export_model(model, data, out, fmt, source=checkpoint.name)
 
 
 def export_model(model: AGCN, data: DataInfo, out: Path, fmt: str, *, source: str = "") -> ExportReport:

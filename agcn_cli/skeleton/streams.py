@@ -28,6 +28,7 @@ Motion has two definitions where a sample is padded to a window:
   there is the motion of the bone of the padded joints (`gen_bone_data` runs first).
 """
 
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,8 @@ from ..errors import AgcnError
 from .layouts import Layout
 
 STREAMS = ("joint", "bone", "joint-motion", "bone-motion")
+# the command line's type for a stream (Typer checks and lists the values); files keep the plain strings
+Stream = StrEnum("Stream", {s: s for s in STREAMS})
 
 # Axes counted from the end, valid for (C, T, V, M) and (N, C, T, V, M).
 _C, _T, _V = -4, -3, -2

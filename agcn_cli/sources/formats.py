@@ -19,13 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import AgcnError
+from .choices import SOURCE_FORMATS
 from .kinetics import KINETICS_FOLDERS, import_kinetics
 from .ntu_convert import preprocess_skeletons
 from .pipeline import ConvertConfig, ConvertReport, OpenProgress, Tick, ticking
 from .pkl import import_pkl
 from .stgcn_npy import import_npy, is_npy_joint_file
 
-SOURCE_FORMATS = ("auto", "ntu", "pkl", "kinetics", "npy")  # --format
 FILE_FORMATS = {".skeleton": "ntu", ".pkl": "pkl", ".json": "kinetics", ".npy": "npy", ".h5": "split", ".hdf5": "split"}
 ONE_FILE_SOURCES = ("pkl", "npy")  # the formats `agcn preprocess` converts from a single file
 # the formats other than .skeleton folders: they count samples as they convert, with no total

@@ -7,6 +7,7 @@ It validates as it goes and raises `SkeletonError` naming the file and line of t
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ NTU120_XSUB_TRAIN = NTU60_XSUB_TRAIN + (
 )  # fmt: skip
 XVIEW_TRAIN_CAMERAS = (2, 3)
 BENCHMARKS = ("ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset")
+BenchmarkName = StrEnum("BenchmarkName", {b: b for b in BENCHMARKS})  # the command line's type (--benchmark)
 DEFAULT_BENCHMARK = "ntu60-xsub"  # of .skeleton folders and .pkl files
 
 

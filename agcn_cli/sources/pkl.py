@@ -41,6 +41,7 @@ from ..io.splitwrite import SampleMeta
 from ..skeleton.layouts import Layout, get_layout, load_layout
 from ..skeleton.normalize import DEFAULT_IMG_SHAPE, pre_normalize_2d, pre_normalize_3d
 from ..skeleton.persons import fit_and_count
+from .choices import SPLITS
 from .ntu import DEFAULT_BENCHMARK, Benchmark, SkeletonError, get_benchmark, parse_name
 from .pipeline import (
     ConvertConfig,
@@ -59,7 +60,6 @@ from .safe_pickle import load_pickle
 
 PKL_SOURCE = "mmaction2-pkl"
 PKL_RECIPE = "mmaction2"
-ONE_SPLIT = ("train", "test")  # --split of a file holding one split's annotations
 # Limits on one annotation, checked before any copy: a sample this long or crowded is no action clip
 PKL_MAX_FRAMES = 100_000  # ~55 minutes at 30 fps
 PKL_MAX_PERSONS = 1_000  # pyskl's 2D Kinetics annotations list every detected person
@@ -141,8 +141,8 @@ def one_split(config: ConvertConfig, holds: str) -> tuple[dict[str, None], str, 
             f"{path}: expected an MMAction2/pyskl annotation file (a dict with 'split' and 'annotations'), found "
             f"{holds}; pass --split train or --split test to import it as that split"
         )
-    if config.split not in ONE_SPLIT:
-        raise AgcnError(f"--split {config.split!r}: choose one of: {', '.join(ONE_SPLIT)}")
+    if config.split not in SPLITS:
+        raise AgcnError(f"--split {config.split!r}: choose one of: {', '.join(SPLITS)}")
     if config.split_names:
         raise AgcnError(f"{path}: holds {holds}, no 'split' keys for --split-names; name its split with --split")
     bench = get_benchmark(config.benchmark) if config.benchmark else None

@@ -13,6 +13,8 @@
 Every function returns person-major samples: (M, T, V, C).
 """
 
+from enum import StrEnum
+
 import numpy as np
 
 from ..errors import AgcnError
@@ -21,6 +23,7 @@ from ..skeleton.persons import NUM_PERSONS, fit_persons
 from .ntu import NUM_JOINTS, SkeletonError, SkeletonFile
 
 RECIPES = ("mmaction2", "2s-agcn")
+Recipe = StrEnum("Recipe", {r: r for r in RECIPES})  # the command line's type (--recipe)
 DEFAULT_RECIPE = "mmaction2"
 
 
