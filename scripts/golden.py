@@ -17,6 +17,7 @@ Files are hashed byte for byte; stdout JSON is hashed after dropping timing fiel
 
 import hashlib
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -25,10 +26,16 @@ from pathlib import Path
 import numpy as np
 
 TIMING = {"seconds", "samples_per_s", "data_wait_s", "epoch_s", "wall_s", "device"}
+# One intra-op thread: with two, the CPU kernels' inference results differ in the last bit from run
+# to run (about one run in three, measured 2026-12-06 on a 2-core Xeon, old and new code alike),
+# which would hide whether a change kept the outputs.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def agcn(*args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "agcn_cli", *map(str, args)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "agcn_cli", *map(str, args)], capture_output=True, text=True, env=ENV
+    )
     if result.returncode != 0:
         sys.exit(f"agcn {' '.join(map(str, args))} failed:\n{result.stderr}")
     return result.stdout
@@ -36,7 +43,9 @@ def agcn(*args: str) -> str:
 
 def agcn_error(root: Path, *args: str) -> str:
     """The stderr of a command that must fail (exit 1), paths under `root` written as ROOT."""
-    result = subprocess.run([sys.executable, "-m", "agcn_cli", *map(str, args)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "agcn_cli", *map(str, args)], capture_output=True, text=True, env=ENV
+    )
     if result.returncode != 1:
         sys.exit(f"agcn {' '.join(map(str, args))} exited {result.returncode}, expected 1:\n{result.stderr}")
     return result.stderr.replace(str(root), "ROOT")
