@@ -38,3 +38,19 @@ def ckpt(tmp_path_factory):
     torch.manual_seed(0)
     save_checkpoint(d / "joint.pt", build_model(ModelConfig(num_classes=3)), DataInfo(clip_len=8), epoch=1)
     return d / "joint.pt"
+
+
+@pytest.fixture(scope="module")
+def ntu_2sagcn(tmp_path_factory):
+    """(raw folder, train.h5, cases): a 2s-agcn split of samples shorter than the window, persons
+    leaving, entering and with gaps (tests/test_recipe_2sagcn._ntu_files)."""
+    import numpy as np
+
+    from agcn_cli.sources.formats import convert
+    from agcn_cli.sources.pipeline import ConvertConfig
+    from tests.test_recipe_2sagcn import _ntu_files
+
+    root = tmp_path_factory.mktemp("ntu2s")
+    cases = _ntu_files(root / "raw", np.random.default_rng(11))
+    convert(ConvertConfig(root / "raw", root / "data", recipe="2s-agcn", workers=1))
+    return root / "raw", root / "data" / "train.h5", cases

@@ -20,13 +20,10 @@ from agcn_cli.skeleton.layouts import get_layout
 from agcn_cli.skeleton.streams import compute_stream, window_motion
 from agcn_cli.skeleton.views import sample_views
 from agcn_cli.skeleton.window import window_padding
-from agcn_cli.sources.formats import convert
-from agcn_cli.sources.pipeline import ConvertConfig
 from agcn_cli.sources.samples import open_input
 from tests.helpers import write_split
 from tests.reference.gen_streams import ref_gen_bone, ref_gen_motion
 from tests.reference.preprocess import ref_2sagcn_sample
-from tests.test_recipe_2sagcn import _ntu_files
 
 MOTIONS = ("joint-motion", "bone-motion")
 # agcn's padded joint window equals the reference's to the float32 rounding of the normalisation
@@ -40,15 +37,6 @@ def reference_stream(joint: np.ndarray, stream: str) -> np.ndarray:
     if stream == "bone-motion":
         data = ref_gen_bone(data)
     return ref_gen_motion(data)[0]
-
-
-@pytest.fixture(scope="module")
-def ntu(tmp_path_factory) -> tuple[Path, Path, dict]:
-    """2s-agcn split of samples shorter than the window, persons leaving, entering, with gaps."""
-    root = tmp_path_factory.mktemp("motion2s")
-    cases = _ntu_files(root / "raw", np.random.default_rng(11))
-    convert(ConvertConfig(root / "raw", root / "data", recipe="2s-agcn", workers=1))
-    return root / "raw", root / "data" / "train.h5", cases
 
 
 def whole_window(ds: SkeletonDataset) -> tuple[np.ndarray, np.ndarray]:
@@ -70,10 +58,10 @@ def test_window_motion_is_the_transcription():
 
 
 @pytest.mark.parametrize("stream", MOTIONS)
-def test_full_window_motion_is_the_references(ntu, stream):
+def test_full_window_motion_is_the_references(ntu_2sagcn, stream):
     """Eval's view (one view of the whole window): the reference's motion of its padded array. The
     last real frame carries the jump into the padding, frame 299 is zero."""
-    raw, split, cases = ntu
+    raw, split, cases = ntu_2sagcn
     ds = SkeletonDataset(split, stream, test_mode=True, window=300)
     assert ds.motion_after_padding and ds.base == ds.source == "joint" and not ds.derive
     joints, _ = whole_window(SkeletonDataset(split, "joint", test_mode=True, window=300))
@@ -89,10 +77,10 @@ def test_full_window_motion_is_the_references(ntu, stream):
         assert not x[n, :, 299].any() and x[n, :, t - 1, :, 0].any()  # the padding restarts the person: a jump
 
 
-def test_last_real_frame_carries_the_jump_into_the_padding(ntu):
+def test_last_real_frame_carries_the_jump_into_the_padding(ntu_2sagcn):
     """Where motion of the real frames (agcn's before, and still for other data) has zero, at each
     sample's last real frame, the reference's array holds the jump to the first padding frame."""
-    raw, split, _ = ntu
+    raw, split, _ = ntu_2sagcn
     ds = SkeletonDataset(split, "joint-motion", test_mode=True, window=300)
     joint = SkeletonDataset(split, "joint")
     x, idx = whole_window(ds)
@@ -105,10 +93,10 @@ def test_last_real_frame_carries_the_jump_into_the_padding(ntu):
 
 
 @pytest.mark.parametrize(("stream", "choose"), [("joint-motion", 150), ("bone-motion", 299)])
-def test_training_runs_are_runs_of_the_references_motion(ntu, stream, choose):
+def test_training_runs_are_runs_of_the_references_motion(ntu_2sagcn, stream, choose):
     """random_choose crops the reference's motion array, as its feeder crops the motion .npy; a
     run ending at the window's end ends with its zero frame."""
-    raw, split, _ = ntu
+    raw, split, _ = ntu_2sagcn
     train = SkeletonDataset(split, stream, window=300, random_choose=choose)
     batches = BatchLoader(train, len(train), seed=2).batches(0)
     x, _, idx = _EpochBatches(train, batches, (2, 0, 0))[0]
@@ -122,9 +110,9 @@ def test_training_runs_are_runs_of_the_references_motion(ntu, stream, choose):
         np.testing.assert_allclose(x[n].numpy(), want, atol=ATOL, rtol=0, err_msg=train.names[i])
 
 
-def test_stored_motion_is_not_used_in_the_window(ntu, tmp_path):
+def test_stored_motion_is_not_used_in_the_window(ntu_2sagcn, tmp_path):
     """`agcn streams` stores motion of the real frames: the window derives its own from joint."""
-    _, split, _ = ntu
+    _, split, _ = ntu_2sagcn
     copy = tmp_path / "train.h5"
     shutil.copy(split, copy)
     materialize_streams(copy, list(MOTIONS))
@@ -138,10 +126,10 @@ def test_stored_motion_is_not_used_in_the_window(ntu, tmp_path):
 
 
 @pytest.mark.parametrize("stream", MOTIONS)
-def test_eval_and_predict_use_the_checkpoints_definition(ntu, stream):
+def test_eval_and_predict_use_the_checkpoints_definition(ntu_2sagcn, stream):
     """A checkpoint's recipe and window fix the definition: eval's batches and predict's view of raw
     .skeleton files and of the split file (the one clip path, a batch of one) are the reference's."""
-    raw, split, cases = ntu
+    raw, split, cases = ntu_2sagcn
     layout = get_layout("ntu25")
     data = DataInfo(modality=stream, recipe="2s-agcn", test_window=300)
     ds = scoring_dataset(split, data)
@@ -204,9 +192,9 @@ def test_other_data_keep_motion_of_the_real_frames(tmp_path, stream):
 
 
 @pytest.mark.parametrize("stream", MOTIONS)
-def test_uniform_sampling_keeps_motion_of_the_real_frames(ntu, stream):
+def test_uniform_sampling_keeps_motion_of_the_real_frames(ntu_2sagcn, stream):
     """2s-agcn data under uniform clips: motion of the real frames at the test clips' frames."""
-    _, split, _ = ntu
+    _, split, _ = ntu_2sagcn
     ds = SkeletonDataset(split, stream, clip_len=20, num_clips=2, test_mode=True)
     assert not ds.motion_after_padding and ds.derive
     joint = SkeletonDataset(split, "joint")

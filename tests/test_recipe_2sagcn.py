@@ -30,8 +30,6 @@ from agcn_cli.skeleton.layouts import get_layout
 from agcn_cli.skeleton.streams import compute_stream
 from agcn_cli.skeleton.views import sample_views
 from agcn_cli.skeleton.window import window_padding
-from agcn_cli.sources.formats import convert
-from agcn_cli.sources.pipeline import ConvertConfig
 from agcn_cli.sources.samples import open_input
 from tests.helpers import random_body, write_skeleton, write_split
 from tests.reference.feeder_tools import feeder_item
@@ -126,14 +124,6 @@ def _ntu_files(raw: Path, rng: np.random.Generator) -> dict[str, str]:
     for i, frames in enumerate(cases.values()):
         write_skeleton(raw / f"S001C001P001R001A{i + 1:03d}.skeleton", frames)
     return dict(enumerate(cases))
-
-
-@pytest.fixture(scope="module")
-def ntu_2sagcn(tmp_path_factory) -> tuple[Path, Path, dict]:
-    root = tmp_path_factory.mktemp("ntu2s")
-    cases = _ntu_files(root / "raw", np.random.default_rng(11))
-    convert(ConvertConfig(root / "raw", root / "data", recipe="2s-agcn", workers=1))
-    return root / "raw", root / "data" / "train.h5", cases
 
 
 def test_full_window_is_the_references_padded_sample(ntu_2sagcn):
