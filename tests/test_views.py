@@ -22,7 +22,6 @@ from tests.helpers import write_split
 from tests.reference.gen_streams import ref_gen_bone, ref_gen_motion
 from tests.reference.preprocess import ref_2sagcn_sample
 from tests.test_motion_2sagcn import _kinetics
-from tests.test_recipe_2sagcn import ntu_2sagcn  # noqa: F401 (the fixture: 2s-agcn NTU padding cases)
 
 # agcn's padded joint window equals the reference's to the float32 rounding of the normalisation
 # (recipes.md: max 4.8e-7 for joints, 6.3e-7 for motion, which differences two such frames)
