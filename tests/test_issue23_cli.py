@@ -159,3 +159,15 @@ def test_a_label_map_short_of_names_is_named_as_the_cause(tmp_path):
                            "--label-map", str(tmp_path / "map.txt")])  # fmt: skip
     assert f"the label map {tmp_path / 'map.txt'} names only 2 classes: give every class a name" in line
     assert "--benchmark" not in line
+
+
+def test_zero_clips_is_refused_by_the_library(ckpt, tiny):
+    """`clips=0` from a library caller was taken as "not given" (10 clips); the CLI's min=1 hid it."""
+    from agcn_cli.errors import AgcnError
+    from agcn_cli.evaluation.evaluate import EvalConfig, evaluate
+    from agcn_cli.evaluation.predict import predict
+
+    with pytest.raises(AgcnError, match="clips, clip length and batch size must be at least 1, got 0"):
+        evaluate(EvalConfig(ckpt, tiny / "test.h5", clips=0, device="cpu"))
+    with pytest.raises(AgcnError, match="--clips"):
+        next(predict([ckpt], [tiny / "test.h5"], clips=0, device="cpu"))

@@ -133,7 +133,10 @@ def test_nonfinite_stream_fails_alone(tiny, tmp_path, monkeypatch):
     with pytest.raises(AgcnError, match=r"^bone: non-finite training loss at epoch 1, batch 1"):
         fit_streams(config(tiny, tmp_path / "run", modality="joint,bone"), log=quiet)
     assert read_checkpoint(tmp_path / "run" / "joint" / "last.pt")["epoch"] == 2  # the other went on
-    assert "non-finite" not in (tmp_path / "run" / "joint" / "train.log").read_text()
+    joint_log = (tmp_path / "run" / "joint" / "train.log").read_text()
+    assert "non-finite" not in joint_log and "saved" not in joint_log  # no interruption of its own
+    rows = [json.loads(line) for line in (tmp_path / "run" / "joint" / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["train_samples"]) for r in rows] == [(1, 12), (2, 12)]  # whole epochs, every batch
     assert not (tmp_path / "run" / "bone" / "last.pt").exists()
     assert "error: non-finite training loss" in (tmp_path / "run" / "bone" / "train.log").read_text()
 

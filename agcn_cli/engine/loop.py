@@ -47,9 +47,11 @@ def train_one_epoch(runs: list[Run], epoch: int, stop: Callable[[], bool], progr
                 break
             stop_now = False
             for run in [run for run in live if run.stats.step <= b]:  # one resumed further on waits
-                stop_now |= _step(run, batches[id(run)], stop)
-                if run.stats.nonfinite:
+                stopped = _step(run, batches[id(run)], stop)
+                if run.stats.nonfinite:  # this stream drops out; its NaN is no stop for the others
                     live.remove(run)
+                else:
+                    stop_now |= stopped
             rate = (sum(run.stats.samples for run in runs) - before) * ctx.world_size / (time.perf_counter() - t0)
             update(**_figures(runs, live), sps=f"{rate:.0f}")
             if stop_now or not live:

@@ -164,7 +164,8 @@ def evaluate(
     `EvalOutputs.check`).
     """
     note = note or (lambda _: None)
-    if (config.clips or 1) < 1 or (config.clip_len is not None and config.clip_len < 1) or config.batch_size < 1:
+    counts = (config.clips, config.clip_len, config.batch_size)  # None: the checkpoint's (clips, clip length)
+    if any(n is not None and n < 1 for n in counts):
         raise AgcnError(f"clips, clip length and batch size must be at least 1, got {config.clips}, "
                         f"{config.clip_len} and {config.batch_size}")  # fmt: skip
     test_file = Path(config.test_file)

@@ -185,7 +185,7 @@ def predict(
     note = note or (lambda _: None)
     if not checkpoints or not inputs:
         raise AgcnError("predict needs at least one checkpoint and one input")
-    if (clips or 1) < 1 or top < 1 or batch_size < 1 or (clip_len is not None and clip_len < 1):
+    if (clips is not None and clips < 1) or top < 1 or batch_size < 1 or (clip_len is not None and clip_len < 1):
         raise AgcnError("--clips, --clip-len, --top and --batch-size must be at least 1")
     weights = [1.0] * len(checkpoints) if weights is None else check_weights(weights, checkpoints, noun="checkpoints")
     models, layout = _load(checkpoints, foreign_config, foreign_data, note)

@@ -129,6 +129,8 @@ def cut_views(
     """
     if not spec.window:
         return gather_frames(frames, starts, clip_indices(lengths, spec, rng))
+    if pads is None:  # a caller's mistake, not the user's: the window needs to know how samples continue
+        raise ValueError("cut_views: a full-window ViewSpec needs the samples' pads (window.pad_periods)")
     pos = window_positions(len(starts), spec, rng)  # (N, L)
     if not spec.padded_motion:
         return _window(frames, starts, lengths, pads, pos)
