@@ -28,7 +28,7 @@ Precision = StrEnum("Precision", {p: p for p in PRECISIONS})
 # cosine: per iteration (MMAction2); step: x0.1 at epochs (2s-AGCN); see engine/schedule.py
 SCHEDULES = ("cosine", "step")
 Schedule = StrEnum("Schedule", {s: s for s in SCHEDULES})
-# uniform: UniformSampleFrames clips; full: the whole padded window (2s-AGCN); see engine/data.py
+# uniform: UniformSampleFrames clips; full: the whole padded window (2s-AGCN); see skeleton/views.py
 SAMPLINGS = ("uniform", "full")
 Sampling = StrEnum("Sampling", {s: s for s in SAMPLINGS})
 # clip_len and window beyond this are a typo, not a recipe (2s-AGCN's window is 300): a batch would not fit in memory

@@ -4,8 +4,9 @@
 all samples' frames. `BatchLoader` draws a whole batch at once and cuts its views with the one
 clip path, `skeleton.views.cut_views` (MMAction2's uniform clips, fixed-seed in test mode, or
 2s-AGCN's full window; one `np.take` per channel); it shuffles and shards by (seed, epoch, rank,
-world_size) itself. `for x, y, idx in loader:` gives x float32 `(N, C, clip_len, V, M)`, or
-`(N, num_clips, C, clip_len, V, M)` when `num_clips > 1`, y the labels and idx the sample indices
+world_size) itself. `for x, y, idx in loader:` gives x float32 `(N, C, L, V, M)`, or
+`(N, num_clips, C, L, V, M)` when `num_clips > 1` (L: clip_len, or in the full window its
+`window` frames, `random_choose` of them in training), y the labels and idx the sample indices
 (int64), so scores can be written by sample name.
 
 Streams: a stream materialised in the file (`agcn streams`) is read as stored; otherwise it is

@@ -190,12 +190,6 @@ def pre_normalize_2d(
     return xy if score is None else np.concatenate([xy, score[..., None]], axis=-1)
 
 
-def pad_empty_frames(sample: np.ndarray) -> np.ndarray:
-    """Step 1 on a (M, T, V, C) sample, in place; returns it."""
-    _pad_empty_frames(sample)
-    return sample
-
-
 def _pad_empty_frames(sample: np.ndarray) -> np.ndarray:
     """Step 1 in place; returns each person's period (M,) int64: the frames its padding repeats
     (its frames, after a move to the start, up to its first empty trailing frame; T when it has
