@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import AgcnError
 from ..io.atomic import atomic_output
+from ..sources.ntu import benchmark_family
 from ..specs import spec_path
 
 NTU_CLASSES_FILE = "ntu120_classes.txt"  # A001..A120, one name per line; NTU60 is the first 60
@@ -42,8 +43,7 @@ def class_names(num_classes: int, benchmark: str = "", label_names: Sequence[str
     if label_names:
         names = [str(n) for n in label_names][:num_classes]
         return names + [f"class {i}" for i in range(len(names), num_classes)]
-    ntu = benchmark.startswith("ntu") or (not benchmark and num_classes in (60, 120))
-    if ntu and num_classes <= 120:
+    if benchmark_family(benchmark, num_classes) == "ntu" and num_classes <= 120:
         return list(ntu_class_names()[:num_classes])
     return [f"class {i}" for i in range(num_classes)]
 

@@ -30,6 +30,7 @@ from ..models.loading import load_model
 from ..skeleton.layouts import Layout, resolve_layout
 from ..skeleton.views import ViewSpec, sample_views
 from ..skeleton.window import window_padding
+from ..sources.ntu import benchmark_family
 from ..sources.samples import (
     SPLIT_SUFFIXES,
     Input,
@@ -37,7 +38,6 @@ from ..sources.samples import (
     Sample,
     SampleFailure,
     SplitInput,
-    benchmark_family,
     check_layout,
     describe_layout,
     failure_from,

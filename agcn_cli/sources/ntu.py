@@ -239,3 +239,15 @@ def read_name_list(path: Path) -> set[str]:
     names = {line.strip().removesuffix(".skeleton") for line in text.splitlines()}
     names.discard("")
     return names
+
+
+def benchmark_family(benchmark: str, num_classes: int | None = None) -> str:
+    """`ntu`, `kinetics`, `custom` or "" (unknown) for a split file's or checkpoint's benchmark; a
+    checkpoint that names none (foreign weights) with 60 or 120 classes is taken as NTU's."""
+    if benchmark.startswith("ntu"):
+        return "ntu"
+    if benchmark.startswith("kinetics"):
+        return "kinetics"
+    if benchmark:
+        return "custom"
+    return "ntu" if num_classes in (60, 120) else ""

@@ -27,7 +27,7 @@ from ..skeleton.normalize import WindowPad
 from ..skeleton.persons import fit_persons
 from .formats import FILE_FORMATS, detect_input_format
 from .kinetics import KINETICS_FOLDERS, KINETICS_LAYOUT, KINETICS_RECIPE, KINETICS_SOURCE, read_video, video_sample
-from .ntu import SkeletonError, parse_name
+from .ntu import SkeletonError, benchmark_family, parse_name
 from .ntu_convert import NTU_LAYOUT, NTU_SOURCE, list_skeleton_files, padded_skeleton_sample
 from .pipeline import SampleError, list_files
 from .pkl import (
@@ -96,18 +96,6 @@ class LabelSpace:
             or (known(self.num_classes, other.num_classes) and self.num_classes != other.num_classes)
             or (known(self.names, other.names) and self.names != other.names)
         )
-
-
-def benchmark_family(benchmark: str, num_classes: int | None = None) -> str:
-    """`ntu`, `kinetics`, `custom` or "" (unknown) for a split file's or checkpoint's benchmark; a
-    checkpoint that names none (foreign weights) with 60 or 120 classes is taken as NTU's."""
-    if benchmark.startswith("ntu"):
-        return "ntu"
-    if benchmark.startswith("kinetics"):
-        return "kinetics"
-    if benchmark:
-        return "custom"
-    return "ntu" if num_classes in (60, 120) else ""
 
 
 @dataclass
