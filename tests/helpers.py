@@ -145,3 +145,13 @@ def signal_in_step(monkeypatch, step: int, signum: int = signal.SIGTERM) -> None
         return stop
 
     monkeypatch.setitem(loop.__dict__, "train_step", step_then_signal)  # the one epoch loop's step
+
+
+def tiny_config(data, out, **kw):
+    """A TrainConfig for mechanics on the `tiny` splits: 4-frame clips, batches of 4, 2 epochs,
+    validation each epoch, deterministic, no tensorboard; `kw` overrides."""
+    from agcn_cli.engine.config import TrainConfig
+
+    base = dict(data=str(data), out=str(out), clip_len=4, epochs=2, batch_size=4, lr=0.05, auto_scale_lr=False,
+                val_every=1, deterministic=True, tensorboard=False)  # fmt: skip
+    return TrainConfig(**{**base, **kw})

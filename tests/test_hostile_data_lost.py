@@ -22,7 +22,7 @@ from agcn_cli.engine.rundir import REPLACED, hold_run_dir
 from agcn_cli.errors import AgcnError
 from agcn_cli.io import atomic
 from agcn_cli.io.streamfile import materialize_streams
-from tests.helpers import write_split
+from tests.helpers import tiny_config, write_split
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_RUN = ("last.pt", "best.pt", "config.json", "metrics.jsonl", "train.log")
@@ -33,9 +33,7 @@ def quiet(_: str) -> None:
 
 
 def config(data: Path, out: Path, **kw) -> TrainConfig:
-    base = dict(data=str(data), out=str(out), clip_len=4, epochs=1, batch_size=4, lr=0.05, auto_scale_lr=False,
-                val_every=1, deterministic=True, tensorboard=False)  # fmt: skip
-    return TrainConfig(**{**base, **kw})
+    return tiny_config(data, out, **{"epochs": 1, **kw})
 
 
 def one_error_line(args: list[str]) -> str:

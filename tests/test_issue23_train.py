@@ -15,7 +15,7 @@ from agcn_cli.engine.config import TrainConfig, build_config
 from agcn_cli.engine.fit import fit
 from agcn_cli.engine.fit import fit as fit_streams
 from agcn_cli.io.checkpoint import read_checkpoint
-from tests.helpers import one_error_line, signal_in_step
+from tests.helpers import one_error_line, signal_in_step, tiny_config
 
 runner = CliRunner()
 TIMING = {"samples_per_s", "data_wait_s", "epoch_s", "wall_s"}
@@ -27,9 +27,7 @@ def quiet(_: str) -> None:
 
 
 def config(tiny: Path, out: Path, **kw) -> TrainConfig:
-    base = dict(data=str(tiny), out=str(out), clip_len=4, epochs=2, batch_size=4, lr=0.05, auto_scale_lr=False,
-                val_every=1, deterministic=True, tensorboard=False)  # fmt: skip
-    return TrainConfig(**{**base, **kw})
+    return tiny_config(tiny, out, **kw)
 
 
 def rows(run: Path) -> list[dict]:

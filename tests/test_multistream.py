@@ -18,6 +18,7 @@ from agcn_cli.engine.fit import fit as train
 from agcn_cli.errors import AgcnError
 from agcn_cli.io.checkpoint import read_checkpoint
 from agcn_cli.skeleton.streams import STREAMS
+from tests.helpers import tiny_config
 
 
 def quiet(_: str) -> None:
@@ -27,9 +28,7 @@ def quiet(_: str) -> None:
 def config(tiny: Path, out: Path, **kw) -> TrainConfig:
     # dropout: the streams draw from the global RNG inside the model, so their RNG states must
     # be kept apart for the steps to match separate runs
-    base = dict(data=str(tiny), out=str(out), clip_len=4, epochs=2, batch_size=4, lr=0.05, auto_scale_lr=False,
-                val_every=1, deterministic=True, tensorboard=False, dropout=0.3)  # fmt: skip
-    return TrainConfig(**{**base, **kw})
+    return tiny_config(tiny, out, **{"dropout": 0.3, **kw})
 
 
 def record_steps(monkeypatch) -> dict[int, list]:

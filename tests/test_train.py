@@ -28,7 +28,7 @@ from agcn_cli.models.loading import load_model
 from agcn_cli.sources.formats import convert
 from agcn_cli.sources.pipeline import ConvertConfig
 from agcn_cli.sources.synth import SynthConfig, generate
-from tests.helpers import signal_in_step, write_split
+from tests.helpers import signal_in_step, tiny_config, write_split
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -60,12 +60,6 @@ def xsub(tmp_path_factory) -> Path:
     generate(root / "raw", LEARN_SYNTH)
     convert(ConvertConfig(root / "raw", root / "data", benchmark="ntu60-xsub", workers=1))
     return root / "data"
-
-
-def tiny_config(tiny: Path, out: Path, **kw) -> TrainConfig:
-    base = dict(data=str(tiny), out=str(out), clip_len=4, epochs=2, batch_size=4, lr=0.05, auto_scale_lr=False,
-                val_every=1, deterministic=True, tensorboard=False)  # fmt: skip
-    return TrainConfig(**{**base, **kw})
 
 
 @pytest.mark.slow
