@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 # The CPU build of torch, installed first where no torch is present; the project's own
 # requirement is a range (users elsewhere bring a CUDA build).
 TORCH_CPU ?= torch==2.13.0
+# The BlazePose model files of `agcn extract` (the video extra): shipped inside this wheel, installed
+# without its dependencies (agcn reads the two files, never imports it; data_specs/pose.md).
+POSE_MODELS ?= mediapipe==0.10.21
 DEMO := demo
 # The demo's synthetic classes (configs/demo-cpu.toml says why): 8 clearly distinct actions, 64
 # files each, 30-50 frames.
@@ -21,6 +24,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_CPU)
 	$(BIN)/python -m pip install -q -e ".[dev,viz]"
+	$(BIN)/python -m pip install -q --no-deps $(POSE_MODELS)
 	touch $@
 
 # The whole story on synthetic data (scripts/demo.sh): synth -> preprocess -> streams -> train

@@ -11,7 +11,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "agcn_cli"
 # lowest first; a module imports only its own floor and the ones below
-FLOORS = ("base", "skeleton", "io", "sources", "models", "engine", "evaluation", "viz", "cli")
+FLOORS = ("base", "skeleton", "pose", "io", "sources", "models", "engine", "evaluation", "viz", "cli")
 BASE = {"agcn_cli", "agcn_cli.errors", "agcn_cli.specs"}
 THIRD_PARTY_CLI = {"typer", "rich", "click"}
 HEAVY = {"torch", "h5py"}

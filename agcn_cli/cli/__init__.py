@@ -5,7 +5,7 @@ Importing this package registers every command on `app`, in the order `agcn --he
 # ruff: noqa: I001  (the import order is the order of the commands in --help)
 
 from .app import app, main
-from . import data, train  # noqa: F401  (registers the commands: synth, preprocess, info, streams; model-info, train)
+from . import extract, data, train  # noqa: F401  (registers the commands: extract; synth, preprocess, info, streams; model-info, train)
 from . import evaluate, fuse, predict, export  # noqa: F401  (eval, fuse, predict, export)
 from . import viz  # noqa: F401  (show, plot)
 

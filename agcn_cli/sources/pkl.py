@@ -29,6 +29,7 @@ Each sample goes through what MMAction2's pipeline does before sampling frames, 
 then persons are cut or zero-padded to 2 (`FormatGCNInput(num_person=2)`).
 """
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -107,8 +108,29 @@ def load_annotation_file(path: Path) -> dict:
 # ---- choosing splits and layout ---------------------------------------------------------------
 
 
-def split_keys(config: ConvertConfig, available: dict) -> tuple[dict[str, str], str, int]:
-    """({train/test: split key}, benchmark attribute, num_classes) from the options."""
+LABEL_NAMES_KEY = "label_names"  # agcn's own top-level key (agcn extract): class names, class 0 first
+OWN_SPLITS = ("train", "val", "test")  # the split names of a file agcn extract wrote (no benchmark's)
+
+
+def file_label_names(path: Path, data: dict) -> tuple[str, ...] | None:
+    """The class names a file carries under `label_names` (MMAction2's readers ignore the key)."""
+    names = data.get(LABEL_NAMES_KEY)
+    if names is None:
+        return None
+    if not isinstance(names, list | tuple) or not names or not all(isinstance(n, str) for n in names):
+        raise AgcnError(f"{path}: '{LABEL_NAMES_KEY}' must be a non-empty list of class names")
+    bad = next((n for n in names if not n.strip() or not n.isprintable()), None)
+    if bad is not None:
+        raise AgcnError(f"{path}: '{LABEL_NAMES_KEY}' holds class name {bad!r} (empty or with control characters)")
+    if len(set(names)) != len(names):
+        raise AgcnError(f"{path}: '{LABEL_NAMES_KEY}' repeats a class name")
+    return tuple(names)
+
+
+def split_keys(config: ConvertConfig, available: dict, file_names: tuple[str, ...] | None = None
+               ) -> tuple[dict[str, str], str, int]:  # fmt: skip
+    """({train/test: split key}, benchmark attribute, num_classes) from the options; a file of
+    agcn's own splits (train[, val or test], no benchmark asked for) needs none."""
     path = config.source
     if config.split:
         raise AgcnError(
@@ -121,6 +143,9 @@ def split_keys(config: ConvertConfig, available: dict) -> tuple[dict[str, str], 
             raise AgcnError(f"--split-names: give 1 or 2 split names (train[,test]), got {config.split_names}")
         keys = dict(zip(("train", "test"), names, strict=False))
         bench = get_benchmark(config.benchmark) if config.benchmark else None
+    elif config.benchmark is None and "train" in available and set(available) <= set(OWN_SPLITS):
+        keys = dict(zip(("train", "test"), [k for k in OWN_SPLITS if k in available], strict=False))
+        bench = None
     else:
         bench = get_benchmark(config.benchmark or DEFAULT_BENCHMARK)
         protocol = bench.name.split("-")[1]
@@ -129,7 +154,7 @@ def split_keys(config: ConvertConfig, available: dict) -> tuple[dict[str, str], 
     if missing:
         have = ", ".join(map(str, available)) or "none"
         raise AgcnError(f"{path}: no split {missing[0]!r}; the file has: {have}. Pass --split-names TRAIN,TEST")
-    return keys, (bench.name if bench else "custom"), _num_classes(config, bench, "--split-names")
+    return keys, (bench.name if bench else "custom"), _num_classes(config, bench, "--split-names", file_names)
 
 
 def one_split(config: ConvertConfig, holds: str) -> tuple[dict[str, None], str, int]:
@@ -149,10 +174,11 @@ def one_split(config: ConvertConfig, holds: str) -> tuple[dict[str, None], str, 
     return {config.split: None}, (bench.name if bench else "custom"), _num_classes(config, bench, "--split")
 
 
-def _num_classes(config: ConvertConfig, bench: Benchmark | None, how: str) -> int:
-    """--num-classes, else the number of --label-map names, else the benchmark's."""
+def _num_classes(config: ConvertConfig, bench: Benchmark | None, how: str, file_names: tuple | None = None) -> int:
+    """--num-classes, else the number of --label-map names, else of the file's own names, else the benchmark's."""
     mapped = len(read_label_map(config.label_map)) if config.label_map else None
-    num_classes = config.num_classes or mapped or (bench.num_classes if bench else None)
+    num_classes = config.num_classes or mapped or (len(file_names) if file_names else None)
+    num_classes = num_classes or (bench.num_classes if bench else None)
     if num_classes is None:
         raise AgcnError(f"{config.source}: with {how} and no --benchmark, pass --num-classes (or a --label-map)")
     return num_classes
@@ -332,10 +358,15 @@ def import_pkl(config: ConvertConfig, tick: Tick | None = None) -> ConvertReport
         raise AgcnError(f"--num-classes must be at least 1, got {config.num_classes}")
     given = given_layout(config.layout) if config.layout is not None else None
     data = load_annotation_file(path)
+    file_names = file_label_names(path, data) if config.label_map is None else None
     if data["split"] is None:
         keys, benchmark, num_classes = one_split(config, data["holds"])
     else:
-        keys, benchmark, num_classes = split_keys(config, data["split"])
+        keys, benchmark, num_classes = split_keys(config, data["split"], file_names)
+    if file_names is not None and len(file_names) != num_classes:
+        raise AgcnError(
+            f"{path}: names {len(file_names)} classes in '{LABEL_NAMES_KEY}', but --num-classes is {num_classes}"
+        )
 
     by_name, skipped = _by_name(path, data["annotations"])
     jobs: list[AnnotationJob] = []  # split by split
@@ -361,6 +392,7 @@ def import_pkl(config: ConvertConfig, tick: Tick | None = None) -> ConvertReport
         "num_classes": num_classes,
         "source": PKL_SOURCE,
         "source_file": path.name,  # and, per file, source_split: the pkl's split key
+        **({"label_names": json.dumps(list(file_names))} if file_names else {}),
     }
 
     return write_splits(

@@ -25,6 +25,7 @@ from ..io.splitfile import check_split_file, read_meta, read_samples, split_labe
 from ..skeleton.layouts import Layout, get_layout
 from ..skeleton.normalize import WindowPad
 from ..skeleton.persons import fit_persons
+from .extract import EXTRACT_LAYOUT, Item, annotation, is_video_input, item_poses, list_items
 from .formats import FILE_FORMATS, detect_input_format
 from .kinetics import KINETICS_FOLDERS, KINETICS_LAYOUT, KINETICS_RECIPE, KINETICS_SOURCE, read_video, video_sample
 from .ntu import SkeletonError, benchmark_family, parse_name
@@ -44,6 +45,8 @@ from .recipes import check_recipe
 
 SPLIT_SUFFIXES = tuple(suffix for suffix, found in FILE_FORMATS.items() if found == "split")
 PREDICT_KINDS = {"ntu": "skeleton", "pkl": "pkl", "kinetics": "kinetics", "split": "split"}  # format -> Input.kind
+# a video, a folder of videos (or of class folders), an OpenPose folder, an MMPose .json: extracted on the way
+VIDEO_KIND = "video"
 
 
 @dataclass
@@ -171,6 +174,32 @@ class KineticsInput(Input):
 
 
 @dataclass
+class VideoInput(Input):
+    """Videos and pose estimators' per-frame output, extracted as `agcn extract` does (no cache),
+    then converted as `agcn preprocess` converts the annotation file it writes."""
+
+    items: list[Item] = field(default_factory=list)
+    max_people: int = 2
+
+    def samples(self) -> Iterator[Sample | SampleFailure]:
+        sig = layout_signature(self.layout)
+        for item in self.items:
+            try:
+                poses = item_poses(item, self.max_people, 0, lambda event: None)
+            except AgcnError as e:
+                yield failure_from(str(item.path), e)
+                continue
+            ann = annotation(item, poses)
+            job = AnnotationJob(item.name, str(item.path), "test", {**ann, "label": 0})
+            try:
+                converted = convert_annotation(job, self.layout, sig, 1)
+            except SampleError as e:
+                yield SampleFailure(job.where, str(e))
+                continue
+            yield Sample(item.name, item.path, converted.sample, item.label)
+
+
+@dataclass
 class SplitInput(Input):
     names: list[str] = field(default_factory=list)  # every sample name of the file, in file order
     indices: list[int] = field(default_factory=list)  # the samples yielded
@@ -185,6 +214,8 @@ def input_kind(path: Path) -> str:
     """skeleton | pkl | kinetics | split: what `agcn predict` reads `path` as (`formats.detect_input_format`);
     AgcnError for anything else."""
     path = Path(path)
+    if is_video_input(path):
+        return VIDEO_KIND
     found = detect_input_format(path)
     if path.is_dir():
         return "kinetics" if found == "kinetics" else "skeleton"
@@ -193,7 +224,7 @@ def input_kind(path: Path) -> str:
     if found not in PREDICT_KINDS:
         raise AgcnError(
             f"{path}: not an input agcn reads; expected a .skeleton, .pkl (MMAction2/pyskl), .json "
-            "(Kinetics-Skeleton) or .h5 (split) file, or a folder of .skeleton or .json files"
+            "(Kinetics-Skeleton) or .h5 (split) file, a video, or a folder of .skeleton, .json or video files"
         )
     return PREDICT_KINDS[found]
 
@@ -210,6 +241,11 @@ def open_input(
     """
     path = Path(path)
     kind = input_kind(path)
+    if kind == VIDEO_KIND:
+        items, names, _ = list_items([path])
+        space = LabelSpace("custom", len(names), names) if names else LabelSpace()
+        return VideoInput(path, kind, get_layout(EXTRACT_LAYOUT), len(items), PKL_RECIPE, PKL_SOURCE, space,
+                          items=items)  # fmt: skip
     if kind == "skeleton":
         files = list_skeleton_files(path) if path.is_dir() else [path]
         return SkeletonInput(
