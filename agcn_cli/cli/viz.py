@@ -1,6 +1,8 @@
-"""`agcn show` and `agcn plot`: skeleton animations and strips, training curves, per-class bars.
+"""`agcn show` and `agcn plot`: skeleton animations and strips, 2D poses drawn on their video,
+training curves, per-class bars.
 
-Both need matplotlib (`pip install 'agcn[viz]'`); the library code is in `agcn_cli/viz/`.
+Both need matplotlib (`pip install 'agcn[viz]'`), and drawing on a video OpenCV too (the `video`
+extra); the library code is in `agcn_cli/viz/`.
 """
 
 from pathlib import Path
@@ -15,21 +17,35 @@ from .app import command, note, out, progress_bar
 from .options import OverwriteOpt, plain
 
 _SPLITS = (".h5", ".hdf5")
+_ANNOTATIONS = (".pkl", ".pickle")
 
 
 @command("show")
 def show_cmd(
-    source: Annotated[Path, typer.Argument(help="A split file (.h5, with --sample) or a raw NTU .skeleton file.")],
-    sample: Annotated[str | None, typer.Option("--sample", help="Split files: the sample's name.")] = None,
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A split file (.h5, with --sample), a raw NTU .skeleton file, or a 2D annotation file (.pkl, "
+            "e.g. of agcn extract) drawn on its video."
+        ),
+    ],
+    sample: Annotated[
+        str | None, typer.Option("--sample", help="Split and annotation files: the sample's name.")
+    ] = None,
     index: Annotated[
-        int | None, typer.Option("--index", min=0, help="Split files: the sample at this position (0-based), instead.")
+        int | None,
+        typer.Option(
+            "--index", min=0, help="Split and annotation files: the sample at this position (0-based), instead."
+        ),
     ] = None,
     modality: Annotated[Stream, typer.Option("--modality", help="Split files: the stream drawn.")] = "joint",
     stream: Annotated[Stream | None, typer.Option("--stream", hidden=True, help="Deprecated: --modality.")] = None,
     out_path: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="A .gif or .mp4 animation, or a .png strip of evenly spaced frames (default: NAME.gif)."
+            "--out",
+            help="A .gif or .mp4 animation, or a .png strip of evenly spaced frames (default: NAME.gif; "
+            "annotation files: NAME.mp4).",
         ),
     ] = None,
     frames: Annotated[str | None, typer.Option("--frames", help="Frames A:B only (0-based, B excluded).")] = None,
@@ -37,34 +53,64 @@ def show_cmd(
     compare: Annotated[
         bool, typer.Option("--compare", help=".skeleton files: the bodies as parsed beside what each recipe keeps.")
     ] = False,
+    video: Annotated[
+        Path | None,
+        typer.Option("--video", help="Annotation files: the video the poses are of (default: the sample's filename)."),
+    ] = None,
+    beside: Annotated[
+        bool,
+        typer.Option(
+            "--beside", help="Annotation files: the skeleton on a plain panel right of the video, not over it."
+        ),
+    ] = False,
+    min_score: Annotated[
+        float | None,
+        typer.Option(
+            "--min-score", min=0.0, max=1.0, help="Annotation files: joints scored lower are not drawn (default 0.3)."
+        ),
+    ] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Draw a skeleton sample: an animation (.gif, .mp4) or a strip of frames (.png)."""
+    """Draw a skeleton sample: an animation (.gif, .mp4) or a strip of frames (.png); a sample of a 2D
+    annotation file over its video's frames (or beside them), to check an extraction by eye."""
     from ..io.atomic import refuse_existing
     from ..viz.figure import ANIMATION_SUFFIXES, IMAGE_SUFFIXES, check_suffix, require_matplotlib
+    from ..viz.overlay import OVERLAY_SUFFIXES
     from ..viz.render import render_scenes, skeleton_scenes, split_scene
 
     flag = "--modality" if stream is None else "--stream"  # --stream: --modality's old name
     stream = plain(modality if stream is None else stream)
     kind = source.suffix.lower()
-    if kind not in (*_SPLITS, ".skeleton"):
-        raise AgcnError(f"{source}: expected a split file (.h5) or an NTU .skeleton file")
+    if kind not in (*_SPLITS, ".skeleton", *_ANNOTATIONS):
+        raise AgcnError(f"{source}: expected a split file (.h5), an NTU .skeleton file or a 2D annotation file (.pkl)")
+    if kind not in _ANNOTATIONS and (video is not None or beside or min_score is not None):
+        raise AgcnError(
+            f"{source}: --video, --beside and --min-score are for annotation files (.pkl) drawn on their video"
+        )
     if kind == ".skeleton" and (sample is not None or index is not None or stream != "joint"):
         raise AgcnError(
             f"{source}: --sample, --index and {flag} are for split files; a .skeleton file holds one sample"
         )
+    if kind in _ANNOTATIONS and stream != "joint":
+        raise AgcnError(f"{source}: {flag} is for split files; an annotation file's poses are drawn on their video")
     if kind != ".skeleton" and compare:
         raise AgcnError(f"{source}: --compare is for raw .skeleton files (the recipes run on them)")
-    if kind != ".skeleton" and (sample is None) == (index is None):
+    if kind in _SPLITS and (sample is None) == (index is None):
+        raise AgcnError(f"{source}: which sample? Pass --sample NAME or --index N (one of them)")
+    if kind in _ANNOTATIONS and sample is not None and index is not None:  # neither: the file's only sample
         raise AgcnError(f"{source}: which sample? Pass --sample NAME or --index N (one of them)")
     if not source.is_file():
         raise AgcnError(f"{source}: no such file")
     if out_path is not None:
-        check_suffix(out_path, ANIMATION_SUFFIXES + IMAGE_SUFFIXES)
+        check_suffix(out_path, OVERLAY_SUFFIXES if kind in _ANNOTATIONS else ANIMATION_SUFFIXES + IMAGE_SUFFIXES)
         refuse_existing([out_path], overwrite)
     require_matplotlib()
     if flag == "--stream":  # after the checks: a refused command says one line
         note(f"--stream is deprecated: pass --modality {stream}, as agcn train, eval and predict take it")
+    if kind in _ANNOTATIONS:
+        which = sample if sample is not None else index
+        _show_on_video(source, which, video, out_path, frames, every, min_score, beside, overwrite)
+        return
     if kind == ".skeleton":
         scenes, name = skeleton_scenes(source, compare), source.stem + ("-compare" if compare else "")
     else:
@@ -78,6 +124,35 @@ def show_cmd(
         result = render_scenes(scenes, out_path, frames, every, progress=bar.update)
     what = "strip" if out_path.suffix.lower() in IMAGE_SUFFIXES else "animation"
     out.print(f"wrote {escape(str(result.path))} ({what}, {len(result.frames)} frames)", highlight=False)
+
+
+def _show_on_video(
+    source: Path,
+    which: str | int | None,
+    video: Path | None,
+    out_path: Path | None,
+    frames: str | None,
+    every: int,
+    min_score: float | None,
+    beside: bool,
+    overwrite: bool,
+) -> None:
+    """`agcn show FILE.pkl`, its options checked: one sample's 2D poses drawn on its video."""
+    from ..io.atomic import refuse_existing
+    from ..viz.overlay import OVERLAY_MIN_SCORE, clip_video, pose_clip, render_overlay
+
+    clip = pose_clip(source, which)
+    path = clip_video(clip, video)
+    if out_path is None:
+        safe = "".join("_" if c in "/\\" else c for c in clip.name)  # a sample's name may hold a path
+        out_path = Path(f"{safe}.mp4")
+        refuse_existing([out_path], overwrite)
+    score = OVERLAY_MIN_SCORE if min_score is None else min_score
+    with progress_bar(None, "drawing", "frame") as bar:
+        result = render_overlay(clip, path, out_path, frames, every, score, beside, progress=bar.update, note=note)
+    what = {".png": "strip", ".mp4": "video"}.get(out_path.suffix.lower(), "animation")
+    shown = f"{len(result.frames)} frames of {path}"
+    out.print(f"wrote {escape(str(result.path))} ({what}, {escape(shown)})", highlight=False)
 
 
 @command("plot")

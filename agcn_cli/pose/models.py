@@ -54,18 +54,28 @@ POSE_MODEL_FILES = {
 }
 
 
-def video_modules() -> tuple[ModuleType, type]:
-    """(cv2, LiteRT's Interpreter class), or one AgcnError line saying what to install."""
+def opencv() -> ModuleType:
+    """cv2 (decoding, drawing), or one AgcnError line saying what to install."""
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's warnings would reach agcn's output as is
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # and FFmpeg's
     try:
         import cv2
-        from ai_edge_litert.interpreter import Interpreter
     except ImportError as e:
         raise AgcnError(f"videos need the video extra ({e.name} is not installed): {INSTALL_VIDEO}") from None
     logging = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging is not None:  # cv2 may have been imported before the variable was set
+    if logging is not None:  # cv2 may have been imported before the variables were set
         logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    return cv2
+
+
+def video_modules() -> tuple[ModuleType, type]:
+    """(cv2, LiteRT's Interpreter class): what the pose estimator needs, or one AgcnError line
+    saying what to install."""
+    cv2 = opencv()
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as e:
+        raise AgcnError(f"videos need the video extra ({e.name} is not installed): {INSTALL_VIDEO}") from None
     return cv2, Interpreter
 
 

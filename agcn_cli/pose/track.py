@@ -6,7 +6,10 @@ in which the track holds a person, most first; ties keep the order in which the 
 frame, then by the estimator's order within the frame). `max_people` keeps the first M, as its
 `max_tracks` does (2, `FormatGCNInput`'s `num_person`).
 
-Matching takes that tracker's frame-to-frame scheme with three changes:
+Matching takes that tracker's frame-to-frame scheme with four changes:
+- a track is compared where it should be now, moved on at the speed of its last two detections
+  (constant velocity), not where it was last seen, so people crossing keep their tracks even when
+  the frames around the crossing are missing;
 - its cost (`dist_ske`) sums over joints max(2 x distance in pixels, |score difference|), so it
   grows with image size and people's size; here a pair costs the mean distance over the joints both
   score above 0, divided by the mean of the two boxes' sizes (the longer side of the box around the
@@ -122,6 +125,7 @@ def _match(
     order of appearance."""
     track_of = np.empty(len(frame_of), np.int64)
     latest = np.empty(len(frame_of), np.int64)  # per track: its latest detection
+    previous = np.full(len(frame_of), -1, np.int64)  # per track: the detection before that (-1: none)
     tracks = 0
     starts = np.searchsorted(frame_of, np.arange(num_frames + 1))
     for t in range(num_frames):  # sequential: each frame matches against the tracks so far
@@ -130,14 +134,32 @@ def _match(
             continue
         live = np.flatnonzero(frame_of[latest[:tracks]] >= t - max_gap - 1)
         last = latest[live]
-        cost = _pair_cost(keypoints[last], scores[last], keypoints[lo:hi], scores[lo:hi])
+        expected = _expected(keypoints, scores, frame_of, last, previous[live], t)
+        cost = _pair_cost(expected, scores[last], keypoints[lo:hi], scores[lo:hi])
         rows, cols = greedy_assignment(cost, gate)
         track_of[lo + cols] = live[rows]
         new = np.setdiff1d(np.arange(hi - lo), cols)  # in the estimator's order
         track_of[lo + new] = tracks + np.arange(new.size)
         tracks += new.size
+        previous[live[rows]] = last[rows]
         latest[track_of[lo:hi]] = np.arange(lo, hi)
     return track_of
+
+
+def _expected(
+    keypoints: np.ndarray, scores: np.ndarray, frame_of: np.ndarray, last: np.ndarray, before: np.ndarray, t: int
+) -> np.ndarray:
+    """(n, V, 2): where each track's joints should be at frame `t`, moving on at the speed between its
+    last two detections (a joint not scored in both stays where it was last seen). A person walking
+    past another through frames nobody was detected in keeps their track."""
+    expected = keypoints[last].copy()
+    moving = before >= 0
+    if moving.any():
+        a, b = last[moving], before[moving]
+        speed = (keypoints[a] - keypoints[b]) / (frame_of[a] - frame_of[b])[:, None, None]
+        seen = ((scores[a] > 0) & (scores[b] > 0))[..., None]
+        expected[moving] += np.where(seen, speed * (t - frame_of[a])[:, None, None], 0)
+    return expected
 
 
 def _boxes(xy: np.ndarray, score: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AgcnError
-from .models import video_modules
+from .models import opencv
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts")
 MAX_PIXELS = 7680 * 4320  # 8K UHD: a larger frame is refused (one such RGB frame is 100 MB)
@@ -64,7 +64,7 @@ class Decoded:
 
 
 def _capture(path: Path):
-    cv2, _ = video_modules()
+    cv2 = opencv()
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import AgcnError
 from .choices import SOURCE_FORMATS
+from .extract import is_video_input
 from .kinetics import KINETICS_FOLDERS, import_kinetics
 from .ntu_convert import preprocess_skeletons
 from .pipeline import ConvertConfig, ConvertReport, OpenProgress, Tick, ticking
@@ -87,6 +88,11 @@ def convert(config: ConvertConfig, progress: OpenProgress | None = None) -> Conv
     """Convert the source of `config` into split files, in the format `config.format` names or
     the one detected; `progress(total, what, unit)` opens a display that counts inputs as they
     complete (`pipeline.OpenProgress`: the CLI passes its progress bar)."""
+    if config.format == "auto" and is_video_input(Path(config.source)):
+        raise AgcnError(
+            f"{config.source}: videos and pose estimators' per-frame output become an annotation file first: "
+            f"agcn extract {config.source} --out NAME.pkl, then agcn preprocess NAME.pkl {config.out_dir}"
+        )
     fmt = source_format(config.source, config.format)
     if fmt == "ntu":
         return preprocess_skeletons(config, progress)  # opens the progress once the files are listed
