@@ -379,6 +379,10 @@ def extract(config: ExtractConfig, progress: ExtractProgress | None = None) -> E
 
         video_modules()  # one line saying what to install, before any work
         pose_model_bytes()
+    try:
+        config.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AgcnError(f"{config.out}: cannot create its folder ({e.strerror or e})") from None
     with locked(config.out, wait=False, holder="agcn extract", hint="wait for it to end"):
         cache_dir(config).mkdir(parents=True, exist_ok=True)
         progress.listed(len(items))
