@@ -222,3 +222,52 @@ def test_videos_to_a_trained_model_to_predict(classes, tmp_path):
     assert [results[n]["label_name"] for n in sorted(results)] == ["left"] * 3 + ["right"] * 3
     # the video classified on the way equals the same video through extract + preprocess's conversion
     assert results["right/r1"]["top"] == result["top"]
+
+
+def test_an_enormous_frame_and_an_unreadable_class_folder_are_one_line_each(tmp_path, monkeypatch):
+    import agcn_cli.pose.video as video
+
+    root = tmp_path / "clips"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    clip(root / "a" / "ok.mp4", frames=4, size=(120, 160))
+    clip(root / "a" / "big.mp4", frames=2, size=(240, 320))
+    monkeypatch.setattr(video, "MAX_PIXELS", 200 * 200)  # as an 8K+ frame would be refused
+    real_iterdir = type(root).iterdir
+
+    def iterdir(self):
+        if self.name == "b":
+            raise PermissionError(13, "Permission denied")
+        return real_iterdir(self)
+
+    monkeypatch.setattr(type(root), "iterdir", iterdir)
+    r = run("extract", root, "--out", tmp_path / "o.pkl", "--workers", "1", "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert [i["name"] for i in summary["inputs"]] == ["a/ok"]
+    (failed,) = summary["failed"]
+    assert "big.mp4: 320x240 frames, more than 8K" in failed["error"]
+    assert any(s["file"].endswith("/b") and "Permission denied" in s["reason"] for s in summary["skipped"])
+
+
+def test_variable_frame_rate_and_early_stops_are_noted():
+    from agcn_cli.pose.video import Decoded, VideoInfo
+
+    info = VideoInfo(None, 640, 480, 30.0, 10)
+    steady = Decoded(frames=10, times_ms=[33.3 * k for k in range(10)])
+    assert steady.problems(info) == []
+    varying = Decoded(frames=10, times_ms=[0, 33, 66, 133, 166, 300, 333, 366, 400, 433])
+    (note,) = varying.problems(info)
+    assert note.startswith("variable frame rate (33.0-134.0 ms between frames)")
+    short = Decoded(frames=5, times_ms=[33.3 * k for k in range(5)])
+    assert short.problems(info) == ["truncated: decoded 5 of the 10 frames it announces"]
+
+
+def test_two_extractions_into_one_file_do_not_mix(tmp_path):
+    from agcn_cli.io.atomic import locked
+
+    video = clip(tmp_path / "a.mp4", frames=3, size=(120, 160))
+    out = tmp_path / "o.pkl"
+    with locked(out, wait=False, holder="agcn extract"):
+        line = one_error_line(["extract", str(video), "--out", str(out)])
+    assert "in use by another agcn extract" in line and not out.exists()
