@@ -5,7 +5,7 @@ import pytest
 
 from agcn_cli.errors import AgcnError
 from agcn_cli.pose.people import FramePeople
-from agcn_cli.pose.track import greedy_assignment, track_people
+from agcn_cli.pose.track import OnlineTracker, greedy_assignment, track_people
 
 # a COCO-17 stick figure about 44 x 98 pixels around its centre
 TEMPLATE = np.array(
@@ -166,3 +166,122 @@ def test_greedy_assignment_is_the_sorted_pairs_rule():
         gate = float(rng.choice([np.inf, 1.0]))
         rows, cols = greedy_assignment(cost, gate)
         assert sorted(zip(rows.tolist(), cols.tolist(), strict=True)) == greedy_by_sorting(cost, gate)
+
+
+def held_ids(tracks, frames: list[FramePeople]) -> list[list[int]]:
+    """Per frame, the id of the row that holds each person there (-1: none), found by the keypoints."""
+    out = []
+    for t, f in enumerate(frames):
+        held = tracks.keypoint_score[:, t].max(axis=1, initial=0) > 0  # (M,)
+        same = (tracks.keypoint[None, :, t] == f.keypoints[:, None]).all(axis=(2, 3)) & held  # (P, M)
+        out.append(np.where(same.any(axis=1), tracks.ids[same.argmax(axis=1)], -1).tolist())
+    return out
+
+
+def online(frames: list[FramePeople], **kwargs) -> list[list[int]]:
+    tracker = OnlineTracker(**kwargs)
+    return [tracker.update(t, f).tolist() for t, f in enumerate(frames)]
+
+
+def entering_and_leaving() -> list[FramePeople]:
+    a = [(100 + t, 200) for t in range(60)]
+    c = [(300, 200) if t < 40 else None for t in range(60)]
+    b = [(500, 200) if t >= 20 else None for t in range(60)]
+    d = [(700, 300) if t >= 41 else None for t in range(60)]
+    return [frame([p[t] for p in (a, c, b, d) if p[t]]) for t in range(60)]
+
+
+def gap() -> list[FramePeople]:
+    return [frame([(100 + 2 * t, 200)] if not 10 <= t < 15 else []) for t in range(30)]
+
+
+def shuffled() -> list[FramePeople]:
+    rng = np.random.default_rng(3)
+    people = [[*crossing(t), (250, 400)] for t in range(30)]
+    return [frame([p[k] for k in rng.permutation(3)]) for p in people]
+
+
+def with_junk() -> list[FramePeople]:
+    junk = FramePeople(np.full((1, 17, 2), 50, np.float32), np.zeros((1, 17), np.float32))
+    both = FramePeople(
+        np.concatenate([junk.keypoints, body(104, 200)[None]]),
+        np.concatenate([junk.scores, np.ones((1, 17), np.float32)]),
+    )
+    return [frame([(100, 200)]), junk, frame([(102, 200)]), both]
+
+
+CASES = {
+    "crossing": (lambda: [frame(list(crossing(t))) for t in range(30)], {}),
+    "entering and leaving": (entering_and_leaving, {}),
+    "gap": (gap, {}),
+    "gap of max_gap": (gap, {"max_gap": 5}),
+    "gap over max_gap": (gap, {"max_gap": 4}),
+    "shuffled": (shuffled, {}),
+    "unscored": (with_junk, {}),
+    "no gate": (entering_and_leaving, {"gate": np.inf}),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_online_tracker_frame_by_frame_gives_track_peoples_ids(case):
+    make, kwargs = CASES[case]
+    frames = make()
+    assert online(frames, **kwargs) == held_ids(track_people(frames, **kwargs), frames)
+
+
+def test_online_tracker_ids_as_frames_arrive():
+    assert online([frame(list(crossing(t))) for t in range(30)]) == [[0, 1]] * 30
+    assert online(with_junk()) == [[0], [-1], [0], [-1, 0]]
+    assert online(gap(), max_gap=4) == [[0]] * 10 + [[]] * 5 + [[1]] * 15
+    # frame numbers may skip: frames left out are frames without people
+    tracker = OnlineTracker(max_gap=4)
+    assert [tracker.update(t, f).tolist() for t, f in enumerate(gap()) if f.count] == [[0]] * 10 + [[1]] * 15
+
+
+def test_online_frames_must_come_in_order():
+    tracker = OnlineTracker()
+    assert tracker.update(3, frame([(100, 200)])).tolist() == [0]
+    for t in (3, 2):
+        with pytest.raises(AgcnError, match=f"frame {t} after frame 3: frames must come in order"):
+            tracker.update(t, frame([(300, 200)]))
+    assert tracker.update(4, frame([(102, 200)])).tolist() == [0]  # a refused frame changed nothing
+    with pytest.raises(AgcnError, match="different joint counts to track \\(frame 3 has 17 joints"):
+        tracker.update(5, FramePeople.empty(18))
+
+
+def test_online_ids_given_by_the_input_pass_through():
+    tracker = OnlineTracker()
+    assert tracker.update(0, frame([(100, 200), (400, 200)], [5, 9])).tolist() == [5, 9]
+    assert tracker.update(1, frame([(400, 200), (100, 200)], [5, 9])).tolist() == [5, 9]  # whatever the geometry
+    junk = FramePeople(np.full((2, 17, 2), 50, np.float32), np.float32([[0] * 17, [1] * 17]), np.array([7, 5]))
+    assert tracker.update(2, junk).tolist() == [-1, 5]
+    assert tracker.update(3, FramePeople(junk.keypoints[:1], junk.scores[:1])).tolist() == [-1]  # nobody shown
+    assert tracker.live_tracks == 0  # nothing held: the ids are the tracks
+    with pytest.raises(AgcnError, match="frame 4: person id 5 is given to two people"):
+        tracker.update(4, frame([(1, 2), (3, 4)], [5, 5]))
+    with pytest.raises(AgcnError, match="person ids are given in some frames but not in frame 5"):
+        tracker.update(5, frame([(1, 2)]))
+    tracker = OnlineTracker()
+    tracker.update(0, frame([]))
+    tracker.update(1, frame([(1, 2)]))
+    with pytest.raises(AgcnError, match="person ids are given in some frames but not in frame 1"):
+        tracker.update(2, frame([(1, 2)], [4]))
+
+
+def test_online_memory_stays_bounded_on_an_endless_stream():
+    rng = np.random.default_rng(0)
+    tracker = OnlineTracker()
+    lanes = [None, None, None]  # per lane: (x on entering, speed, frame entered) of the person in it, or None
+    until = [0, 0, 0]  # the frame the lane's person leaves, or its next person enters
+    numbers, held = set(), []
+    for t in range(5000):
+        for k in range(3):
+            if t >= until[k]:
+                lanes[k] = None if lanes[k] else (rng.uniform(0, 800), rng.choice([-4.0, 4.0]), t)
+                until[k] = t + int(rng.integers(5, 40))
+        people = [(p[0] + p[1] * (t - p[2]), 200 + 250 * k) for k, p in enumerate(lanes) if p]
+        numbers.update(tracker.update(t, frame(people)).tolist())
+        held.append(tracker.live_tracks)
+        assert len(tracker._xy) == len(tracker._score) == len(tracker._frame) == tracker.live_tracks
+    assert len(numbers) > 300  # hundreds of tracks came and went ...
+    assert max(held) <= 6  # ... a handful held at once: each lane's person and those gone under 12 frames ago

@@ -6,7 +6,7 @@ Importing this package registers every command on `app`, in the order `agcn --he
 
 from .app import app, main
 from . import extract, data, train  # noqa: F401  (registers the commands: extract; synth, preprocess, info, streams; model-info, train)
-from . import evaluate, fuse, predict, export  # noqa: F401  (eval, fuse, predict, export)
+from . import evaluate, fuse, predict, watch, export  # noqa: F401  (eval, fuse, predict, watch, export)
 from . import viz  # noqa: F401  (show, plot)
 
 __all__ = ["app", "main"]

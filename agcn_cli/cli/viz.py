@@ -1,5 +1,5 @@
 """`agcn show` and `agcn plot`: skeleton animations and strips, 2D poses drawn on their video,
-training curves, per-class bars.
+training curves, per-class bars, timelines of agcn watch's segments.
 
 Both need matplotlib (`pip install 'agcn[viz]'`), and drawing on a video OpenCV too (the `video`
 extra); the library code is in `agcn_cli/viz/`.
@@ -18,6 +18,7 @@ from .options import OverwriteOpt, plain
 
 _SPLITS = (".h5", ".hdf5")
 _ANNOTATIONS = (".pkl", ".pickle")
+_SEGMENTS = (".json", ".csv")  # agcn watch's segments files
 
 
 @command("show")
@@ -161,16 +162,39 @@ def plot_cmd(
         list[Path],
         typer.Argument(
             help="Run folders of agcn train (curves; a --modality all RUN_DIR gives its streams, a folder of runs "
-            "each run in it), or score files of agcn eval (bars)."
+            "each run in it), score files of agcn eval (bars), or one segments file of agcn watch (.json or .csv: "
+            "a timeline)."
         ),
     ],
     out_path: Annotated[
-        Path | None, typer.Option("--out", help="A .png, .pdf or .svg file (default: curves.png / class-accuracy.png).")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="A .png, .pdf or .svg file (default: curves.png / class-accuracy.png / SEGMENTS-timeline.png).",
+        ),
+    ] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option("--fps", help="Segments files: the recording's frames per second, for a time axis in seconds."),
+    ] = None,
+    title: Annotated[
+        str | None, typer.Option("--title", help="Segments files: the timeline's title (default: the file's name).")
     ] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Training curves of runs (loss, accuracy, validation top-1/top-5, lr per epoch), overlaid; or
-    per-class accuracy bars of score files."""
+    """Training curves of runs (loss, accuracy, validation top-1/top-5, lr per epoch), overlaid;
+    per-class accuracy bars of score files; or the timeline of a segments file of agcn watch (a row
+    per person, a bar per recognised action)."""
+    segments = [p for p in inputs if p.suffix.lower() in _SEGMENTS and not p.is_dir()]
+    if segments and len(inputs) > 1:
+        if len(segments) < len(inputs):
+            raise AgcnError("give either a segments file (a timeline) or run folders / score files, not both")
+        raise AgcnError(f"{segments[1]}: one segments file at a time (a timeline each)")
+    if segments:  # before the runs' imports (h5py): a timeline needs neither
+        _plot_timeline(segments[0], out_path, fps, title, overwrite)
+        return
+    if fps is not None or title is not None:
+        raise AgcnError("--fps and --title are for a segments file of agcn watch (a timeline), not runs or scores")
     from ..evaluation.runs import find_runs
     from ..io.atomic import refuse_existing
     from ..viz.curves import plot_class_accuracy, plot_runs
@@ -194,3 +218,20 @@ def plot_cmd(
     save_figure(fig, out_path)
     what = ("run" if runs else "score file") + ("" if len(inputs) == 1 else "s")
     out.print(f"wrote {escape(str(out_path))} ({len(inputs)} {what})", highlight=False)
+
+
+def _plot_timeline(source: Path, out_path: Path | None, fps: float | None, title: str | None, overwrite: bool) -> None:
+    """`agcn plot SEGMENTS.json|.csv`: the timeline of a segments file, its options checked."""
+    from ..io.atomic import refuse_existing
+    from ..viz.figure import IMAGE_SUFFIXES, check_suffix, require_matplotlib
+    from ..viz.timeline import draw_timeline, read_segments
+
+    out_path = out_path or Path(f"{source.stem}-timeline.png")  # here, as curves.png is
+    check_suffix(out_path, IMAGE_SUFFIXES)
+    refuse_existing([out_path], overwrite)
+    segments = read_segments(source)  # before matplotlib: a bad file is refused without it
+    require_matplotlib()
+    draw_timeline(segments, out_path, title, fps)  # checks --fps
+    people, bars = len(segments.people), len(segments.segments)
+    facts = f"{people} {'person' if people == 1 else 'people'}, {bars} segment{'' if bars == 1 else 's'}"
+    out.print(f"wrote {escape(str(out_path))} (timeline of {facts})", highlight=False)

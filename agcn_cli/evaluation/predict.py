@@ -60,7 +60,7 @@ class Prediction:
 
 
 @dataclass
-class _Model:
+class LoadedModel:
     path: Path
     model: AGCN
     data: DataInfo
@@ -73,13 +73,13 @@ _Entry = tuple[Sample | SampleFailure, str, LabelSpace]  # a sample (or failure)
 COORDINATE_LIMIT = 1e6
 
 
-def _load(paths: Sequence[Path], foreign_config: ModelConfig | None, foreign_data: DataInfo | None,
-          note: Note) -> tuple[list[_Model], Layout]:  # fmt: skip
+def load_checkpoints(paths: Sequence[Path], foreign_config: ModelConfig | None, foreign_data: DataInfo | None,
+          note: Note) -> tuple[list[LoadedModel], Layout]:  # fmt: skip
     """The checkpoints and their common layout; AgcnError when they cannot be fused."""
     models = []
     for path in map(Path, paths):
         model, data, _ = load_model(path, foreign_config=foreign_config, foreign_data=foreign_data, note=note)
-        models.append(_Model(path, model, data))
+        models.append(LoadedModel(path, model, data))
     first = models[0]
     layout = resolve_layout(first.data.layout, first.data.layout_spec, source=str(first.path))
     for m in models:
@@ -103,7 +103,7 @@ def _load(paths: Sequence[Path], foreign_config: ModelConfig | None, foreign_dat
     return models, layout
 
 
-def _open(inputs: Sequence[Path], names: Sequence[str] | None, models: list[_Model], layout: Layout,
+def _open(inputs: Sequence[Path], names: Sequence[str] | None, models: list[LoadedModel], layout: Layout,
           note: Note) -> list[Input | SampleFailure]:  # fmt: skip
     """Each input opened, or the failure to open it; AgcnError for one in another layout."""
     recipes = {m.data.recipe for m in models}
@@ -136,7 +136,7 @@ def _open(inputs: Sequence[Path], names: Sequence[str] | None, models: list[_Mod
 
 
 def _probabilities(
-    models: list[_Model], views: list[ViewSpec], batch: list[_Entry], k: int, dev: torch.device
+    models: list[LoadedModel], views: list[ViewSpec], batch: list[_Entry], k: int, dev: torch.device
 ) -> tuple[list[np.ndarray], list[Sample | SampleFailure]]:
     """Each checkpoint's (B, k) float32 probabilities of the samples of `batch`, zero for failures,
     and the batch's items, a sample whose views cannot be cut turned into a failure."""
@@ -188,7 +188,7 @@ def predict(
     if (clips is not None and clips < 1) or top < 1 or batch_size < 1 or (clip_len is not None and clip_len < 1):
         raise AgcnError("--clips, --clip-len, --top and --batch-size must be at least 1")
     weights = [1.0] * len(checkpoints) if weights is None else check_weights(weights, checkpoints, noun="checkpoints")
-    models, layout = _load(checkpoints, foreign_config, foreign_data, note)
+    models, layout = load_checkpoints(checkpoints, foreign_config, foreign_data, note)
     views = [replace(checkpoint_views(m.data, clips, clip_len, owner=str(m.path)), layout=layout) for m in models]
     opened = _open(inputs, samples, models, layout, note)
     dev = resolve_device(device)

@@ -267,6 +267,30 @@ class AGCN(nn.Module):
         return self.fc(self.drop(x))
 
 
+def person_features(model: AGCN, x: torch.Tensor, slot: int) -> torch.Tensor:
+    """(N, C, T, V) the data of one person slot -> (N, 256) that person's pooled features, as
+    `AGCN.forward` computes them before its mean over persons. Eval mode only (running BN
+    statistics): persons do not mix before that mean, so the logits of a sample are
+    `classify(model, mean of its slots' features)`, and an empty slot's features are a constant
+    of the clip length (`agcn watch` computes them once instead of once a clip)."""
+    if model.training:
+        raise RuntimeError("person_features: the model must be in eval mode")
+    N, C, T, V = x.shape
+    bn, lo, hi = model.data_bn, slot * V * C, (slot + 1) * V * C  # this slot's features of data_bn
+    x = x.permute(0, 3, 1, 2).reshape(N, V * C, T)  # (N, V*C, T), the references' order within a slot
+    x = F.batch_norm(x, bn.running_mean[lo:hi], bn.running_var[lo:hi], bn.weight[lo:hi], bn.bias[lo:hi],
+                     False, 0.0, bn.eps)  # fmt: skip
+    x = x.view(N, V, C, T).permute(0, 2, 3, 1).contiguous()  # (N, C, T, V)
+    for block in model.blocks:
+        x = block(x)
+    return x.view(N, x.shape[1], -1).mean(2)  # (N, 256)
+
+
+def classify(model: AGCN, features: torch.Tensor) -> torch.Tensor:
+    """(N, 256) features averaged over persons -> (N, num_classes) logits."""
+    return model.fc(model.drop(features))
+
+
 def build_model(config: ModelConfig) -> AGCN:
     return AGCN(config)
 

@@ -25,6 +25,9 @@ are the right ones, so the two differ only in crowds where costs nearly tie.
 
 Where the input gives ids (OpenPose `person_id`, MMPose `track_id`), each id is one track and
 nothing is matched. A detection with no joint scored above 0 shows nothing and is left out.
+
+`OnlineTracker` does the matching one frame at a time, for frames that arrive live; `track_people` runs
+it over the whole video, then orders the tracks.
 """
 
 from collections.abc import Sequence
@@ -58,27 +61,117 @@ def track_people(
     """T frames of people -> `Tracks` of the first `max_people` tracks (all by default), ordered as above."""
     if not frames:
         raise AgcnError("no frames to track")
-    v = frames[0].keypoints.shape[1]
-    if any(f.keypoints.shape[1:] != (v, 2) or f.scores.shape != f.keypoints.shape[:2] for f in frames):
-        raise AgcnError(f"frames of different joint counts to track (frame 0 has {v} joints)")
     if max_people is not None and max_people < 0:
         raise AgcnError(f"max_people {max_people} is negative")
+    tracker = OnlineTracker(max_gap, gate)
+    track = [tracker.update(t, f) for t, f in enumerate(frames)]  # (P,) per frame
     # every detection with a scored joint, frame by frame: N of them
-    shown = [f.scores.max(axis=1, initial=0) > 0 for f in frames]
+    shown = [_shown(f) for f in frames]
     frame_of = np.concatenate([np.full(int(s.sum()), t, np.int64) for t, s in enumerate(shown)])
     keypoints = np.concatenate([f.keypoints[s] for f, s in zip(frames, shown, strict=True)]).astype(np.float32)
     scores = np.concatenate([f.scores[s] for f, s in zip(frames, shown, strict=True)]).astype(np.float32)
-    given = [f.ids is not None for f, s in zip(frames, shown, strict=True) if s.any()]
-    if all(given) and given:
-        ids = np.concatenate([f.ids[s] for f, s in zip(frames, shown, strict=True) if s.any()]).astype(np.int64)
-        track_of, track_ids = _by_id(ids, frame_of)
-    elif any(given):
-        t = next(t for t, (f, s) in enumerate(zip(frames, shown, strict=True)) if s.any() and f.ids is None)
-        raise AgcnError(f"person ids are given in some frames but not in frame {t}; give them in all or none")
-    else:
-        track_of = _match(keypoints, scores, frame_of, len(frames), max_gap, gate)
-        track_ids = np.arange(track_of.max(initial=-1) + 1, dtype=np.int64)
-    return _assemble(keypoints, scores, frame_of, track_of, track_ids, len(frames), max_people)
+    labels = np.concatenate([k[s] for k, s in zip(track, shown, strict=True)])  # (N,) input ids or track numbers
+    track_ids, track_of = np.unique(labels, return_inverse=True)
+    return _assemble(keypoints, scores, frame_of, track_of.astype(np.int64), track_ids, len(frames), max_people)
+
+
+class OnlineTracker:
+    """The matching above, one frame at a time as frames arrive (a live stream): `update` gives each
+    person of the frame its track at once. `track_people` feeds it a whole video, so the two agree.
+
+    Per live track it holds its last two detections and nothing more, and it forgets a track once it
+    can no longer be matched (unseen for more than `max_gap` + 1 frames): memory stays bounded on an
+    endless stream.
+    """
+
+    def __init__(self, max_gap: int = TRACK_MAX_GAP, gate: float = TRACK_GATE) -> None:
+        self.max_gap, self.gate = max_gap, gate
+        self._last: int | None = None  # the latest frame number
+        self._joints: tuple[int, int] | None = None  # the first frame and its joint count V
+        self._given: tuple[bool, int] | None = None  # whether the first frame with a person gave ids; that frame
+        self._next = 0  # the number the next new track takes
+        # per live track, in order of number: its number; its last two detections, latest first (frame -1: none)
+        self._number = np.zeros(0, np.int64)  # (L,)
+        self._xy = np.zeros((0, 2, 0, 2), np.float32)  # (L, 2, V, 2)
+        self._score = np.zeros((0, 2, 0), np.float32)  # (L, 2, V)
+        self._frame = np.zeros((0, 2), np.int64)  # (L, 2)
+
+    @property
+    def live_tracks(self) -> int:
+        """The tracks held now: those a person of the next frame may still be matched to, or fewer."""
+        return len(self._number)
+
+    def update(self, t: int, people: FramePeople) -> np.ndarray:
+        """Frame `t`'s P people -> (P,) int64: each one's track (the input's id where the frames give ids,
+        else the track's number in order of appearance), -1 for one with no joint scored above 0."""
+        shown = self._checked(t, people)
+        self._last = t
+        self._forget(t)
+        track = np.full(people.count, -1, np.int64)
+        if not shown.any():
+            return track
+        self._given = self._given or (people.ids is not None, t)
+        if people.ids is not None:  # the input's ids are the tracks: nothing to match
+            track[shown] = people.ids[shown]
+        else:
+            xy, score = people.keypoints[shown].astype(np.float32), people.scores[shown].astype(np.float32)
+            track[shown] = self._match(t, xy, score)
+        return track
+
+    def _checked(self, t: int, people: FramePeople) -> np.ndarray:
+        """Frame `t`'s people, checked against the frames before -> (P,) bool: those with a joint scored."""
+        if self._last is not None and t <= self._last:
+            raise AgcnError(f"frame {t} after frame {self._last}: frames must come in order")
+        first, v = self._joints or (t, people.keypoints.shape[1])
+        if people.keypoints.shape[1:] != (v, 2) or people.scores.shape != people.keypoints.shape[:2]:
+            raise AgcnError(
+                f"frames of different joint counts to track (frame {first} has {v} joints; frame {t} has "
+                f"keypoints of shape {people.keypoints.shape} and scores of shape {people.scores.shape})"
+            )
+        shown = _shown(people)
+        if shown.any() and self._given and self._given[0] != (people.ids is not None):
+            without = t if self._given[0] else self._given[1]  # the first frame without ids, as in `track_people`
+            raise AgcnError(f"person ids are given in some frames but not in frame {without}; give them in all or none")
+        if shown.any() and people.ids is not None:
+            unique, counts = np.unique(people.ids[shown], return_counts=True)
+            if (counts > 1).any():
+                raise AgcnError(f"frame {t}: person id {unique[counts > 1][0]} is given to two people")
+        if self._joints is None:
+            self._joints = first, v
+            self._xy, self._score = np.zeros((0, 2, v, 2), np.float32), np.zeros((0, 2, v), np.float32)
+        return shown
+
+    def _forget(self, t: int) -> None:
+        """Drop the tracks too long unseen to be matched at frame `t` or after."""
+        live = self._frame[:, 0] >= t - self.max_gap - 1
+        if not live.all():
+            self._number, self._xy, self._score, self._frame = (
+                a[live] for a in (self._number, self._xy, self._score, self._frame)
+            )
+
+    def _match(self, t: int, xy: np.ndarray, score: np.ndarray) -> np.ndarray:
+        """(m, V, 2), (m, V) frame `t`'s detections -> (m,) their tracks' numbers; holds them as the tracks' latest."""
+        expected = _expected(self._xy, self._score, self._frame, t)
+        rows, cols = greedy_assignment(_pair_cost(expected, self._score[:, 0], xy, score), self.gate)
+        new = np.setdiff1d(np.arange(len(xy)), cols)  # in the estimator's order
+        number = np.empty(len(xy), np.int64)
+        number[cols] = self._number[rows]
+        number[new] = self._next + np.arange(new.size)
+        self._next += new.size
+        for held, now in ((self._xy, xy[cols]), (self._score, score[cols]), (self._frame, t)):
+            held[rows] = held[rows, ::-1]  # the latest detection becomes the one before
+            held[rows, 0] = now
+        if new.size:  # new tracks join at the end, keeping the order of numbers (ties in costs go by it)
+            self._number = np.concatenate([self._number, number[new]])
+            self._xy = np.concatenate([self._xy, np.stack([xy[new], np.zeros_like(xy[new])], axis=1)])
+            self._score = np.concatenate([self._score, np.stack([score[new], np.zeros_like(score[new])], axis=1)])
+            self._frame = np.concatenate([self._frame, np.tile(np.array([t, -1], np.int64), (new.size, 1))])
+        return number
+
+
+def _shown(people: FramePeople) -> np.ndarray:
+    """(P,) bool: the people with a joint scored above 0 (the others show nothing and are left out)."""
+    return people.scores.max(axis=1, initial=0) > 0
 
 
 def greedy_assignment(cost: np.ndarray, gate: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
@@ -106,59 +199,18 @@ def greedy_assignment(cost: np.ndarray, gate: float = np.inf) -> tuple[np.ndarra
     return np.concatenate(taken_rows), np.concatenate(taken_cols)
 
 
-def _by_id(ids: np.ndarray, frame_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The input's ids -> (track of each detection (N,), id of each track)."""
-    track_ids, track_of = np.unique(ids, return_inverse=True)
-    pairs = track_of * (frame_of.max() + 1) + frame_of
-    unique, counts = np.unique(pairs, return_counts=True)
-    if (counts > 1).any():
-        twice = unique[counts > 1][0]
-        t, i = twice % (frame_of.max() + 1), track_ids[twice // (frame_of.max() + 1)]
-        raise AgcnError(f"frame {t}: person id {i} is given to two people")
-    return track_of.astype(np.int64), track_ids.astype(np.int64)
-
-
-def _match(
-    keypoints: np.ndarray, scores: np.ndarray, frame_of: np.ndarray, num_frames: int, max_gap: int, gate: float
-) -> np.ndarray:
-    """(N, V, 2), (N, V), (N,) frame of each detection (ascending) -> (N,) track of each, numbered in
-    order of appearance."""
-    track_of = np.empty(len(frame_of), np.int64)
-    latest = np.empty(len(frame_of), np.int64)  # per track: its latest detection
-    previous = np.full(len(frame_of), -1, np.int64)  # per track: the detection before that (-1: none)
-    tracks = 0
-    starts = np.searchsorted(frame_of, np.arange(num_frames + 1))
-    for t in range(num_frames):  # sequential: each frame matches against the tracks so far
-        lo, hi = starts[t], starts[t + 1]
-        if lo == hi:
-            continue
-        live = np.flatnonzero(frame_of[latest[:tracks]] >= t - max_gap - 1)
-        last = latest[live]
-        expected = _expected(keypoints, scores, frame_of, last, previous[live], t)
-        cost = _pair_cost(expected, scores[last], keypoints[lo:hi], scores[lo:hi])
-        rows, cols = greedy_assignment(cost, gate)
-        track_of[lo + cols] = live[rows]
-        new = np.setdiff1d(np.arange(hi - lo), cols)  # in the estimator's order
-        track_of[lo + new] = tracks + np.arange(new.size)
-        tracks += new.size
-        previous[live[rows]] = last[rows]
-        latest[track_of[lo:hi]] = np.arange(lo, hi)
-    return track_of
-
-
-def _expected(
-    keypoints: np.ndarray, scores: np.ndarray, frame_of: np.ndarray, last: np.ndarray, before: np.ndarray, t: int
-) -> np.ndarray:
-    """(n, V, 2): where each track's joints should be at frame `t`, moving on at the speed between its
-    last two detections (a joint not scored in both stays where it was last seen). A person walking
-    past another through frames nobody was detected in keeps their track."""
-    expected = keypoints[last].copy()
-    moving = before >= 0
+def _expected(xy: np.ndarray, score: np.ndarray, frame: np.ndarray, t: int) -> np.ndarray:
+    """(n, 2, V, 2), (n, 2, V), (n, 2) each track's last two detections (latest first; frame -1: none) ->
+    (n, V, 2): where its joints should be at frame `t`, moving on at the speed between those two (a joint
+    not scored in both stays where it was last seen). A person walking past another through frames
+    nobody was detected in keeps their track."""
+    expected = xy[:, 0].copy()
+    moving = frame[:, 1] >= 0
     if moving.any():
-        a, b = last[moving], before[moving]
-        speed = (keypoints[a] - keypoints[b]) / (frame_of[a] - frame_of[b])[:, None, None]
-        seen = ((scores[a] > 0) & (scores[b] > 0))[..., None]
-        expected[moving] += np.where(seen, speed * (t - frame_of[a])[:, None, None], 0)
+        a, b, at = xy[moving], score[moving], frame[moving]
+        speed = (a[:, 0] - a[:, 1]) / (at[:, 0] - at[:, 1])[:, None, None]
+        seen = ((b[:, 0] > 0) & (b[:, 1] > 0))[..., None]
+        expected[moving] += np.where(seen, speed * (t - at[:, 0])[:, None, None], 0)
     return expected
 
 
