@@ -138,9 +138,8 @@ def test_twenty_people_and_many_segments_stay_quick(tmp_path):
     people = list(range(20))
     segs = [{"person": p, "start": 30 * k, "end": 30 * k + 24, "class": (p + k) % 3, "name": CLASSES[(p + k) % 3],
              "probability": 0.5} for p in people for k in range(100)]  # fmt: skip
-    out = draw_timeline(read_segments(write_json(tmp_path / "m.json", segments_doc(people=people, segments=segs,
-                                                                                     frames=0))), tmp_path / "m.png")  # fmt: skip
-    image = imread(out)
+    path = write_json(tmp_path / "m.json", segments_doc(people=people, segments=segs, frames=0))
+    image = imread(draw_timeline(read_segments(path), tmp_path / "m.png"))
     assert image.shape[1] == 1200 and 20 * 30 < image.shape[0] < 1000
 
 
@@ -183,7 +182,7 @@ BAD_JSON = [
     (_set(1, start=140), "segments[1]: person 7's frames 140-179 overlap those of segments[0] (0-149)"),
     (_set(2, start=0, end=5), "segments[2]: person 7's frames 0-5 come before those of segments[1] (150-179)"),
     (_set(3, person=9), "segments[3]: person 9 is not in the file's people"),
-    (_set(3, person="3"), "segments[3]: person \"3\" is not in the file's people"),
+    (_set(3, person="3"), 'segments[3]: person "3" is not in the file\'s people'),
     (_set(0, **{"class": 3}), "segments[0]: class 3 is past the file's 3 classes"),
     (_set(0, **{"class": -2}), "segments[0]: class: expected an integer >= -1, found -2"),
     (_set(0, **{"class": True}), "segments[0]: class: expected an integer, found true"),
@@ -192,7 +191,6 @@ BAD_JSON = [
     (_set(0, probability=1.5), "segments[0]: probability: expected a number in [0, 1], found 1.5"),
     (_set(0, probability="0.9"), 'segments[0]: probability: expected a number in [0, 1], found "0.9"'),
     (_set(0, probability=float("nan")), "found NaN"),
-    (_set(2, end=300), "segments[2]: end 300 is past the last frame seen (300 frames)"),
 ]
 
 
@@ -207,7 +205,7 @@ def test_bad_json_is_one_line(tmp_path, edit, expected):
 
 
 BAD_CSV = [
-    ("", 'expected the header person,start,end,class,name,probability (a segments file of agcn watch), found "an'),
+    ("", "empty; expected the header person,start,end,class,name,probability (a segments file of agcn watch)"),
     ("person,begin,end,class,name,probability\n", 'found "person,begin,end,class,name,probability"'),
     ("7,0,9,1,kick\n", "line 2: expected 6 fields, found 5"),
     ("7,x,9,1,kick,0.5\n", 'line 2: start: expected an integer, found "x"'),
@@ -219,7 +217,10 @@ BAD_CSV = [
     ("7,0,9,1,kick,0.5\n7,10,19,1,push,0.5\n", "line 3: class 1 is named 'push' here, 'kick' on line 2"),
     ("7,0,9,-1,idle,0.5\n", "line 2: name \"idle\" is not class -1's name 'no action'"),
     ("7,0,9,1,,0.5\n", "line 2: class 1 has no name"),
-    ("7,0,9,1,kick,0.5\n3,0,9,1,kick,0.5\n7,9,19,0,wave,0.5\n", "line 4: person 7's frames 9-19 overlap those of line 2"),
+    (
+        "7,0,9,1,kick,0.5\n3,0,9,1,kick,0.5\n7,9,19,0,wave,0.5\n",
+        "line 4: person 7's frames 9-19 overlap those of line 2",
+    ),
 ]
 
 

@@ -43,9 +43,7 @@ def watch_cmd(
     min_segment: Annotated[
         int | None, typer.Option(min=0, help="Frames; a shorter run joins a neighbour (default: half the window).")
     ] = None,
-    leave_after: Annotated[
-        int, typer.Option(min=0, help="Frames without a person before their segments end.")
-    ] = 30,
+    leave_after: Annotated[int, typer.Option(min=0, help="Frames without a person before their segments end.")] = 30,
     sample: Annotated[
         list[str] | None, typer.Option("--sample", help="Split .h5 and .pkl inputs: this sample only; repeat.")
     ] = None,

@@ -8,6 +8,8 @@ after the last):
 2. Label: the class of the largest smoothed probability, or "no action" (-1) below `threshold`.
 3. Frames: a window speaks for the `stride` frames around its centre; the first window also for the
    frames before that since the person appeared, the last for those after it until they left.
+   Where the label changes, the new one starts where the smoothed probability of the new class
+   overtakes the old one's, interpolated linearly between the two windows' centres.
 4. Runs of one label are joined; a run shorter than `min_frames` is given to the run before it, or
    to the next one where there is none before it still open (the person's first run, or the first
    after a final segment), and equal neighbours are joined.
@@ -24,6 +26,9 @@ import numpy as np
 
 NO_ACTION = -1
 NO_ACTION_NAME = "no action"
+# the segments file of `agcn watch --out` (written by evaluation/watch, read by viz/timeline)
+SEGMENTS_FORMAT, SEGMENTS_VERSION = "agcn-segments", 1  # the JSON's "format" and "version"
+SEGMENTS_CSV_HEADER = ("person", "start", "end", "class", "name", "probability")
 
 
 @dataclass
@@ -57,6 +62,7 @@ class Segmenter:
         self._fixed = 0  # windows labelled so far (their smoothing complete)
         self._runs: list[_Run] = []  # runs not yet emitted
         self._first: int | None = None  # the person's first frame
+        self._previous: tuple | None = None  # the last labelled window's centre and smoothed probabilities
 
     def add(self, end: int, probs: np.ndarray, first_frame: int) -> list[Segment]:
         """The window ending at frame `end` with fused probabilities (k,); the person appeared at
@@ -98,7 +104,31 @@ class Segmenter:
             self._runs[-1].end = end
             self._runs[-1].probability.append(float(q[best]))
         else:
+            if self._runs and self._previous is not None:  # the change: where the two classes' curves cross
+                start = self._crossing(self._previous, (centre, q), self._runs[-1].cls, cls, start)
+                self._runs[-1].end = start - 1
             self._runs.append(_Run(cls, start, max(end, start), [float(q[best])]))
+        self._previous = (centre, q)
+
+    def _crossing(self, before: tuple, after: tuple, old: int, new: int, fallback: int) -> int:
+        """The first frame of the new label: between the two windows' centres, where the smoothed
+        probability of the new class overtakes the old one's (linear between them); for a change
+        to or from "no action", where the best probability crosses the threshold."""
+        (c0, q0), (c1, q1) = before, after
+        d0 = (
+            (q0[old] - q0[new])
+            if NO_ACTION not in (old, new)
+            else (q0.max() - self.threshold) * (1 if new == NO_ACTION else -1)
+        )
+        d1 = (
+            (q1[old] - q1[new])
+            if NO_ACTION not in (old, new)
+            else (q1.max() - self.threshold) * (1 if new == NO_ACTION else -1)
+        )
+        if not d0 > 0 >= d1 or self._runs[-1].start > c1:
+            return fallback
+        x = c0 + (c1 - c0) * d0 / (d0 - d1)
+        return max(self._runs[-1].start + 1, int(np.floor(x)) + 1)
 
     def _settle(self) -> list[Segment]:
         """Emit the runs before the last one once the last is long enough to stay (a long run is

@@ -36,7 +36,7 @@ from ..skeleton.streams import compute_stream
 from ..skeleton.views import ViewSpec, clip_indices, gather_frames
 from ..sources.pkl import AnnotationJob, convert_annotation, layout_signature
 from ..sources.sequences import Frame, Sequence
-from .segments import Segment, Segmenter
+from .segments import SEGMENTS_CSV_HEADER, SEGMENTS_FORMAT, SEGMENTS_VERSION, Segment, Segmenter
 
 
 @dataclass
@@ -289,7 +289,6 @@ def check_settings(s: WatchSettings) -> None:
         raise AgcnError("--smooth and --top must be at least 1, --min-segment and --leave-after at least 0")
 
 
-
 # ---- the whole command ---------------------------------------------------------------------------
 
 
@@ -383,9 +382,6 @@ def _kind(event: object) -> str:
     return "window" if isinstance(event, WindowResult) else "segment"
 
 
-SEGMENTS_FORMAT = "agcn-segments"
-
-
 def write_segments(path: Path, segments: list[tuple[str, Segment]], plan: WatchPlan, source: str) -> None:
     """The segments file (`--out`): JSON (`agcn plot` draws it) or CSV, written whole."""
     import csv
@@ -404,7 +400,7 @@ def write_segments(path: Path, segments: list[tuple[str, Segment]], plan: WatchP
                      "probability": round(s.probability, 6)})  # fmt: skip
     if path.suffix.lower() == ".csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, ["person", "start", "end", "class", "name", "probability"], lineterminator="\n")
+        writer = csv.DictWriter(buf, list(SEGMENTS_CSV_HEADER), lineterminator="\n")
         writer.writeheader()
         for r in rows:
             writer.writerow({**r, "person": "+".join(map(str, r["person"])) if isinstance(r["person"], list)
@@ -413,7 +409,7 @@ def write_segments(path: Path, segments: list[tuple[str, Segment]], plan: WatchP
     else:
         people = list(dict.fromkeys(json.dumps(r["person"]) for r in rows))
         text = json.dumps({
-            "format": SEGMENTS_FORMAT, "version": 1, "input": source,
+            "format": SEGMENTS_FORMAT, "version": SEGMENTS_VERSION, "input": source,
             "frames": max((r["end"] for r in rows), default=-1) + 1,
             "window": plan.settings.window, "stride": plan.settings.stride, "classes": plan.names,
             "people": [json.loads(p) for p in people], "segments": rows,

@@ -18,11 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AgcnError
-from ..evaluation.segments import NO_ACTION, NO_ACTION_NAME, Segment
+from ..evaluation.segments import (
+    NO_ACTION,
+    NO_ACTION_NAME,
+    SEGMENTS_CSV_HEADER,
+    SEGMENTS_FORMAT,
+    SEGMENTS_VERSION,
+    Segment,
+)
 from .figure import IMAGE_SUFFIXES, PALETTE, check_suffix, new_figure, save_figure
 
-_FORMAT, _VERSION = "agcn-segments", 1  # the JSON's "format", and the one "version" read
-_CSV_HEADER = ("person", "start", "end", "class", "name", "probability")
 _NO_ACTION_COLOUR = "lightgrey"
 _ROW_PX = 34  # the height of one person's row
 _LEGEND_ROWS = 30  # legend entries per column; more classes: more columns
@@ -37,7 +42,7 @@ PersonId = int | str | tuple[int | str, int | str]
 class SegmentsFile:
     path: Path  # the file read
     input: str | None  # the recording agcn watch read ("-": stdin); None for a CSV
-    frames: int  # frames seen (JSON: 0 when unknown; CSV: the last segment's end + 1)
+    frames: int  # frames seen (JSON: 0 when unknown; CSV: the last segment's end + 1); x spans at least this
     window: int | None  # frames per window (None for a CSV)
     stride: int | None  # frames between windows (None for a CSV)
     classes: list[str]  # class k is classes[k] (CSV: the names seen, `class k` for the others)
@@ -65,13 +70,13 @@ def read_segments(path: Path) -> SegmentsFile:
     return _read_json(path, text) if suffix == ".json" else _read_csv(path, text)
 
 
-def _shown(value: Any) -> str:
-    """A value as the file has it, short: `"3"`, `3.5`, `true`, `null`."""
+def _shown(value: Any, limit: int = 40) -> str:
+    """A value as the file has it, at most `limit` characters: `"3"`, `3.5`, `true`, `null`."""
     try:
         text = json.dumps(value)
     except (TypeError, ValueError):
         text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _integer(value: Any, where: str, low: int | None = None) -> int:
@@ -107,14 +112,14 @@ def _read_json(path: Path, text: str) -> SegmentsFile:
         raise AgcnError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
     if not isinstance(doc, dict):
         raise AgcnError(f"{path}: expected a JSON object (a segments file of agcn watch), found {type(doc).__name__}")
-    if doc.get("format") != _FORMAT:
+    if doc.get("format") != SEGMENTS_FORMAT:
         found = f"format {_shown(doc['format'])}" if "format" in doc else "no 'format' key"
-        raise AgcnError(f"{path}: not a segments file of agcn watch ({found}; expected format {_FORMAT!r})")
+        raise AgcnError(f"{path}: not a segments file of agcn watch ({found}; expected format {SEGMENTS_FORMAT!r})")
 
     version = _integer(_key(doc, "version", str(path)), f"{path}: version")
-    if version != _VERSION:
-        newer = "; a newer agcn wrote it: upgrade agcn" if version > _VERSION else ""
-        raise AgcnError(f"{path}: segments file version {version}; this agcn reads version {_VERSION}{newer}")
+    if version != SEGMENTS_VERSION:
+        newer = "; a newer agcn wrote it: upgrade agcn" if version > SEGMENTS_VERSION else ""
+        raise AgcnError(f"{path}: segments file version {version}; this agcn reads version {SEGMENTS_VERSION}{newer}")
     source = _key(doc, "input", str(path))
     if not isinstance(source, str):
         raise AgcnError(f"{path}: input: expected a path (a string), found {_shown(source)}")
@@ -137,7 +142,7 @@ def _read_json(path: Path, text: str) -> SegmentsFile:
         where = f"{path}: segments[{i}]"
         places.append(f"segments[{i}]")
         if not isinstance(row, dict):
-            raise AgcnError(f"{where}: expected an object with {', '.join(_CSV_HEADER)}, found {_shown(row)}")
+            raise AgcnError(f"{where}: expected an object with {', '.join(SEGMENTS_CSV_HEADER)}, found {_shown(row)}")
         person = _person_id(_key(row, "person", where), f"{where}: person")
         if person not in known:
             raise AgcnError(f"{where}: person {_shown(person)} is not in the file's people")
@@ -148,10 +153,9 @@ def _read_json(path: Path, text: str) -> SegmentsFile:
         expected = NO_ACTION_NAME if label == NO_ACTION else classes[label]
         if name != expected:
             raise AgcnError(f"{where}: name {_shown(name)} is not class {label}'s name {expected!r}")
-        segment = _segment(row, person, label, name, where)
-        if frames and segment.end >= frames:
-            raise AgcnError(f"{where}: end {segment.end} is past the last frame seen ({frames} frames)")
-        segments.append(segment)
+        # no check against `frames`: it counts the frames seen, and agcn watch numbers them as its
+        # input does (from the input's first frame number, with gaps where frames were skipped)
+        segments.append(_segment(row, person, label, name, where))
     _check_order(path, segments, places)
     return SegmentsFile(path, source, frames, window, stride, list(classes), people, segments)
 
@@ -206,15 +210,16 @@ def _read_csv(path: Path, text: str) -> SegmentsFile:
         rows = [(reader.line_num, row) for row in reader if row and "".join(row).strip()]
     except csv.Error as e:
         raise AgcnError(f"{path}: line {reader.line_num}: not CSV ({e})") from None
-    if header is None or tuple(h.strip() for h in header) != _CSV_HEADER:
-        found = ",".join(header) if header else "an empty file"
-        raise AgcnError(f"{path}: expected the header {','.join(_CSV_HEADER)} (a segments file of agcn watch), "
-                        f"found {_shown(found)}")  # fmt: skip
+    wanted = f"the header {','.join(SEGMENTS_CSV_HEADER)} (a segments file of agcn watch)"
+    if header is None:
+        raise AgcnError(f"{path}: empty; expected {wanted}")
+    if tuple(h.strip() for h in header) != SEGMENTS_CSV_HEADER:
+        raise AgcnError(f"{path}: expected {wanted}, found {_shown(','.join(header), 100)}")
     cells, lines = [], []
     for line, row in rows:
-        if len(row) != len(_CSV_HEADER):
-            raise AgcnError(f"{path}: line {line}: expected {len(_CSV_HEADER)} fields, found {len(row)}")
-        cells.append(dict(zip(_CSV_HEADER, (c.strip() for c in row), strict=True)))
+        if len(row) != len(SEGMENTS_CSV_HEADER):
+            raise AgcnError(f"{path}: line {line}: expected {len(SEGMENTS_CSV_HEADER)} fields, found {len(row)}")
+        cells.append(dict(zip(SEGMENTS_CSV_HEADER, (c.strip() for c in row), strict=True)))
         lines.append(f"line {line}")
     # ids are integers when every one is written as one (`007` stays a string); else strings
     as_int = all(_is_int(c["person"]) and str(int(c["person"])) == c["person"] for c in cells)
