@@ -26,8 +26,8 @@ def show_cmd(
     source: Annotated[
         Path,
         typer.Argument(
-            help="A split file (.h5, with --sample), a raw NTU .skeleton file, or a 2D annotation file (.pkl, "
-            "e.g. of agcn extract) drawn on its video."
+            help="A split file (.h5, with --sample), a raw NTU .skeleton file, or an annotation file (.pkl): 2D "
+            "poses (e.g. of agcn extract) drawn on their video, a sample that names no video drawn as skeletons."
         ),
     ],
     sample: Annotated[
@@ -46,7 +46,7 @@ def show_cmd(
         typer.Option(
             "--out",
             help="A .gif or .mp4 animation, or a .png strip of evenly spaced frames (default: NAME.gif; "
-            "annotation files: NAME.mp4).",
+            "annotation files drawn on their video: NAME.mp4).",
         ),
     ] = None,
     frames: Annotated[str | None, typer.Option("--frames", help="Frames A:B only (0-based, B excluded).")] = None,
@@ -70,10 +70,19 @@ def show_cmd(
             "--min-score", min=0.0, max=1.0, help="Annotation files: joints scored lower are not drawn (default 0.3)."
         ),
     ] = None,
+    segments: Annotated[
+        Path | None,
+        typer.Option(
+            "--segments",
+            help="Annotation files: a segments file of agcn watch (.json or .csv) of this file; each person's "
+            "current action written by them.",
+        ),
+    ] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Draw a skeleton sample: an animation (.gif, .mp4) or a strip of frames (.png); a sample of a 2D
-    annotation file over its video's frames (or beside them), to check an extraction by eye."""
+    annotation file over its video's frames (or beside them), to check an extraction by eye; with
+    --segments, what agcn watch recognised each person doing, frame by frame."""
     from ..io.atomic import refuse_existing
     from ..viz.figure import ANIMATION_SUFFIXES, IMAGE_SUFFIXES, check_suffix, require_matplotlib
     from ..viz.overlay import OVERLAY_SUFFIXES
@@ -91,6 +100,11 @@ def show_cmd(
     if kind == ".skeleton" and (sample is not None or index is not None or stream != "joint"):
         raise AgcnError(
             f"{source}: --sample, --index and {flag} are for split files; a .skeleton file holds one sample"
+        )
+    if kind not in _ANNOTATIONS and segments is not None:
+        raise AgcnError(
+            f"{source}: --segments is for annotation files (.pkl), whose people agcn watch numbers by keypoint row; "
+            f"draw the segments of another input as a timeline: agcn plot {segments}"
         )
     if kind in _ANNOTATIONS and stream != "joint":
         raise AgcnError(f"{source}: {flag} is for split files; an annotation file's poses are drawn on their video")
@@ -110,7 +124,7 @@ def show_cmd(
         note(f"--stream is deprecated: pass --modality {stream}, as agcn train, eval and predict take it")
     if kind in _ANNOTATIONS:
         which = sample if sample is not None else index
-        _show_on_video(source, which, video, out_path, frames, every, min_score, beside, overwrite)
+        _show_annotation(source, which, video, out_path, frames, every, min_score, beside, segments, overwrite)
         return
     if kind == ".skeleton":
         scenes, name = skeleton_scenes(source, compare), source.stem + ("-compare" if compare else "")
@@ -127,7 +141,7 @@ def show_cmd(
     out.print(f"wrote {escape(str(result.path))} ({what}, {len(result.frames)} frames)", highlight=False)
 
 
-def _show_on_video(
+def _show_annotation(
     source: Path,
     which: str | int | None,
     video: Path | None,
@@ -136,21 +150,48 @@ def _show_on_video(
     every: int,
     min_score: float | None,
     beside: bool,
+    segments: Path | None,
     overwrite: bool,
 ) -> None:
-    """`agcn show FILE.pkl`, its options checked: one sample's 2D poses drawn on its video."""
+    """`agcn show FILE.pkl`, its options checked: one sample's 2D poses drawn on its video, or, when
+    it names none, its skeletons drawn as a split file's are."""
     from ..io.atomic import refuse_existing
-    from ..viz.overlay import OVERLAY_MIN_SCORE, clip_video, pose_clip, render_overlay
+    from ..viz.overlay import (
+        OVERLAY_MIN_SCORE,
+        annotation_clip,
+        annotation_scene,
+        clip_video,
+        read_annotation,
+        render_overlay,
+    )
+    from ..viz.render import render_scenes
+    from ..viz.timeline import read_segments
 
-    clip = pose_clip(source, which)
+    found = None if segments is None else read_segments(segments)  # before the annotation file: smaller
+    sample = read_annotation(source, which)
+    safe = "".join("_" if c in "/\\" else c for c in sample.name)  # a sample's name may hold a path
+    if video is None and sample.video is None:  # nothing to draw on: the skeletons alone
+        if beside:
+            raise AgcnError(f"{source}: {sample.name}: names no video (no 'filename') for --beside; pass --video PATH")
+        scene = annotation_scene(sample, min_score, found)
+        if out_path is None:
+            out_path = Path(f"{safe}.gif")
+            refuse_existing([out_path], overwrite)
+        with progress_bar(None, "drawing", "frame") as bar:
+            result = render_scenes([scene], out_path, frames, every, progress=bar.update)
+        what = "strip" if out_path.suffix.lower() == ".png" else "animation"
+        shown = f"{len(result.frames)} frames, no video"
+        out.print(f"wrote {escape(str(result.path))} ({what}, {shown})", highlight=False)
+        return
+    clip = annotation_clip(sample)
     path = clip_video(clip, video)
     if out_path is None:
-        safe = "".join("_" if c in "/\\" else c for c in clip.name)  # a sample's name may hold a path
         out_path = Path(f"{safe}.mp4")
         refuse_existing([out_path], overwrite)
     score = OVERLAY_MIN_SCORE if min_score is None else min_score
     with progress_bar(None, "drawing", "frame") as bar:
-        result = render_overlay(clip, path, out_path, frames, every, score, beside, progress=bar.update, note=note)
+        result = render_overlay(clip, path, out_path, frames, every, score, beside, progress=bar.update, note=note,
+                                segments=found)  # fmt: skip
     what = {".png": "strip", ".mp4": "video"}.get(out_path.suffix.lower(), "animation")
     shown = f"{len(result.frames)} frames of {path}"
     out.print(f"wrote {escape(str(result.path))} ({what}, {escape(shown)})", highlight=False)

@@ -42,6 +42,7 @@ class Scene:
     vectors: np.ndarray | None = None  # (M, T, S, 2, D) a stream's segments (start, end); NaN = none
     note: str = ""  # appended to the title, e.g. "motion x10"
     name: str = ""  # the sample's name
+    frame_labels: list[list[str | None]] | None = None  # [m][t]: text by person m's head in frame t (None: none)
 
     @property
     def num_frames(self) -> int:
@@ -313,6 +314,12 @@ class _Panel:
             self.lines.append((bones, marks, stream))
         if legend and any(scene.labels):
             self.ax.legend(loc="upper left", fontsize=6, frameon=False)
+        self.tags = []  # per person, the text of `scene.frame_labels` above their topmost joint
+        for m in range(len(self.joints) if scene.frame_labels is not None else 0):
+            colour = scene.colours[m] if m < len(scene.colours) else PALETTE[m % len(PALETTE)]
+            box = {"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": colour, "alpha": 0.85}
+            style = {"fontsize": 7, "color": colour, "ha": "center", "va": "bottom", "bbox": box, "visible": False}
+            self.tags.append(self.ax.text(0, 0, 0, "", **style) if self.is3d else self.ax.text(0, 0, "", **style))
 
     def _line(self, **style):
         empty = [np.nan]
@@ -328,6 +335,7 @@ class _Panel:
         d = self.joints.shape[-1]
         lo, hi = lo[:d], hi[:d]
         centre, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2 * 1.05, 1e-3)
+        self.half = half
         ax = self.ax
         ax.set_xlim(centre[0] - half, centre[0] + half)
         ax.set_ylim(centre[1] - half, centre[1] + half)
@@ -360,9 +368,32 @@ class _Panel:
                 segs = self.vectors[m, t] if inside else np.full(self.vectors.shape[2:], np.nan)  # (S, 2, D)
                 gap = np.full((len(segs), 1, segs.shape[-1]), np.nan)
                 self._set(stream, np.concatenate([segs, gap], axis=1).reshape(-1, segs.shape[-1]))
+        for m, tag in enumerate(self.tags):
+            text = scene.frame_labels[m][t] if inside and m < len(scene.frame_labels) else None
+            head = self._head(self.joints[m, t], m % 2) if text else None
+            tag.set_visible(head is not None)
+            if head is not None:
+                tag.set_text(text)
+                if self.is3d:
+                    tag.set_position_3d(head)
+                else:
+                    tag.set_position(head)
         where = f"frame {t}/{scene.num_frames - 1}" if inside else f"ended (frames 0-{scene.num_frames - 1})"
         note = f", {scene.note}" if scene.note else ""
         self.ax.set_title(f"{scene.title}\n{where}{note}" if titled else f"\n{where}", fontsize=7, loc="left")
+
+    def _head(self, frame: np.ndarray, row: int = 0) -> tuple[float, ...] | None:
+        """Above the topmost joint of `frame` (V, D) in plot coordinates (3D: z up; 2D: y down), higher
+        by a line for `row` 1 (every other person's, so that two people side by side do not hide each
+        other's), or None when no joint is there."""
+        present = np.isfinite(frame).all(axis=-1)
+        if not present.any():
+            return None
+        up = 2 if self.is3d else 1
+        joints = frame[present]
+        top = joints[np.argmax(joints[:, up]) if self.is3d else np.argmin(joints[:, up])].copy()
+        top[up] += (1 if self.is3d else -1) * (0.08 + 0.12 * row) * self.half
+        return tuple(float(v) for v in top)
 
     def _set(self, line, points: np.ndarray) -> None:
         if self.is3d:

@@ -1,0 +1,105 @@
+"""Synthetic long recordings for `agcn watch`: people doing one action after another, and the
+windows to train a model that reads any stretch of an action (data_specs/synthetic.md, "Scenes").
+
+From `agcn synth`'s NTU-format bodies (`synth.generate`, bodies selected as the mmaction2 recipe
+does): an action of a person is several samples of that action and performer, one after another;
+a scene puts each person's actions one after another, people side by side. A model that has only
+seen whole samples, each starting at rest, has never seen a window that begins mid-action; windows
+cut at random from such stretches teach it, as sliding windows will show it. Both are written as
+MMAction2/pyskl annotation files of raw NTU-25 keypoints (metres), which `agcn preprocess` and
+`agcn watch` read as they read any `.pkl`.
+"""
+
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..io.atomic import atomic_output
+from .ntu import NTU60_XSUB_TRAIN, parse_skeleton
+from .pkl import LABEL_NAMES_KEY
+from .recipes import select_bodies_mmaction2
+from .synth import SynthConfig, generate
+
+SCENE_SPACING = 1.2  # metres between people, side by side (x)
+
+
+@dataclass
+class Truth:
+    """Who did what when, in a scene."""
+
+    person: int
+    start: int
+    end: int  # inclusive
+    action: int  # NTU action id (1-based)
+
+
+def scene_bodies(raw: Path, actions: Sequence[int], samples_per_class: int = 16, seed: int = 0,
+                 min_frames: int = 30, max_frames: int = 50) -> dict[tuple[int, bool], list[np.ndarray]]:  # fmt: skip
+    """{(action, held-out performer): [(T, 25, 3) bodies]}: synthetic samples written to `raw` (three
+    cameras, Kinect artefacts, as `agcn synth` makes them), person 0 of each."""
+    generate(raw, SynthConfig(actions=tuple(actions), samples_per_class=samples_per_class, min_frames=min_frames,
+                              max_frames=max_frames, seed=seed, workers=1))  # fmt: skip
+    out: dict[tuple[int, bool], list[np.ndarray]] = {}
+    for f in sorted(raw.glob("*.skeleton")):
+        action, performer = int(f.name[17:20]), int(f.name[9:12])
+        out.setdefault((action, performer not in NTU60_XSUB_TRAIN), []).append(
+            select_bodies_mmaction2(parse_skeleton(f))[0]
+        )
+    return out
+
+
+def write_windows(path: Path, bodies: dict, actions: Sequence[int], names: Sequence[str], window: int,
+                  per_class: int, seed: int = 0) -> None:  # fmt: skip
+    """A training annotation file of windows of `window` frames cut at random from each action's
+    samples one after another: split 'train' from the training performers, 'val' from the held-out
+    ones (a quarter as many); labels 0.. in the order of `actions`, `names` their names."""
+    rng = np.random.default_rng(seed)
+    annotations, split = [], {"train": [], "val": []}
+    for label, action in enumerate(actions):
+        for held_out in (False, True):
+            stretch = np.concatenate(bodies[(action, held_out)])
+            for k in range(per_class // 4 if held_out else per_class):
+                s = int(rng.integers(0, len(stretch) - window + 1))
+                name = f"A{action:03d}-{'val' if held_out else 'train'}-{k:03d}"
+                annotations.append({"frame_dir": name, "total_frames": window, "label": label,
+                                    "keypoint": stretch[None, s : s + window].copy()})  # fmt: skip
+                split["val" if held_out else "train"].append(name)
+    _write(path, {"split": split, "annotations": annotations, LABEL_NAMES_KEY: list(names)})
+
+
+def make_scene(bodies: dict, plan: Sequence[Sequence[int]], per_action: int = 2,
+               ) -> tuple[np.ndarray, list[Truth]]:  # fmt: skip
+    """(keypoint (P, T, 25, 3), truth): person p does the actions `plan[p]` one after another, each
+    `per_action` held-out samples long, person p shifted SCENE_SPACING * p metres along x; a person
+    whose actions end earlier is absent (zeros) after them."""
+    people, truth = [], []
+    used = dict.fromkeys({a for actions in plan for a in actions}, 0)
+    for p, actions in enumerate(plan):
+        parts, t = [], 0
+        for action in actions:
+            pool = bodies[(action, True)]
+            chunk = np.concatenate([pool[(used[action] + i) % len(pool)] for i in range(per_action)])
+            used[action] += per_action
+            truth.append(Truth(p, t, t + len(chunk) - 1, action))
+            parts.append(chunk)
+            t += len(chunk)
+        people.append(np.concatenate(parts) + np.array([SCENE_SPACING * p, 0, 0], np.float32))
+    length = max(len(x) for x in people)
+    keypoint = np.zeros((len(people), length, 25, 3), np.float32)
+    for p, x in enumerate(people):
+        keypoint[p, : len(x)] = x
+    return keypoint, truth
+
+
+def write_scene(path: Path, keypoint: np.ndarray, name: str = "scene") -> None:
+    """One annotation (no label: it holds several actions) in an annotation file."""
+    ann = {"frame_dir": name, "total_frames": keypoint.shape[1], "keypoint": keypoint}
+    _write(path, {"split": {"scenes": [name]}, "annotations": [ann]})
+
+
+def _write(path: Path, data: dict) -> None:
+    with atomic_output(Path(path)) as tmp, open(tmp, "wb") as f:
+        pickle.dump(data, f, protocol=4)
