@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from ..errors import AgcnError
 from .app import command, error_line, note, out
 from .options import JsonOpt, OverwriteOpt, TestDeviceOpt, plain
 from .tables import class_label
@@ -71,8 +72,10 @@ def watch_cmd(
 
     if out_path is not None:
         if out_path.suffix.lower() not in (".json", ".csv"):
-            raise typer.BadParameter(f"{out_path}: write segments to a .json or .csv file", param_hint="--out")
+            raise AgcnError(f"--out {out_path}: write the segments to a .json or .csv file")
         refuse_existing([out_path], overwrite)
+    if source != "-" and not Path(source).exists():
+        raise AgcnError(f"{source}: no such file or folder")
     checkpoints = [checkpoint, *(more or [])]
     w = parse_weights(weights, checkpoints, noun="checkpoints")
     settings = WatchSettings(window=0, stride=stride, pairs=pairs, smooth=smooth, threshold=threshold,

@@ -36,36 +36,38 @@ class Truth:
     action: int  # NTU action id (1-based)
 
 
-def scene_bodies(raw: Path, actions: Sequence[int], samples_per_class: int = 16, seed: int = 0,
-                 min_frames: int = 30, max_frames: int = 50) -> dict[tuple[int, bool], list[np.ndarray]]:  # fmt: skip
-    """{(action, held-out performer): [(T, 25, 3) bodies]}: synthetic samples written to `raw` (three
-    cameras, Kinect artefacts, as `agcn synth` makes them), person 0 of each."""
+def scene_bodies(raw: Path, actions: Sequence[int], samples_per_class: int = 12, seed: int = 0,
+                 min_frames: int = 100, max_frames: int = 140) -> dict[tuple[int, bool], list[np.ndarray]]:  # fmt: skip
+    """{(action, held-out performer): [(T, 25, 3) bodies]}: synthetic samples written to `raw` (the
+    frontal camera, no Kinect artefacts), person 0 of each, without the first quarter of its frames:
+    a synthetic sample starts at rest and eases into its action over that quarter, and a stretch of
+    an action is the action, not a return to rest every sample."""
     generate(raw, SynthConfig(actions=tuple(actions), samples_per_class=samples_per_class, min_frames=min_frames,
-                              max_frames=max_frames, seed=seed, workers=1))  # fmt: skip
+                              max_frames=max_frames, cameras=(1,), artefacts=False, seed=seed, workers=1))  # fmt: skip
     out: dict[tuple[int, bool], list[np.ndarray]] = {}
     for f in sorted(raw.glob("*.skeleton")):
         action, performer = int(f.name[17:20]), int(f.name[9:12])
-        out.setdefault((action, performer not in NTU60_XSUB_TRAIN), []).append(
-            select_bodies_mmaction2(parse_skeleton(f))[0]
-        )
+        body = select_bodies_mmaction2(parse_skeleton(f))[0]
+        out.setdefault((action, performer not in NTU60_XSUB_TRAIN), []).append(body[len(body) // 4 :])
     return out
 
 
 def write_windows(path: Path, bodies: dict, actions: Sequence[int], names: Sequence[str], window: int,
                   per_class: int, seed: int = 0) -> None:  # fmt: skip
     """A training annotation file of windows of `window` frames cut at random from each action's
-    samples one after another: split 'train' from the training performers, 'val' from the held-out
+    samples (those at least that long): split 'train' from the training performers, 'val' from the held-out
     ones (a quarter as many); labels 0.. in the order of `actions`, `names` their names."""
     rng = np.random.default_rng(seed)
     annotations, split = [], {"train": [], "val": []}
     for label, action in enumerate(actions):
         for held_out in (False, True):
-            stretch = np.concatenate(bodies[(action, held_out)])
+            samples = [b for b in bodies[(action, held_out)] if len(b) >= window]
             for k in range(per_class // 4 if held_out else per_class):
-                s = int(rng.integers(0, len(stretch) - window + 1))
+                body = samples[int(rng.integers(len(samples)))]
+                s = int(rng.integers(0, len(body) - window + 1))
                 name = f"A{action:03d}-{'val' if held_out else 'train'}-{k:03d}"
                 annotations.append({"frame_dir": name, "total_frames": window, "label": label,
-                                    "keypoint": stretch[None, s : s + window].copy()})  # fmt: skip
+                                    "keypoint": body[None, s : s + window].copy()})  # fmt: skip
                 split["val" if held_out else "train"].append(name)
     _write(path, {"split": split, "annotations": annotations, LABEL_NAMES_KEY: list(names)})
 
