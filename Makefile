@@ -15,7 +15,7 @@ DEMO := demo
 # files each, 30-50 frames.
 DEMO_SYNTH := --classes 8,10,23,24,26,27,35,52 --samples-per-class 64 --min-frames 30 --max-frames 50
 
-.PHONY: demo test bench lint format clean
+.PHONY: demo watch-demo test bench lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	AGCN=$(BIN)/agcn scripts/demo.sh $(DEMO) configs/demo-cpu.toml $(DEMO_SYNTH)
 
+# Actions over time (scripts/watch_demo.sh): a long two-person synthetic recording, a small model
+# trained on windows (~1 minute on 2 cores), agcn watch from the file and from a pipe, the timeline
+# picture and the labelled animation.
+watch-demo: $(VENV)/.installed
+	AGCN=$(BIN)/agcn PYTHON=$(BIN)/python scripts/watch_demo.sh watch-demo
+
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
@@ -49,4 +55,4 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix agcn_cli tests benchmarks
 
 clean:
-	rm -rf $(VENV) $(DEMO) bench_out .pytest_cache
+	rm -rf $(VENV) $(DEMO) watch-demo bench_out .pytest_cache

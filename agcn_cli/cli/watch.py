@@ -88,6 +88,7 @@ def watch_cmd(
     lines = sys.stdin if source == "-" else None
     segments, bad, windows = [], 0, 0
     t0 = time.perf_counter()
+    board = _Board() if not as_json and sys.stdout.isatty() else None
     for kind, seq_name, item in run_watch(plan, Path(source) if lines is None else None, lines=lines,
                                           samples=sample, frame_size=size):  # fmt: skip
         if kind == "error":
@@ -95,6 +96,8 @@ def watch_cmd(
             error_line(item)
         elif kind == "window":
             windows += 1
+            if board is not None:
+                board.update(seq_name, item)
             if as_json:
                 _emit({"type": "window", "sequence": seq_name, "person": _person(item.person), "start": item.start,
                        "end": item.end, "top": [{"class": c, "name": n, "probability": round(p, 6)}
@@ -111,6 +114,8 @@ def watch_cmd(
                 out.print(f"{escape(seq_name)} person {escape(who)}: frames {item.start}-{item.end} "
                           f"{escape(label)} ({item.probability:.2f})", highlight=False)  # fmt: skip
     seconds = time.perf_counter() - t0
+    if board is not None:
+        board.stop()
     if out_path is not None:
         from ..evaluation.watch import write_segments
 
@@ -120,6 +125,36 @@ def watch_cmd(
     if bad:
         note(f"{bad} bad input lines or inputs skipped")
         raise typer.Exit(1)
+
+
+class _Board:
+    """The live table on a terminal: each person's latest window, redrawn as windows come."""
+
+    def __init__(self):
+        from rich.live import Live
+
+        self.rows: dict = {}
+        self.live = Live(self._table(), console=out, refresh_per_second=8, transient=False)
+        self.live.start()
+
+    def update(self, seq_name: str, w) -> None:
+        who = "+".join(map(str, w.person)) if isinstance(w.person, tuple) else str(w.person)
+        c, name, p = w.top[0]
+        self.rows[(seq_name, who)] = (f"{w.start}-{w.end}", class_label(c, name), f"{p:.2f}")
+        self.live.update(self._table())
+
+    def _table(self):
+        from rich.table import Table
+
+        table = Table(title="agcn watch: latest window per person", title_justify="left")
+        for col in ("input", "person", "frames", "action", "probability"):
+            table.add_column(col)
+        for (seq_name, who), row in self.rows.items():
+            table.add_row(escape(seq_name), escape(who), row[0], escape(row[1]), row[2])
+        return table
+
+    def stop(self) -> None:
+        self.live.stop()
 
 
 def _person(person):

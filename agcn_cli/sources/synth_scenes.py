@@ -105,3 +105,31 @@ def write_scene(path: Path, keypoint: np.ndarray, name: str = "scene") -> None:
 def _write(path: Path, data: dict) -> None:
     with atomic_output(Path(path)) as tmp, open(tmp, "wb") as f:
         pickle.dump(data, f, protocol=4)
+
+
+DEMO_ACTIONS = (10, 22, 23)  # clapping, cheer up, hand waving: sustained, clearly distinct
+DEMO_NAMES = ("clapping", "cheer up", "hand waving")
+DEMO_WINDOW = 40
+
+
+def write_demo(folder: Path) -> list[Truth]:
+    """`make watch-demo`'s inputs in `folder`: windows.pkl (to train on), scene.pkl (two people, three
+    actions each, one after another, in different orders), scene.jsonl (the same scene as the live
+    stream `agcn watch -` reads) and truth.json (who did what when)."""
+    import json
+
+    folder = Path(folder)
+    bodies = scene_bodies(folder / "raw", DEMO_ACTIONS)
+    write_windows(folder / "windows.pkl", bodies, DEMO_ACTIONS, DEMO_NAMES, DEMO_WINDOW, per_class=45)
+    keypoint, truth = make_scene(bodies, [list(DEMO_ACTIONS), list(DEMO_ACTIONS[::-1])], per_action=1)
+    write_scene(folder / "scene.pkl", keypoint)
+    lines = [json.dumps({"frame": t, "people": [{"id": p, "keypoints": keypoint[p, t].round(5).tolist()}
+                                                 for p in range(len(keypoint)) if keypoint[p, t].any()]})
+             for t in range(keypoint.shape[1])]  # fmt: skip
+    with atomic_output(folder / "scene.jsonl") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    named = [{"person": t.person, "start": t.start, "end": t.end, "name": DEMO_NAMES[DEMO_ACTIONS.index(t.action)]}
+             for t in truth]  # fmt: skip
+    with atomic_output(folder / "truth.json") as tmp:
+        tmp.write_text(json.dumps(named, indent=1))
+    return truth
