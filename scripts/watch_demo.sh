@@ -16,9 +16,9 @@ mkdir -p "$OUT"
 "$AGCN" preprocess "$OUT/windows.pkl" "$OUT/data" --layout ntu25 --overwrite
 "$AGCN" train "$OUT/data" --out "$OUT/run" --clip-len 16 --epochs 10 --batch-size 8 --lr 0.05 \
   --no-auto-scale-lr --val-every 10 --no-tensorboard --overwrite
-"$AGCN" watch "$OUT/run/last.pt" "$OUT/scene.pkl" --window 40 --stride 8 --out "$OUT/segments.json" --overwrite
+"$AGCN" watch "$OUT/run/last.pt" "$OUT/scene.pkl" --window 40 --stride 8 --min-segment 40 --out "$OUT/segments.json" --overwrite
 echo "live, through a pipe (JSON lines in, JSON lines out):"
-"$AGCN" watch "$OUT/run/last.pt" - --window 40 --stride 8 --json < "$OUT/scene.jsonl" > "$OUT/live.jsonl"
+"$AGCN" watch "$OUT/run/last.pt" - --window 40 --stride 8 --min-segment 40 --json < "$OUT/scene.jsonl" > "$OUT/live.jsonl"
 grep '"segment"' "$OUT/live.jsonl"
 echo "what really happened ($OUT/truth.json):"
 cat "$OUT/truth.json"
