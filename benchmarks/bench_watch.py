@@ -18,7 +18,6 @@ clips/s figure that pyskl #70 reports).
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -38,15 +37,9 @@ from agcn_cli.sources.ntu import parse_skeleton  # noqa: E402
 from agcn_cli.sources.recipes import select_bodies_mmaction2  # noqa: E402
 from agcn_cli.sources.sequences import Frame, Sequence  # noqa: E402
 from agcn_cli.sources.synth import SynthConfig, generate  # noqa: E402
+from benchmarks.bench_extract import cpu_model  # noqa: E402
 
 FPS = 30
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def bodies(folder: Path, people: int, frames: int) -> np.ndarray:

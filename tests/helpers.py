@@ -113,6 +113,17 @@ class DeclaredArray:
         return core.multiarray._reconstruct, (np.ndarray, self.shape, b"f")
 
 
+def run_ok(*args) -> "object":
+    """`agcn ARGS...` through Typer's runner (arguments made strings), asserted to succeed; its result."""
+    from typer.testing import CliRunner
+
+    from agcn_cli.cli.app import app
+
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    return r
+
+
 def one_error_line(args: list[str], notes: bool = False) -> str:
     """The one `error:` line of a failing `agcn` command (exit 1, no traceback); `notes`: `note:` and
     `warning:` lines may come with it."""

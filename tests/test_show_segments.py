@@ -9,12 +9,10 @@ import pickle
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 pytest.importorskip("matplotlib")
 Image = pytest.importorskip("PIL.Image")
 
-from agcn_cli.cli import app  # noqa: E402
 from agcn_cli.viz.overlay import (  # noqa: E402
     annotation_clip,
     annotation_scene,
@@ -24,7 +22,7 @@ from agcn_cli.viz.overlay import (  # noqa: E402
 )
 from agcn_cli.viz.render import frame_figure  # noqa: E402
 from agcn_cli.viz.timeline import read_segments  # noqa: E402
-from tests.helpers import one_error_line, random_body, write_skeleton, write_split  # noqa: E402
+from tests.helpers import one_error_line, random_body, run_ok, write_skeleton, write_split  # noqa: E402
 
 NAME, FRAMES = "S001C001P001R001A023", 40
 WAVE, KICK = "frames 0-19 hand waving (0.91)", "frames 20-39 kicking (0.80)"
@@ -53,9 +51,7 @@ def pkl_3d(path):
 
 
 def cli(*args):
-    r = CliRunner().invoke(app, ["show", *map(str, args)])
-    assert r.exit_code == 0, r.output
-    return r
+    return run_ok("show", *args)
 
 
 @pytest.fixture(scope="module")

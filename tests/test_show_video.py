@@ -17,7 +17,7 @@ import cv2  # noqa: E402
 from agcn_cli.cli import app  # noqa: E402
 from agcn_cli.skeleton.layouts import get_layout  # noqa: E402
 from agcn_cli.viz.overlay import draw_poses, person_rgb, pose_clip  # noqa: E402
-from tests.helpers import one_error_line  # noqa: E402
+from tests.helpers import one_error_line, run_ok  # noqa: E402
 from tests.videos import clip  # noqa: E402
 
 NAME = "clips/a"
@@ -61,9 +61,7 @@ def read_video(path) -> list[np.ndarray]:
 
 
 def cli(*args):
-    r = CliRunner().invoke(app, ["show", *map(str, args)])
-    assert r.exit_code == 0, r.output
-    return r
+    return run_ok("show", *args)
 
 
 @pytest.fixture(scope="module")

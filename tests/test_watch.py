@@ -81,7 +81,7 @@ def test_segments_recover_each_persons_actions_and_boundaries(trained):
         truth = [t for t in trained.truth if t.person == person]
         # the segments tile the person's frames
         assert mine[0]["start"] == 0 and mine[-1]["end"] == truth[-1].end
-        assert all(a["end"] + 1 == b["start"] for a, b in zip(mine, mine[1:]))
+        assert all(a["end"] + 1 == b["start"] for a, b in zip(mine, mine[1:], strict=False))
         label = np.full(truth[-1].end + 1, -2)
         for s in mine:
             label[s["start"] : s["end"] + 1] = s["class"]

@@ -9,6 +9,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +21,16 @@ from ..skeleton.streams import Stream
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 WorkersOpt = Annotated[int, typer.Option("--workers", "-j", min=0, help="Worker processes (0: one per CPU core).")]
+
+# agcn predict and agcn watch: a checkpoint, more to fuse with it, and their weights
+CheckpointArg = Annotated[Path, typer.Argument(help="A checkpoint from agcn train.")]
+MoreCheckpointsOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--checkpoint", "-c", help="A further checkpoint (e.g. the bone stream) to fuse with; repeat."),
+]
+FusionWeightsOpt = Annotated[
+    str | None, typer.Option("--weights", help="Comma-separated weight per checkpoint, in order (default: all 1).")
+]
 
 # a built-in layout's name (data_specs/layouts/) or a .json layout file: --layout is no closed set
 LAYOUT_NAMES = " | ".join(available_layouts())

@@ -10,14 +10,25 @@ from rich.table import Table
 
 from ..sources.recipes import Recipe
 from .app import command, error_line, note, out
-from .options import JsonOpt, TestBatchOpt, TestClipLenOpt, TestClipsOpt, TestDeviceOpt, foreign_options, plain
+from .options import (
+    CheckpointArg,
+    FusionWeightsOpt,
+    JsonOpt,
+    MoreCheckpointsOpt,
+    TestBatchOpt,
+    TestClipLenOpt,
+    TestClipsOpt,
+    TestDeviceOpt,
+    foreign_options,
+    plain,
+)
 from .tables import class_label
 
 
 @command("predict")
 @foreign_options
 def predict_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from agcn train.")],
+    checkpoint: CheckpointArg,
     inputs: Annotated[
         list[Path],
         typer.Argument(
@@ -25,13 +36,8 @@ def predict_cmd(
             "Kinetics-Skeleton .json files or a folder, split .h5 files."
         ),
     ],
-    more: Annotated[
-        list[Path] | None,
-        typer.Option("--checkpoint", "-c", help="A further checkpoint (e.g. the bone stream) to fuse with; repeat."),
-    ] = None,
-    weights: Annotated[
-        str | None, typer.Option(help="Comma-separated weight per checkpoint, in order (default: all 1).")
-    ] = None,
+    more: MoreCheckpointsOpt = None,
+    weights: FusionWeightsOpt = None,
     sample: Annotated[
         list[str] | None, typer.Option("--sample", help="Split .h5 inputs: classify only this sample name; repeat.")
     ] = None,

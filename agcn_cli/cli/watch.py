@@ -11,13 +11,13 @@ from rich.markup import escape
 
 from ..errors import AgcnError
 from .app import command, error_line, note, out
-from .options import JsonOpt, OverwriteOpt, TestDeviceOpt, plain
+from .options import CheckpointArg, FusionWeightsOpt, JsonOpt, MoreCheckpointsOpt, OverwriteOpt, TestDeviceOpt, plain
 from .tables import class_label
 
 
 @command("watch")
 def watch_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from agcn train.")],
+    checkpoint: CheckpointArg,
     source: Annotated[
         str,
         typer.Argument(
@@ -25,11 +25,8 @@ def watch_cmd(
             "file, a .pkl, Kinetics JSON, a split .h5 (with --sample), a video, an OpenPose/MMPose output."
         ),
     ],
-    more: Annotated[
-        list[Path] | None,
-        typer.Option("--checkpoint", "-c", help="A further checkpoint (e.g. the bone stream) to fuse with; repeat."),
-    ] = None,
-    weights: Annotated[str | None, typer.Option(help="Comma-separated weight per checkpoint (default: all 1).")] = None,
+    more: MoreCheckpointsOpt = None,
+    weights: FusionWeightsOpt = None,
     window: Annotated[
         int | None, typer.Option(min=1, help="Frames a window (default: the checkpoint's training clip length).")
     ] = None,
