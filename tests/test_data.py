@@ -47,15 +47,25 @@ def all_batches(loader):
 
 
 @pytest.mark.parametrize("stream", STREAMS)
-def test_materialised_equals_on_the_fly(files, stream):
+def test_materialised_equals_on_the_fly(files, stream, monkeypatch):
+    """Three ways to the same batches, bit for bit: the stream stored by `agcn streams` and read into
+    this process's memory; derived from the joints at load time into it (both with the joint cache
+    off, as before issue 27); derived per batch from the shared joint cache (the default)."""
     plain, full = files
     for kw in ({"test_mode": True, "num_clips": 3}, {"test_mode": False}):
+        shared = SkeletonDataset(full, stream, clip_len=8, **kw)
+        monkeypatch.setenv("AGCN_JOINT_CACHE", "off")
         fly = SkeletonDataset(plain, stream, clip_len=8, **kw)
         mat = SkeletonDataset(full, stream, clip_len=8, **kw)
+        monkeypatch.delenv("AGCN_JOINT_CACHE")
+        assert shared.shared and not fly.shared and not mat.shared
         assert fly.derive == (stream != "joint") and not mat.derive
         np.testing.assert_array_equal(fly.frames, mat.frames)
-        for (a, ya, ia), (b, yb, ib) in zip(BatchLoader(fly, 4, seed=7), BatchLoader(mat, 4, seed=7), strict=True):
+        np.testing.assert_array_equal(shared.frames, mat.frames)
+        loaders = [BatchLoader(ds, 4, seed=7) for ds in (fly, mat, shared)]
+        for (a, ya, ia), (b, yb, ib), (c, yc, ic) in zip(*loaders, strict=True):
             assert torch.equal(a, b) and torch.equal(ya, yb) and torch.equal(ia, ib)
+            assert torch.equal(a, c) and torch.equal(ya, yc) and torch.equal(ia, ic)
 
 
 def test_on_the_fly_stream_is_derived_before_sampling(files):

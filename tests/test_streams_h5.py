@@ -125,7 +125,7 @@ def test_sample_blocks():
         splitfile.sample_blocks(offset + 1, lengths)
 
 
-def test_preprocessed_file_round_trip(tmp_path):
+def test_preprocessed_file_round_trip(tmp_path, monkeypatch):
     from agcn_cli.engine.data import BatchLoader, SkeletonDataset
     from agcn_cli.sources.formats import convert
     from agcn_cli.sources.pipeline import ConvertConfig
@@ -142,8 +142,12 @@ def test_preprocessed_file_round_trip(tmp_path):
     plain = SkeletonDataset(path, "bone-motion", clip_len=16, num_clips=2, test_mode=True)
     expected, _, _ = next(iter(BatchLoader(plain, 3)))
     assert materialize_streams(path, ["bone-motion"])["written"] == ["bone-motion"]
+    shared = SkeletonDataset(path, "bone-motion", clip_len=16, num_clips=2, test_mode=True)
+    assert shared.shared and shared.source == "joint"  # uniform clips: derived per batch from the shared joints
+    monkeypatch.setenv("AGCN_JOINT_CACHE", "off")
     stored = SkeletonDataset(path, "bone-motion", clip_len=16, num_clips=2, test_mode=True)
-    assert stored.source == "bone-motion"
+    assert stored.source == "bone-motion"  # each process's own copy: the stored stream is read
+    np.testing.assert_array_equal(next(iter(BatchLoader(shared, 3)))[0].numpy(), expected.numpy())
     got, _, _ = next(iter(BatchLoader(stored, 3)))
     assert got.shape == (3, 2, 3, 16, 25, 2)
     np.testing.assert_array_equal(got.numpy(), expected.numpy())

@@ -38,6 +38,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import AgcnError
+from ..io.jointcache import cache_enabled, shared_joints
 from ..io.splitfile import (
     check_split_file,
     read_meta,
@@ -49,7 +50,7 @@ from ..io.splitfile import (
 from ..skeleton.augment import draw_move, random_move
 from ..skeleton.persons import NUM_PERSONS, fit_persons
 from ..skeleton.streams import STREAMS, compute_stream_frames
-from ..skeleton.views import ViewSpec, cut_views, frame_indices, gather_frames
+from ..skeleton.views import ViewSpec, clip_indices, cut_views, frame_indices, gather_frames, views_from_joints
 from ..skeleton.window import pad_periods, window_padding
 
 
@@ -101,9 +102,18 @@ class SkeletonDataset:
         self.num_frames = meta["num_frames"].astype(np.int64)
         self.labels = meta["label"].astype(np.int64)
         self.names = list(meta["name"])
-        self.source = self.base if self.base in stored_streams(self.path) else "joint"  # the dataset read
-        self.frames = self._load()  # (C, F, V, M)
-        _check_finite(self.frames, self.offset, self.names, self.path)
+        # uniform clips: the joints shared by every process and stream (io/jointcache), each view's
+        # stream derived from them per batch; the full window: the stream in this process's memory
+        self.shared = not self.window and cache_enabled()
+        self.source = "joint" if self.shared else (self.base if self.base in stored_streams(self.path) else "joint")
+        self.joints: np.ndarray | None = None  # (F, M, V, C) read-only memory map, when shared
+        self._frames: np.ndarray | None = None  # (C, F, V, M), when not
+        if self.shared:
+            shape = (self.layout.num_joints, len(self.layout.channels))
+            self.joints = shared_joints(self.path, self.offset, self.num_frames, self.names, shape)
+        else:
+            self._frames = self._load()
+            _check_finite(self._frames, self.offset, self.names, self.path)
         self.pads = None  # the full window's padding: each person's own period (2s-agcn facts), or person 0's
         if self.window:
             facts = read_window_pad(self.path) if self.padding == "2s-agcn" else None
@@ -111,6 +121,15 @@ class SkeletonDataset:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def frames(self) -> np.ndarray:
+        """The stream of every sample, (C, F, V, M) float32. Shared joints: derived here into a
+        private array of this process (for inspection; batches never need it)."""
+        if self._frames is not None:
+            return self._frames
+        stream = compute_stream_frames(np.asarray(self.joints), self.stream, self.layout, self.num_frames)
+        return np.ascontiguousarray(stream.transpose(3, 0, 2, 1))
 
     @property
     def derive(self) -> bool:
@@ -140,6 +159,9 @@ class SkeletonDataset:
         """The batch's views (N, K, C, L, V, M) of samples `indices`, before augmentation
         (`skeleton.views.cut_views`): the test views in test mode, else drawn from `rng`."""
         indices = np.asarray(indices, dtype=np.int64)
+        if self.shared:
+            return self.gather(indices, clip_indices(self.num_frames[indices], self.spec,
+                                                     None if self.test_mode else rng))  # fmt: skip
         pads = None if self.pads is None else self.pads.take(indices)
         views = cut_views(
             self.frames, self.offset[indices], self.num_frames[indices], self.spec, pads,
@@ -162,7 +184,11 @@ class SkeletonDataset:
 
         Returns (N, C, L, V, M) or (N, K, C, L, V, M) float32, a new tensor (`views.gather_frames`).
         """
-        starts = self.offset[np.asarray(indices, dtype=np.int64)]
+        indices = np.asarray(indices, dtype=np.int64)
+        starts = self.offset[indices]
+        if self.shared:
+            return torch.from_numpy(views_from_joints(self.joints, starts, self.num_frames[indices], frame_idx,
+                                                      self.stream, self.layout))  # fmt: skip
         return torch.from_numpy(gather_frames(self.frames, starts, frame_idx))
 
 

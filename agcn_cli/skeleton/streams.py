@@ -167,3 +167,28 @@ def compute_stream_frames(frames: np.ndarray, stream: str, layout: Layout, num_f
     if stream.endswith("motion"):
         out[:, np.cumsum(lengths)[lengths > 0] - 1] = 0  # each sample's last frame
     return np.ascontiguousarray(out.transpose(1, 3, 2, 0))  # (F, M, V, C)
+
+
+def sampled_stream(now: np.ndarray, after: np.ndarray | None, stream: str, layout: Layout,
+                   last: np.ndarray) -> np.ndarray:  # fmt: skip
+    """`stream` at sampled frames, from the joints there: what `compute_stream_frames` gives at those
+    frames, bit for bit (MMAction2's order: the stream of the whole sequence, then the clip's frames).
+
+    `now` (..., C, L, V, M): the joints at the sampled frames; `after`: the joints of the frame after
+    each (motion streams; None for joint and bone); `last` (..., L) bool: where the sampled frame is
+    its sample's last real frame (or no frame), whose motion is zero.
+    """
+    if stream not in STREAMS:
+        raise AgcnError(f"unknown stream {stream!r}; choose one of: {', '.join(STREAMS)}")
+    if stream == "joint":
+        return now
+    has_score = layout.channels[-1] == "score"
+    if stream == "bone":
+        return _bone(now, layout, has_score)
+    if stream == "bone-motion":
+        now, after = _bone(now, layout, has_score), _bone(after, layout, has_score)
+    out = after - now
+    if has_score:
+        out[..., -1, :, :, :] = (after[..., -1, :, :, :] + now[..., -1, :, :, :]) / 2
+    out[np.broadcast_to(last[..., None, :, None, None], out.shape)] = 0
+    return out

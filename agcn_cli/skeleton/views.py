@@ -25,7 +25,7 @@ from .augment import draw_choose
 from .layouts import Layout
 from .normalize import WindowPad
 from .sampling import TEST_SEED, sample_batch_indices, sample_test_clips
-from .streams import compute_stream, window_motion
+from .streams import compute_stream, sampled_stream, window_motion
 from .window import PadPeriods, motion_of_window, pad_periods, repeat_persons, window_rows
 
 
@@ -163,3 +163,36 @@ def sample_views(sample: np.ndarray, spec: ViewSpec, pad: WindowPad | None = Non
         facts = None if pad is None else (pad.periods[None], pad.centre)  # (1, M), (T, 3)
         pads = pad_periods(x, starts, lengths, spec.padding, facts, spec.base)
     return cut_views(x, starts, lengths, spec, pads)[0]
+
+
+def views_from_joints(joints: np.ndarray, starts: np.ndarray, lengths: np.ndarray, frame_idx: np.ndarray,
+                      stream: str, layout: Layout) -> np.ndarray:  # fmt: skip
+    """The `stream` at frames `frame_idx` (N, L) or (N, K, L) (-1: a zero frame) of the samples whose
+    rows of `joints` (F, M, V, C), a split file's joints (the shared joint cache, read-only), start at
+    `starts` (N,) and are `lengths` (N,) long: (N, [K,] C, L, V, M) float32, a new array.
+
+    Bit for bit the views `cut_views` cuts from the stream derived on whole samples at load time
+    (`streams.sampled_stream`): the joints at the frames, and for motion those at the frame after.
+    """
+    idx = np.asarray(frame_idx, dtype=np.int64)
+    shape = (-1, *[1] * (idx.ndim - 1))
+    starts, lengths = np.asarray(starts).reshape(shape), np.asarray(lengths).reshape(shape)
+    zero = idx < 0
+    rows = starts + np.maximum(idx, 0)
+
+    def take(r: np.ndarray) -> np.ndarray:  # (..., L, M, V, C) -> (..., C, L, V, M)
+        x = joints[r]
+        n = x.ndim
+        x = x.transpose(*range(n - 4), n - 1, n - 4, n - 2, n - 3)  # (..., C, L, V, M)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    now = take(rows)
+    if zero.any():
+        now[np.broadcast_to(zero[..., None, :, None, None], now.shape)] = 0
+    after = None
+    if stream.endswith("motion"):
+        last = zero | (idx >= lengths - 1)  # the motion of a sample's last real frame is zero
+        after = take(np.where(last, rows, rows + 1))
+    else:
+        last = zero
+    return sampled_stream(now, after, stream, layout, last)
