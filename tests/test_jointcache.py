@@ -81,7 +81,7 @@ def test_no_room_is_one_line_and_the_switch_loads_as_before(tmp_path, monkeypatc
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(np.lib.format, "open_memmap", full)
+    monkeypatch.setattr("agcn_cli.io.jointcache._append", full)
     with pytest.raises(
         AgcnError, match=r"cannot write its joint cache .*No space left on device.*AGCN_JOINT_CACHE=off"
     ):
@@ -102,3 +102,22 @@ def test_nan_in_the_split_is_named_when_the_cache_is_written(tmp_path):
     with pytest.raises(AgcnError, match=r"sample 'S001C001P001R001A004' holds NaN"):
         SkeletonDataset(path, clip_len=8)
     assert not list(tmp_path.glob(".train.h5.joints-*"))
+
+
+@pytest.mark.parametrize("modality", ["bone-motion", "all"])
+def test_losses_equal_today_s(tiny, tmp_path, monkeypatch, modality):
+    """The same seed, the same batches (bit for bit): the same losses and checkpoints, exactly."""
+    import json
+
+    from agcn_cli.engine.fit import fit
+    from tests.helpers import tiny_config
+
+    def losses(run):
+        fit(tiny_config(tiny, run, modality=modality, epochs=1), log=lambda _: None)
+        metrics = sorted(run.rglob("metrics.jsonl"))
+        return [[{k: v for k, v in json.loads(line).items() if "loss" in k or "top" in k}
+                 for line in m.read_text().splitlines()] for m in metrics]  # fmt: skip
+
+    shared = losses(tmp_path / "shared")
+    monkeypatch.setenv("AGCN_JOINT_CACHE", "off")
+    assert losses(tmp_path / "private") == shared and shared

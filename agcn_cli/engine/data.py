@@ -1,7 +1,11 @@
 """The data path of training and evaluation: a split file in, batches of clips `(N, C, T, V, M)` out.
 
-`SkeletonDataset` holds one stream of a split file in memory as a (C, F, V, M) float32 array of
-all samples' frames. `BatchLoader` draws a whole batch at once and cuts its views with the one
+`SkeletonDataset` reads one stream of a split file. With uniform clips (MMAction2's recipe) it maps
+the split's joints read-only from the joint cache (`io/jointcache`: one copy per machine, whatever
+the streams and processes) and derives each batch's stream from the gathered joints
+(`views.views_from_joints`, bit for bit the load-time derivation); with the full window, or with
+`AGCN_JOINT_CACHE=off`, it holds the stream in its memory as a (C, F, V, M) float32 array of all
+samples' frames. `BatchLoader` draws a whole batch at once and cuts its views with the one
 clip path, `skeleton.views.cut_views` (MMAction2's uniform clips, fixed-seed in test mode, or
 2s-AGCN's full window; one `np.take` per channel); it shuffles and shards by (seed, epoch, rank,
 world_size) itself. `for x, y, idx in loader:` gives x float32 `(N, C, L, V, M)`, or
@@ -9,7 +13,7 @@ world_size) itself. `for x, y, idx in loader:` gives x float32 `(N, C, L, V, M)`
 `window` frames, `random_choose` of them in training), y the labels and idx the sample indices
 (int64), so scores can be written by sample name.
 
-Streams: a stream materialised in the file (`agcn streams`) is read as stored; otherwise it is
+Streams held in memory: a stream materialised in the file (`agcn streams`) is read as stored; otherwise it is
 derived from `joint` at load time with `streams.compute_stream_frames` on each sample's full real
 frames, exactly what `agcn streams` stores (MMAction2's GenSkeFeat runs before frame sampling,
 so motion must be derived on whole sequences, never after sampling).

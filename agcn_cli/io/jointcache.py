@@ -89,17 +89,22 @@ def shared_joints(path: Path, offset: np.ndarray, num_frames: np.ndarray, names:
 
 def _write(path: Path, cache: Path, offset: np.ndarray, num_frames: np.ndarray, names: list[str],
            shape: tuple[int, int]) -> None:  # fmt: skip
+    """Block by block into a plain file (written, not mapped: the writer's memory stays one block)."""
     total = int(num_frames.sum())
-    with atomic_output(cache) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(total, NUM_PERSONS, *shape))
-        for a, _b, r0, r1, block in read_stream_blocks(path, "joint", offset, num_frames):
-            block = fit_persons(block, axis=1).astype(np.float32, copy=False)  # (F, M, V, C)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+              "shape": (total, NUM_PERSONS, *shape)}  # fmt: skip
+    with atomic_output(cache) as tmp, open(tmp, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for a, _b, _r0, _r1, block in read_stream_blocks(path, "joint", offset, num_frames):
+            block = np.ascontiguousarray(fit_persons(block, axis=1), dtype=np.float32)  # (F, M, V, C)
             bad = ~np.isfinite(block.sum(axis=(1, 2, 3), dtype=np.float64))
             if bad.any():
                 sample = a + int(np.searchsorted(np.cumsum(num_frames[a:]), int(np.argmax(bad)), side="right"))
                 raise AgcnError(
                     f"{path}: sample {names[sample]!r} holds NaN or infinite values; re-create the split file"
                 )
-            out[r0:r1] = block
-        out.flush()
-        del out
+            _append(f, block)
+
+
+def _append(f, block: np.ndarray) -> None:
+    f.write(memoryview(block).cast("B"))
