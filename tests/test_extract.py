@@ -271,3 +271,28 @@ def test_two_extractions_into_one_file_do_not_mix(tmp_path):
     with locked(out, wait=False, holder="agcn extract"):
         line = one_error_line(["extract", str(video), "--out", str(out)])
     assert "in use by another agcn extract" in line and not out.exists()
+
+
+def test_watch_reads_a_video_frame_by_frame_as_it_decodes(tmp_path):
+    import torch
+
+    from agcn_cli.io.checkpoint import DataInfo, save_checkpoint
+    from agcn_cli.models.agcn import ModelConfig, build_model
+    from agcn_cli.skeleton.layouts import get_layout
+
+    layout = get_layout("coco17")
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(num_classes=3, layout="coco17", in_channels=3, layout_spec=layout.spec()))
+    ckpt = tmp_path / "coco.pt"
+    save_checkpoint(ckpt, model, DataInfo(layout="coco17", channels="x,y,score", clip_len=8, layout_spec=layout.spec()),
+                    epoch=1)  # fmt: skip
+    video = clip(tmp_path / "walk.mp4", frames=16, size=(240, 320), step=3, blank=(14, 15))
+    r = run("watch", ckpt, video, "--stride", "4", "--json")
+    assert r.exit_code == 0, r.output
+    evs = [json.loads(line) for line in r.stdout.splitlines()]
+    windows = [e for e in evs if e["type"] == "window"]
+    # the third window ends in frames 14-15, which hold nobody: the person is in 6 of its 8 frames, scored
+    assert [(w["start"], w["end"]) for w in windows] == [(0, 7), (4, 11), (8, 15)]
+    assert {w["sequence"] for w in windows} == {"walk"} and {w["person"] for w in windows} == {0}
+    segments = [e for e in evs if e["type"] == "segment"]
+    assert segments and segments[0]["start"] == 0 and segments[-1]["end"] == 13

@@ -3,7 +3,7 @@ in pixels of the original frame, `keypoint_score` (M, T, V); a frame where nobod
 zero keypoints and zero scores, so frame k of the arrays is frame k of the video.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,20 +34,30 @@ class VideoPoses:
         return int((self.keypoint_score.max(axis=(0, 2), initial=0) > 0).sum())
 
 
+def blazepose_frames(info: VideoInfo, estimator: BlazePose, layout: Layout, decoded: Decoded
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray] | None]:  # fmt: skip
+    """Frame by frame as the video decodes: the person's (V, 2) keypoints and (V,) scores in
+    `layout`'s joints (COCO-17 by name), or None where nobody is found. What `agcn watch VIDEO`
+    reads, one frame at a time, and `blazepose_video` gathers."""
+    index = source_index("blazepose33", layout)
+    estimator.reset()
+    step = 1 / info.fps if info.fps > 0 else 1 / 30
+    for frame in video_frames(info, decoded):
+        pose = estimator.process(frame, step)
+        yield None if pose is None else (pose.xy[index], pose.visibility[index])
+
+
 def blazepose_video(info: VideoInfo, estimator: BlazePose, layout: Layout, tick: FrameTick | None = None) -> VideoPoses:
     """BlazePose over every frame of a video: one person (M = 1), `layout`'s joints (COCO-17 by name),
     the landmark's visibility as its score."""
-    index = source_index("blazepose33", layout)
-    estimator.reset()
+    v = len(source_index("blazepose33", layout))
     decoded = Decoded()
     xy, score = [], []
-    empty_xy, empty_score = np.zeros((len(index), 2), np.float32), np.zeros(len(index), np.float32)
+    empty_xy, empty_score = np.zeros((v, 2), np.float32), np.zeros(v, np.float32)
     before = dict(estimator.seconds)
-    step = 1 / info.fps if info.fps > 0 else 1 / 30
-    for k, frame in enumerate(video_frames(info, decoded)):
-        pose = estimator.process(frame, step)
-        xy.append(empty_xy if pose is None else pose.xy[index])
-        score.append(empty_score if pose is None else pose.visibility[index])
+    for k, found in enumerate(blazepose_frames(info, estimator, layout, decoded)):
+        xy.append(empty_xy if found is None else found[0])
+        score.append(empty_score if found is None else found[1])
         if tick is not None and k % 10 == 9:
             tick(10)
     if tick is not None and len(xy) % 10:
@@ -55,7 +65,7 @@ def blazepose_video(info: VideoInfo, estimator: BlazePose, layout: Layout, tick:
     notes = decoded.problems(info)
     if not xy:
         notes.append("no frame could be decoded")
-    keypoint = np.stack(xy)[None].astype(np.float32) if xy else np.zeros((1, 0, len(index), 2), np.float32)
-    keypoint_score = np.stack(score)[None].astype(np.float32) if score else np.zeros((1, 0, len(index)), np.float32)
-    seconds = {"decoding": decoded.seconds} | {k: v - before[k] for k, v in estimator.seconds.items()}
+    keypoint = np.stack(xy)[None].astype(np.float32) if xy else np.zeros((1, 0, v, 2), np.float32)
+    keypoint_score = np.stack(score)[None].astype(np.float32) if score else np.zeros((1, 0, v), np.float32)
+    seconds = {"decoding": decoded.seconds} | {k: val - before[k] for k, val in estimator.seconds.items()}
     return VideoPoses(keypoint, keypoint_score, (info.height, info.width), info.fps, notes, seconds)

@@ -221,7 +221,8 @@ def _load(path: Path) -> VideoPoses | None:
 _ESTIMATOR = None  # one BlazePose per process, made on its first video
 
 
-def _estimator(threads: int):
+def pose_estimator(threads: int):
+    """This process's BlazePose (LiteRT on `threads` threads, 0: all cores), made once."""
     global _ESTIMATOR
     if _ESTIMATOR is None:
         from ..pose.blazepose import BlazePose
@@ -238,7 +239,7 @@ def item_poses(item: Item, max_people: int, threads: int, report: Callable[[tupl
 
         info = probe_video(item.path)
         report(("started", item, info.declared_frames))
-        poses = blazepose_video(info, _estimator(threads), get_layout(EXTRACT_LAYOUT),
+        poses = blazepose_video(info, pose_estimator(threads), get_layout(EXTRACT_LAYOUT),
                                 lambda n: report(("advanced", item, n)))  # fmt: skip
         if poses.frames == 0:
             raise AgcnError(f"{item.path}: no frame could be decoded")

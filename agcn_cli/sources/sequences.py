@@ -78,6 +78,27 @@ def _from_annotation(ann: dict, source: str, layout: Layout) -> Sequence:
     return Sequence(name, source, layout, img_shape, False, _track_frames(kp, score), kp.shape[1])
 
 
+def _video_sequence(item) -> Sequence:
+    """A video as BlazePose finds its person, frame by frame while it decodes (person id 0)."""
+    from ..pose.poses import blazepose_frames
+    from ..pose.video import Decoded, probe_video
+    from .extract import pose_estimator
+
+    layout = get_layout(EXTRACT_LAYOUT)
+    info = probe_video(item.path)
+    v = layout.num_joints
+
+    def frames() -> Iterator[Frame]:
+        for t, found in enumerate(blazepose_frames(info, pose_estimator(0), layout, Decoded())):
+            if found is None:
+                yield Frame(t, np.zeros((0, v, 2), np.float32), np.zeros((0, v), np.float32), [])
+            else:
+                yield Frame(t, found[0][None].astype(np.float32), found[1][None].astype(np.float32), [0])
+
+    total = info.declared_frames or None
+    return Sequence(item.name, str(item.path), layout, (info.height, info.width), False, frames(), total)
+
+
 def open_sequences(path: Path, *, layout: Layout | None = None, names: list[str] | None = None,
                    max_people: int = 2) -> Iterator[Sequence]:  # fmt: skip
     """The sequences of an input file or folder (AgcnError naming it when it cannot be read)."""
@@ -85,6 +106,9 @@ def open_sequences(path: Path, *, layout: Layout | None = None, names: list[str]
     if kind == VIDEO_KIND:
         items, _, _ = list_items([path])
         for item in items:
+            if item.kind == "video":  # watched as it decodes, frame by frame
+                yield _video_sequence(item)
+                continue
             poses = item_poses(item, max_people, 0, lambda event: None)
             yield _from_annotation(annotation(item, poses), str(item.path), get_layout(EXTRACT_LAYOUT))
     elif kind == "pkl":
