@@ -160,27 +160,28 @@ class Watcher:
             else (self.last or 0)  # fmt: skip
 
     def _window_of(self, pid: object, end: int) -> tuple[np.ndarray, np.ndarray | None, int]:
-        """(W, V, C) keypoints, (W, V) scores or None, frames present, of person `pid` in the window."""
+        """(W, V, C) keypoints, (W, V) scores or None, frames present, of person `pid` in the window
+        ending at `end`; zeros where they are absent."""
         w = self.s.window
-        person = self.people[pid]
-        frames = [f for f in person.frames if end - w < f[0] <= end]
-        v, c = frames[0][1].shape if frames else (self.layout.num_joints, 3)
-        kp = np.zeros((w, v, c), np.float32)
-        score = None if not frames or frames[0][2] is None else np.zeros((w, v), np.float32)
-        for t, k, sc in frames:
-            kp[t - end + w - 1] = k
-            if score is not None:
-                score[t - end + w - 1] = sc
+        frames = [f for f in self.people[pid].frames if end - w < f[0] <= end]
+        if not frames:
+            return np.zeros((w, self.layout.num_joints, 3), np.float32), None, 0
+        rows = np.fromiter((f[0] for f in frames), np.int64, len(frames)) - (end - w + 1)
+        kp = np.zeros((w, *frames[0][1].shape), np.float32)
+        kp[rows] = np.stack([f[1] for f in frames])
+        score = None
+        if frames[0][2] is not None:
+            score = np.zeros((w, kp.shape[1]), np.float32)
+            score[rows] = np.stack([f[2] for f in frames])
         return kp, score, len(frames)
 
-    def _units(self, end: int) -> list[tuple[object, list[object]]]:
-        """(key, person ids) scored in the window ending at `end`: each person alone, or pairs."""
-        w, need = self.s.window, self.s.min_present * self.s.window
-        here = [pid for pid, p in self.people.items() if p.first <= end - w + 1]  # there since it began
-        here = [pid for pid in here if self._window_of(pid, end)[2] >= need]
+    def _units(self, windows: dict) -> list[tuple[object, list[object]]]:
+        """(key, person ids) scored in a window: each person alone, or pairs. `windows`: the
+        window (`_window_of`) of each person there since it began and present enough in it."""
+        here = list(windows)
         if not self.s.pairs or len(here) < 2:
             return [(pid, [pid]) for pid in here]
-        centre = {pid: self._centre(pid, end) for pid in here}
+        centre = {pid: _centre(windows[pid][0]) for pid in here}
         free, units = list(here), []
         dist = {(a, b): float(np.linalg.norm(centre[a] - centre[b])) for a in here for b in here if a != b}
         for a, b in sorted(dist, key=dist.get):  # nearest pairs first
@@ -191,18 +192,12 @@ class Watcher:
                 free.remove(b)
         return units + [(pid, [pid]) for pid in free]
 
-    def _centre(self, pid: object, end: int) -> np.ndarray:
-        kp, _, _ = self._window_of(pid, end)
-        seen = (kp != 0).any(-1)  # (W, V)
-        return kp[seen].mean(0) if seen.any() else np.zeros(kp.shape[-1])
-
-    def _sample(self, ids: list[object], end: int) -> np.ndarray:
-        """(2, T, V, C) the window of `ids` as a split file would store it."""
-        parts = [self._window_of(pid, end) for pid in ids]
+    def _sample(self, parts: list[tuple], end: int) -> np.ndarray:
+        """(2, T, V, C) the windows `parts` (`_window_of`, one a person) as a split file would store them."""
         kp = np.stack([p[0] for p in parts])  # (m, W, V, C)
         if self.seq.stored:
             out = np.zeros((2, *kp.shape[1:]), np.float32)
-            out[: len(ids)] = kp
+            out[: len(parts)] = kp
             return out
         ann = {"frame_dir": self.seq.name, "keypoint": kp, "total_frames": kp.shape[1]}
         if parts[0][1] is not None:
@@ -213,10 +208,13 @@ class Watcher:
         return convert_annotation(job, self.layout, layout_signature(self.layout), 1).sample
 
     def _windows_ending(self, end: int) -> list[WindowResult | Segment]:
-        units = self._units(end)
+        w, need = self.s.window, self.s.min_present * self.s.window
+        windows = {pid: self._window_of(pid, end) for pid, p in self.people.items() if p.first <= end - w + 1}
+        windows = {pid: win for pid, win in windows.items() if win[2] >= need}  # present in enough of it
+        units = self._units(windows)
         if not units:
             return []
-        samples = [self._sample(ids, end) for _, ids in units]
+        samples = [self._sample([windows[i] for i in ids], end) for _, ids in units]
         alone = np.array([len(ids) == 1 for _, ids in units])
         probs = [score_windows(sc, samples, alone, self.layout, self.s.bf16) for sc in self.scorers]
         fused = np.zeros_like(probs[0], dtype=np.float64)
@@ -236,6 +234,12 @@ class Watcher:
             events += seg.add(end, row, max(self.people[i].first for i in ids))
             self.windows += 1
         return events
+
+
+def _centre(keypoints: np.ndarray) -> np.ndarray:
+    """(C,) the mean of a window's (W, V, C) joints where the person is seen."""
+    seen = (keypoints != 0).any(-1)  # (W, V)
+    return keypoints[seen].mean(0) if seen.any() else np.zeros(keypoints.shape[-1])
 
 
 @torch.no_grad()

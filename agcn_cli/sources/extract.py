@@ -17,7 +17,6 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from ..pose.poses import VideoPoses
 from ..pose.track import track_people
 from ..pose.video import VIDEO_SUFFIXES
 from ..skeleton.layouts import get_layout
-from .pkl import LABEL_NAMES_KEY
+from .pkl import LABEL_NAMES_KEY, write_annotation_file
 
 EXTRACTOR_VERSION = "blazepose-litert-1"  # bump when the pose code changes what it outputs: the cache key holds it
 EXTRACT_LAYOUT = "coco17"
@@ -405,7 +404,6 @@ def extract(config: ExtractConfig, progress: ExtractProgress | None = None) -> E
         if label_map is not None:
             with atomic_output(label_map) as tmp:
                 tmp.write_text("".join(f"{n}\n" for n in names))
-        with atomic_output(config.out) as tmp, open(tmp, "wb") as f:
-            pickle.dump(data, f, protocol=4)  # MMAction2's and pyskl's readers load any protocol >= 4
+        write_annotation_file(config.out, data)
     return ExtractReport(config.out, label_map, names, {k: len(v) for k, v in split.items()}, done, failed,
                          skipped, time.perf_counter() - t0)  # fmt: skip

@@ -30,6 +30,7 @@ then persons are cut or zero-padded to 2 (`FormatGCNInput(num_person=2)`).
 """
 
 import json
+import pickle
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AgcnError
+from ..io.atomic import atomic_output
 from ..io.splitwrite import SampleMeta
 from ..skeleton.layouts import Layout, get_layout, load_layout
 from ..skeleton.normalize import DEFAULT_IMG_SHAPE, pre_normalize_2d, pre_normalize_3d
@@ -71,6 +73,13 @@ PKL_LAYOUTS = {
     (2, True, 17): "coco17",
     (2, True, 18): "openpose18",
 }
+
+
+def write_annotation_file(path: Path, data: dict) -> None:
+    """An annotation file, written whole (a temporary name, then renamed): pickle protocol 4, which
+    MMAction2's and pyskl's readers load."""
+    with atomic_output(Path(path)) as tmp, open(tmp, "wb") as f:
+        pickle.dump(data, f, protocol=4)
 
 
 def load_annotation_file(path: Path) -> dict:

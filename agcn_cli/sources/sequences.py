@@ -11,7 +11,6 @@ and windows are cut from them as they are.
 """
 
 import json
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,6 +193,8 @@ def _parse_line(line: str, joints: int, channels: int) -> Frame:
         doc = json.loads(line)
     except json.JSONDecodeError as e:
         raise AgcnError(f"not JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:  # [[[[...]]]] thousands deep
+        raise AgcnError("not a frame: its JSON nests too deep to read") from None
     if not isinstance(doc, dict) or "frame" not in doc or "people" not in doc:
         raise AgcnError('expected {"frame": k, "people": [...]}')
     t = doc["frame"]
@@ -213,8 +214,9 @@ def _parse_line(line: str, joints: int, channels: int) -> Frame:
             raise AgcnError(f"{where}: 'keypoints' must be a list of [x, y(, z)] numbers") from None
         if kp.shape != (joints, channels):
             raise AgcnError(f"{where}: keypoints of shape {list(kp.shape)}, expected [{joints}, {channels}]")
+        kp = kp.astype(np.float32)  # as they are kept: 1e300 is finite in float64, not in float32
         if not np.isfinite(kp).all():
-            raise AgcnError(f"{where}: keypoints hold NaN or infinite values")
+            raise AgcnError(f"{where}: keypoints hold NaN or infinite values (or beyond float32)")
         score = person.get("scores", [1.0] * joints)
         try:
             score = np.asarray(score, dtype=np.float64)
@@ -223,8 +225,7 @@ def _parse_line(line: str, joints: int, channels: int) -> Frame:
         if score.shape != (joints,) or not np.isfinite(score).all() or (score < 0).any() or (score > 1 + 1e-3).any():
             raise AgcnError(f"{where}: 'scores' must be {joints} numbers in [0, 1]")
         pid = person.get("id")
-        if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int | str) or
-                                (isinstance(pid, float) and not math.isfinite(pid))):  # fmt: skip
+        if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int | str)):
             raise AgcnError(f"{where}: 'id' must be an integer or a string")
         kps.append(kp)
         scores.append(np.minimum(score, 1.0))

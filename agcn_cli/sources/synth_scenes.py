@@ -10,7 +10,6 @@ MMAction2/pyskl annotation files of raw NTU-25 keypoints (metres), which `agcn p
 `agcn watch` read as they read any `.pkl`.
 """
 
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 
 from ..io.atomic import atomic_output
 from .ntu import NTU60_XSUB_TRAIN, parse_skeleton
-from .pkl import LABEL_NAMES_KEY
+from .pkl import LABEL_NAMES_KEY, write_annotation_file
 from .recipes import select_bodies_mmaction2
 from .synth import SynthConfig, generate
 
@@ -69,7 +68,7 @@ def write_windows(path: Path, bodies: dict, actions: Sequence[int], names: Seque
                 annotations.append({"frame_dir": name, "total_frames": window, "label": label,
                                     "keypoint": body[None, s : s + window].copy()})  # fmt: skip
                 split["val" if held_out else "train"].append(name)
-    _write(path, {"split": split, "annotations": annotations, LABEL_NAMES_KEY: list(names)})
+    write_annotation_file(path, {"split": split, "annotations": annotations, LABEL_NAMES_KEY: list(names)})
 
 
 def make_scene(bodies: dict, plan: Sequence[Sequence[int]], per_action: int = 2,
@@ -99,12 +98,7 @@ def make_scene(bodies: dict, plan: Sequence[Sequence[int]], per_action: int = 2,
 def write_scene(path: Path, keypoint: np.ndarray, name: str = "scene") -> None:
     """One annotation (no label: it holds several actions) in an annotation file."""
     ann = {"frame_dir": name, "total_frames": keypoint.shape[1], "keypoint": keypoint}
-    _write(path, {"split": {"scenes": [name]}, "annotations": [ann]})
-
-
-def _write(path: Path, data: dict) -> None:
-    with atomic_output(Path(path)) as tmp, open(tmp, "wb") as f:
-        pickle.dump(data, f, protocol=4)
+    write_annotation_file(path, {"split": {"scenes": [name]}, "annotations": [ann]})
 
 
 DEMO_ACTIONS = (10, 22, 23)  # clapping, cheer up, hand waving: sustained, clearly distinct

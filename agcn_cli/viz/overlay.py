@@ -20,6 +20,7 @@ segment holding t, drawn above their topmost joint in their colour.
 """
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -515,17 +516,17 @@ def _check_count(clip: PoseClip, info: VideoInfo, count: int, limit: int) -> Non
     )
 
 
-class _Sink:
+class _Sink(ABC):
     """Where drawn frames go: `add` each (H, W', 3) RGB frame, then `close` writes the file;
     `release` frees what is held, whatever happened."""
 
-    def add(self, frame: np.ndarray) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def add(self, frame: np.ndarray) -> None: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional: a sink that writes as it goes has nothing left to write)
         pass
 
-    def release(self) -> None:
+    def release(self) -> None:  # noqa: B027  (optional: a sink that holds nothing has nothing to free)
         pass
 
 

@@ -110,6 +110,8 @@ def _read_json(path: Path, text: str) -> SegmentsFile:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise AgcnError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    except RecursionError:
+        raise AgcnError(f"{path}: not a segments file: its JSON nests too deep to read") from None
     if not isinstance(doc, dict):
         raise AgcnError(f"{path}: expected a JSON object (a segments file of agcn watch), found {type(doc).__name__}")
     if doc.get("format") != SEGMENTS_FORMAT:
