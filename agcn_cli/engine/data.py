@@ -48,6 +48,7 @@ from ..io.splitfile import (
     read_meta,
     read_stream_blocks,
     read_window_pad,
+    refuse_nonfinite,
     split_layout,
     stored_streams,
 )
@@ -197,13 +198,8 @@ class SkeletonDataset:
 
 
 def _check_finite(frames: np.ndarray, offset: np.ndarray, names: list[str], path: Path) -> None:
-    """NaN or inf frames would train on garbage (or stop at a non-finite loss): name the first sample."""
-    # a frame is bad iff its float64 sum is non-finite (finite float32 values cannot overflow it);
-    # no full-size boolean copy of the stream
-    bad = ~np.isfinite(frames.sum(axis=(0, 2, 3), dtype=np.float64))
-    if bad.any():
-        sample = int(np.searchsorted(offset, int(np.argmax(bad)), side="right")) - 1
-        raise AgcnError(f"{path}: sample {names[sample]!r} holds NaN or infinite values; re-create the split file")
+    """The stream in memory, (C, F, V, M): NaN or inf is one line naming the sample."""
+    refuse_nonfinite(frames, 1, 0, offset, names, path)
 
 
 def _check_window(window: int, random_choose: int, random_move: bool, num_clips: int) -> tuple[int, int, bool]:

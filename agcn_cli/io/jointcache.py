@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import AgcnError
 from ..skeleton.persons import NUM_PERSONS, fit_persons
 from .atomic import atomic_output, locked
-from .splitfile import read_stream_blocks
+from .splitfile import read_stream_blocks, refuse_nonfinite
 
 CACHE_ENV = "AGCN_JOINT_CACHE"  # "off": no cache, each process loads the joints into its memory
 
@@ -95,14 +95,9 @@ def _write(path: Path, cache: Path, offset: np.ndarray, num_frames: np.ndarray, 
               "shape": (total, NUM_PERSONS, *shape)}  # fmt: skip
     with atomic_output(cache) as tmp, open(tmp, "wb") as f:
         np.lib.format.write_array_header_1_0(f, header)
-        for a, _b, _r0, _r1, block in read_stream_blocks(path, "joint", offset, num_frames):
+        for _a, _b, r0, _r1, block in read_stream_blocks(path, "joint", offset, num_frames):
             block = np.ascontiguousarray(fit_persons(block, axis=1), dtype=np.float32)  # (F, M, V, C)
-            bad = ~np.isfinite(block.sum(axis=(1, 2, 3), dtype=np.float64))
-            if bad.any():
-                sample = a + int(np.searchsorted(np.cumsum(num_frames[a:]), int(np.argmax(bad)), side="right"))
-                raise AgcnError(
-                    f"{path}: sample {names[sample]!r} holds NaN or infinite values; re-create the split file"
-                )
+            refuse_nonfinite(block, 0, r0, offset, names, path)
             _append(f, block)
 
 

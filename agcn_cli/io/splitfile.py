@@ -310,6 +310,19 @@ def stored_streams(path: Path) -> list[str]:
         return [s for s in STREAMS if s in f]
 
 
+def refuse_nonfinite(frames: np.ndarray, frame_axis: int, first_row: int, offset: np.ndarray, names: Sequence[str],
+                     path: Path) -> None:  # fmt: skip
+    """NaN or inf in frames would train on garbage (or stop at a non-finite loss): AgcnError naming
+    the first sample with one. `frames`: the split's rows `first_row`, ... along `frame_axis`."""
+    # a frame is bad iff its float64 sum is non-finite (finite float32 values cannot overflow it);
+    # no full-size boolean copy of the frames
+    axes = tuple(a for a in range(frames.ndim) if a != frame_axis % frames.ndim)
+    bad = ~np.isfinite(frames.sum(axis=axes, dtype=np.float64))
+    if bad.any():
+        sample = int(np.searchsorted(offset, first_row + int(np.argmax(bad)), side="right")) - 1
+        raise AgcnError(f"{path}: sample {names[sample]!r} holds NaN or infinite values; re-create the split file")
+
+
 def read_meta(path: Path, keys: Sequence[str] | None = None, *, check: bool = True) -> dict[str, np.ndarray]:
     """Per-sample metadata of a split file as arrays (names as str): `keys` of offset, num_frames,
     name and META_INT_FIELDS (None: all). The file is checked first unless `check` is False (for a
