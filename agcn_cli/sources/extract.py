@@ -101,23 +101,6 @@ def _kind(path: Path) -> str | None:
     return None
 
 
-def is_video_input(path: Path) -> bool:
-    """A video, an OpenPose folder or MMPose .json, or a folder of videos (or of class folders of them)."""
-    if _kind(path) is not None:
-        return True
-    if not path.is_dir():
-        return False
-    try:
-        for entry in path.iterdir():
-            if entry.suffix.lower() in VIDEO_SUFFIXES and entry.is_file():
-                return True
-            if entry.is_dir() and any(p.suffix.lower() in VIDEO_SUFFIXES for p in entry.iterdir()):
-                return True
-    except OSError:
-        return False
-    return False
-
-
 def _entries(folder: Path) -> list[Path]:
     try:
         return sorted(p for p in folder.iterdir() if not p.name.startswith("."))

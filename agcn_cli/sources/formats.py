@@ -19,14 +19,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import AgcnError
+from ..pose.keypoint_json import is_keypoint_input
+from ..pose.video import VIDEO_SUFFIXES
 from .choices import SOURCE_FORMATS
-from .extract import is_video_input
 from .kinetics import KINETICS_FOLDERS, import_kinetics
 from .ntu_convert import preprocess_skeletons
 from .pipeline import ConvertConfig, ConvertReport, OpenProgress, Tick, ticking
 from .pkl import import_pkl
 from .stgcn_npy import import_npy, is_npy_joint_file
 
+VIDEO_FORMAT = "video"  # what `agcn extract` reads (videos, OpenPose/MMPose output); preprocess does not
 FILE_FORMATS = {".skeleton": "ntu", ".pkl": "pkl", ".json": "kinetics", ".npy": "npy", ".h5": "split", ".hdf5": "split"}
 ONE_FILE_SOURCES = ("pkl", "npy")  # the formats `agcn preprocess` converts from a single file
 # the formats other than .skeleton folders: they count samples as they convert, with no total
@@ -38,30 +40,52 @@ IMPORTERS: dict[str, Callable[[ConvertConfig, Tick | None], ConvertReport]] = {
 
 
 def detect_input_format(path: Path) -> str | None:
-    """`ntu`, `pkl`, `kinetics`, `npy` or `split`: what `path` holds.
+    """`ntu`, `pkl`, `kinetics`, `npy`, `split` or `video`: what `path` holds.
 
-    A folder by its entries: `kinetics_train/` or `kinetics_val/` make it Kinetics-Skeleton, else
-    the first telling name decides (a `.skeleton` file, a video `.json`, a gendata joint array);
-    `ntu` when none tells. Any other path (a file, or nothing yet) by its suffix in any case
-    (`FILE_FORMATS`); None for another suffix.
+    `video` (VIDEO_FORMAT) is what `agcn extract` reads: a video, an OpenPose `--write_json` folder
+    or MMPose JSON file (by names and one file's first bytes: `pose/keypoint_json.is_keypoint_input`),
+    a folder of videos or of class folders of them. A folder by its entries: `kinetics_train/` or
+    `kinetics_val/` make it Kinetics-Skeleton, else the first telling name decides (a `.skeleton`
+    file, a video `.json`, a gendata joint array, a video, a subfolder holding videos); `ntu` when
+    none tells. Any other path (a file, or nothing yet) by its suffix in any case (`FILE_FORMATS`);
+    None for another suffix.
     """
     path = Path(path)
     if not path.is_dir():
-        return FILE_FORMATS.get(path.suffix.lower())
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            return VIDEO_FORMAT
+        found = FILE_FORMATS.get(path.suffix.lower())
+        return VIDEO_FORMAT if found == "kinetics" and is_keypoint_input(path) else found
     if any((path / folder).is_dir() for folder in KINETICS_FOLDERS.values()):
         return "kinetics"
+    if is_keypoint_input(path):
+        return VIDEO_FORMAT
     try:
         with os.scandir(path) as it:
             for entry in it:  # the first telling name decides; no full listing of a large folder
-                if entry.name.endswith(".skeleton"):
+                name = entry.name
+                if name.endswith(".skeleton"):
                     return "ntu"
-                if entry.name.endswith(".json") and not entry.name.endswith("_label.json"):
+                if name.endswith(".json") and not name.endswith("_label.json"):
                     return "kinetics"
-                if is_npy_joint_file(entry.name):
+                if is_npy_joint_file(name):
                     return "npy"
+                if name.lower().endswith(VIDEO_SUFFIXES):
+                    return VIDEO_FORMAT
+                if not name.startswith(".") and entry.is_dir() and _holds_videos(entry.path):  # class folders
+                    return VIDEO_FORMAT
     except OSError as e:
         raise AgcnError(f"{path}: cannot list directory ({e.strerror})") from None
     return "ntu"
+
+
+def _holds_videos(folder: str) -> bool:
+    """A class folder: one whose first video-telling entry is a video."""
+    try:
+        with os.scandir(folder) as it:
+            return any(e.name.lower().endswith(VIDEO_SUFFIXES) for e in it)
+    except OSError:
+        return False
 
 
 def source_format(source: Path, fmt: str = "auto") -> str:
@@ -75,7 +99,7 @@ def source_format(source: Path, fmt: str = "auto") -> str:
         return fmt
     source = Path(source)
     found = detect_input_format(source)
-    if source.is_dir():
+    if source.is_dir() or found == VIDEO_FORMAT:
         return found
     if found not in ONE_FILE_SOURCES or not source.suffix.islower():
         return "ntu"
@@ -88,12 +112,12 @@ def convert(config: ConvertConfig, progress: OpenProgress | None = None) -> Conv
     """Convert the source of `config` into split files, in the format `config.format` names or
     the one detected; `progress(total, what, unit)` opens a display that counts inputs as they
     complete (`pipeline.OpenProgress`: the CLI passes its progress bar)."""
-    if config.format == "auto" and is_video_input(Path(config.source)):
+    fmt = source_format(config.source, config.format)
+    if fmt == VIDEO_FORMAT:
         raise AgcnError(
             f"{config.source}: videos and pose estimators' per-frame output become an annotation file first: "
             f"agcn extract {config.source} --out NAME.pkl, then agcn preprocess NAME.pkl {config.out_dir}"
         )
-    fmt = source_format(config.source, config.format)
     if fmt == "ntu":
         return preprocess_skeletons(config, progress)  # opens the progress once the files are listed
     if config.missing_list is not None:

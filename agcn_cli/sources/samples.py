@@ -25,8 +25,8 @@ from ..io.splitfile import check_split_file, read_meta, read_samples, split_labe
 from ..skeleton.layouts import Layout, get_layout
 from ..skeleton.normalize import WindowPad
 from ..skeleton.persons import fit_persons
-from .extract import EXTRACT_LAYOUT, Item, annotation, is_video_input, item_poses, list_items
-from .formats import FILE_FORMATS, detect_input_format
+from .extract import EXTRACT_LAYOUT, Item, annotation, item_poses, list_items
+from .formats import FILE_FORMATS, VIDEO_FORMAT, detect_input_format
 from .kinetics import KINETICS_FOLDERS, KINETICS_LAYOUT, KINETICS_RECIPE, KINETICS_SOURCE, read_video, video_sample
 from .ntu import SkeletonError, benchmark_family, parse_name
 from .ntu_convert import NTU_LAYOUT, NTU_SOURCE, list_skeleton_files, padded_skeleton_sample
@@ -214,9 +214,9 @@ def input_kind(path: Path) -> str:
     """skeleton | pkl | kinetics | split: what `agcn predict` reads `path` as (`formats.detect_input_format`);
     AgcnError for anything else."""
     path = Path(path)
-    if is_video_input(path):
-        return VIDEO_KIND
     found = detect_input_format(path)
+    if found == VIDEO_FORMAT:
+        return VIDEO_KIND
     if path.is_dir():
         return "kinetics" if found == "kinetics" else "skeleton"
     if not path.exists():
